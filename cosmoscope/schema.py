@@ -1,0 +1,306 @@
+"""Arrow schemas of every catalog table, the enumerations they use, and the schema version.
+
+Every backend stores exactly these schemas. Migrations are additive: a newer schema version may
+add tables and nullable columns, never rename or drop them, so an older catalog is brought up to
+date on open by creating what is missing (see :func:`plan_migration`).
+
+Times are UTC microseconds (``timestamp[us, tz=UTC]``), JSON is plain ``utf8`` text (VAST
+Database rejects Arrow extension and large types), and every column except a table's key is
+nullable.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+#: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
+SCHEMA_VERSION = 1
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+
+
+class ProcessingStatus(enum.StrEnum):
+    """Where a dataset is in its processing life."""
+
+    RAW = "raw"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    ARCHIVED = "archived"
+
+
+class CalibrationStatus(enum.StrEnum):
+    """Whether the data in a file have been calibrated."""
+
+    UNCALIBRATED = "uncalibrated"
+    PARTIAL = "partial"
+    CALIBRATED = "calibrated"
+    UNKNOWN = "unknown"
+
+
+class ExtractionStatus(enum.StrEnum):
+    """How metadata extraction went for a file."""
+
+    OK = "ok"
+    PARTIAL = "partial"  # readable, but some required fields are missing
+    ERROR = "error"  # unreadable; ``extraction_error`` says why
+
+
+class FileStatus(enum.StrEnum):
+    """What the catalog last saw of the file on disk."""
+
+    PRESENT = "present"
+    MISSING = "missing"
+    CHANGED = "changed"
+
+
+class ValidationStatus(enum.StrEnum):
+    """Outcome of the last validation of a row."""
+
+    PASSED = "passed"
+    PROBLEMS = "problems"
+
+
+class RelationshipType(enum.StrEnum):
+    """Common lineage edge types; any other non-empty text is accepted too."""
+
+    RAW_TO_PROCESSED = "raw->processed"
+    RAW_TO_CALIBRATED = "raw->calibrated"
+    CALIBRATED_TO_DERIVED = "calibrated->derived"
+    CALIBRATION = "calibration"
+    DERIVED = "derived"
+
+
+#: ObsCore ``dataproduct_type`` vocabulary.
+DATAPRODUCT_TYPES = ("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event",
+                     "measurements")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's Arrow schema and the columns that identify a row."""
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    #: Columns that get a secondary index where the backend supports one.
+    indexes: tuple[tuple[str, ...], ...] = ()
+    doc: str = ""
+
+
+def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+
+
+OBSERVATIONS = TableSpec(
+    name="observations",
+    doc="One row per data file.",
+    key=("dataset_id",),
+    schema=pa.schema([
+        _field("dataset_id", pa.string(), "Stable identifier of the dataset (derived from its path).", nullable=False),
+        # The mission brief's fields.
+        _field("mission_id", pa.string(), "Mission the file belongs to, e.g. 'CHANDRA', 'COSMOS-7'."),
+        _field("satellite_name", pa.string(), "Spacecraft or observatory (TELESCOP, platform)."),
+        _field("instrument_type", pa.string(), "Instrument (INSTRUME, instrument, sensor)."),
+        _field("observation_timestamp", UTC_TS, "Start of the observation, UTC."),
+        _field("target_object", pa.string(), "Target name (OBJECT, TARGNAME)."),
+        _field("data_quality_score", pa.float64(), "Quality score from 0.0 (unusable) to 1.0."),
+        _field("calibration_status", pa.string(), "One of CalibrationStatus."),
+        _field("file_path", pa.string(), "Absolute path of the file."),
+        _field("file_size", pa.int64(), "Size of the file in bytes."),
+        _field("processing_status", pa.string(), "One of ProcessingStatus."),
+        _field("version", pa.string(), "Product or processing version as the mission writes it."),
+        _field("mission_specific", pa.string(), "JSON object of mission-specific metadata."),
+        # What the IVOA ObsCore model needs and users search by.
+        _field("observation_end", UTC_TS, "End of the observation, UTC."),
+        _field("exposure_time", pa.float64(), "Exposure time in seconds."),
+        _field("ra", pa.float64(), "Right ascension (ICRS), degrees."),
+        _field("dec", pa.float64(), "Declination (ICRS), degrees."),
+        _field("calib_level", pa.int32(), "ObsCore calibration level 0-4."),
+        _field("dataproduct_type", pa.string(), "ObsCore data product type (image, spectrum, ...)."),
+        # Bookkeeping.
+        _field("file_format", pa.string(), "fits, hdf5, netcdf or csv."),
+        _field("file_mtime", UTC_TS, "Modification time of the file when it was read."),
+        _field("checksum", pa.string(), "Content hash, when one was computed ('algo:hex')."),
+        _field("quality_flags", pa.string(), "JSON list naming each deduction from the quality score."),
+        _field("extraction_status", pa.string(), "One of ExtractionStatus."),
+        _field("extraction_error", pa.string(), "Why extraction failed, in words."),
+        _field("field_sources", pa.string(), "JSON object: field -> header keyword, attribute or path part that gave it."),
+        _field("extractor_version", pa.string(), "Version of the extractor that produced the row."),
+        _field("file_status", pa.string(), "One of FileStatus."),
+        _field("validation_status", pa.string(), "One of ValidationStatus, null if never validated."),
+        _field("validation_problems", pa.string(), "JSON list of problems found by the last validation."),
+        _field("last_validated", UTC_TS, "When the row was last validated."),
+        _field("ingested_at", UTC_TS, "When the row was first written."),
+        _field("updated_at", UTC_TS, "When the row last changed."),
+    ]),
+    indexes=(
+        ("mission_id", "observation_timestamp"),
+        ("observation_timestamp",),
+        ("instrument_type",),
+        ("target_object",),
+        ("processing_status",),
+        ("file_path",),
+        ("data_quality_score",),
+    ),
+)
+
+RELATIONSHIPS = TableSpec(
+    name="dataset_relationships",
+    doc="Lineage edges between datasets (raw -> calibrated -> derived).",
+    key=("parent_dataset_id", "child_dataset_id", "relationship_type"),
+    schema=pa.schema([
+        _field("parent_dataset_id", pa.string(), "The input dataset.", nullable=False),
+        _field("child_dataset_id", pa.string(), "The dataset made from it.", nullable=False),
+        _field("relationship_type", pa.string(), "raw->processed, calibration, derived, ...", nullable=False),
+        _field("relationship_metadata", pa.string(), "JSON object describing the edge."),
+        _field("created_at", UTC_TS, "When the edge was recorded."),
+        _field("run_id", pa.string(), "Processing run that produced the edge, if any."),
+    ]),
+    indexes=(("child_dataset_id",),),
+)
+
+EVENTS = TableSpec(
+    name="events",
+    doc="The audit trail: one row per change made through the catalog.",
+    key=("event_id",),
+    schema=pa.schema([
+        _field("event_id", pa.string(), "Unique id of the event.", nullable=False),
+        _field("ts", UTC_TS, "When it happened."),
+        _field("actor", pa.string(), "Who did it (user@host, or a pipeline's name)."),
+        _field("action", pa.string(), "What was done: ingest, update, link, status, ..."),
+        _field("dataset_id", pa.string(), "The dataset it concerns, if any."),
+        _field("run_id", pa.string(), "The processing run it belongs to, if any."),
+        _field("field", pa.string(), "The field that changed, if one did."),
+        _field("from_value", pa.string(), "Value before the change."),
+        _field("to_value", pa.string(), "Value after the change."),
+        _field("details", pa.string(), "JSON object with anything else worth keeping."),
+    ]),
+    indexes=(("dataset_id",), ("ts",), ("run_id",)),
+)
+
+META = TableSpec(
+    name="cosmoscope_meta",
+    doc="Key/value facts about the catalog itself (schema version, creation time).",
+    key=("key",),
+    schema=pa.schema([
+        _field("key", pa.string(), "Name of the fact.", nullable=False),
+        _field("value", pa.string(), "Its value."),
+    ]),
+)
+
+#: Every table of the current schema version, by name.
+TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, META)}
+
+#: Short names used by the Python API and the CLI.
+TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",
+                 "dataset_relationships": "dataset_relationships", "events": "events"}
+
+#: Columns every extracted record should fill for its quality score not to be docked.
+REQUIRED_FIELDS = ("mission_id", "instrument_type", "observation_timestamp")
+
+
+def table_spec(name: str) -> TableSpec:
+    """Return the spec of a table by name or alias, or raise with the valid names."""
+    from cosmoscope.errors import UnknownNameError
+
+    try:
+        return TABLES[TABLE_ALIASES.get(name, name)]
+    except KeyError:
+        raise UnknownNameError("table", name, sorted(TABLES)) from None
+
+
+def check_columns(spec: TableSpec, columns) -> None:
+    """Raise :class:`~cosmoscope.errors.UnknownNameError` if any column is not in ``spec``."""
+    from cosmoscope.errors import UnknownNameError
+
+    names = spec.schema.names
+    for c in columns:
+        if c not in names:
+            raise UnknownNameError(f"column of {spec.name}", c, names)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What must be added to a stored table set to reach the current schema."""
+
+    new_tables: tuple[str, ...]
+    new_columns: dict[str, tuple[pa.Field, ...]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.new_tables and not any(self.new_columns.values())
+
+
+def plan_migration(existing: dict[str, pa.Schema]) -> Migration:
+    """Compare stored table schemas with the current ones; list the tables and columns to add.
+
+    Raises :class:`~cosmoscope.errors.SchemaError` if a stored column has a type this release
+    cannot read, since additive migration cannot fix that.
+    """
+    from cosmoscope.errors import SchemaError
+
+    new_tables, new_columns = [], {}
+    for name, spec in TABLES.items():
+        stored = existing.get(name)
+        if stored is None:
+            new_tables.append(name)
+            continue
+        missing = []
+        for field in spec.schema:
+            idx = stored.get_field_index(field.name)
+            if idx < 0:
+                missing.append(field)
+            elif not _compatible(stored.field(idx).type, field.type):
+                raise SchemaError(
+                    f"table {name!r} has column {field.name!r} of type {stored.field(idx).type}, "
+                    f"but cosmoscope expects {field.type}; this is not a catalog this release "
+                    "can use")
+        new_columns[name] = tuple(missing)
+    return Migration(tuple(new_tables), new_columns)
+
+
+def _compatible(stored: pa.DataType, wanted: pa.DataType) -> bool:
+    if stored == wanted:
+        return True
+    # Backends may report the storage type instead of the logical one.
+    return (pa.types.is_string(wanted) and (pa.types.is_string(stored) or pa.types.is_large_string(stored))) or (
+        pa.types.is_timestamp(wanted) and pa.types.is_timestamp(stored)) or (
+        pa.types.is_integer(wanted) and pa.types.is_integer(stored)) or (
+        pa.types.is_floating(wanted) and pa.types.is_floating(stored))
+
+
+def empty_table(name: str) -> pa.Table:
+    """An empty Arrow table with the schema of ``name``."""
+    return table_spec(name).schema.empty_table()
+
+
+def conform(name: str, data: pa.Table, *, fill_missing: bool = True) -> pa.Table:
+    """Cast ``data`` to the table's schema, column by column, in the table's column order.
+
+    Large and view string types (which polars produces) become ``utf8``; naive timestamps are
+    taken as UTC. Columns the table does not have raise :class:`UnknownNameError`. Missing
+    columns are filled with nulls when ``fill_missing`` (for inserts), dropped otherwise (for
+    partial updates).
+    """
+    spec = table_spec(name)
+    check_columns(spec, data.column_names)
+    arrays, fields = [], []
+    for field in spec.schema:
+        if field.name in data.column_names:
+            col = data.column(field.name)
+            if col.type != field.type:
+                if pa.types.is_timestamp(col.type) and col.type.tz is None and pa.types.is_timestamp(field.type):
+                    col = col.cast(pa.timestamp(col.type.unit)).cast(pa.timestamp(field.type.unit, tz="UTC"))
+                else:
+                    col = col.cast(field.type)
+            arrays.append(col)
+            fields.append(field)
+        elif fill_missing:
+            arrays.append(pa.nulls(data.num_rows, field.type))
+            fields.append(field)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
