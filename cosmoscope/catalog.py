@@ -1,0 +1,490 @@
+"""The Catalog: lazy frames over the store, search helpers, summaries, lineage and audited writes.
+
+Everything above the store (CLI, widgets, dashboard, pipelines, HTTP API) goes through this
+class; nothing here knows which backend holds the rows.
+
+Examples
+--------
+>>> import cosmoscope
+>>> cat = cosmoscope.open_catalog(":memory:")
+>>> cat.add_records([{"file_path": "/data/x/obs1.fits", "mission_id": "XMM",
+...                   "data_quality_score": 0.9}])
+1
+>>> cat.search(mission="XMM", min_quality=0.8).select("mission_id").collect().height
+1
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from cosmoscope import records as R
+from cosmoscope import schema as S
+from cosmoscope.errors import CatalogOpenError, DatasetNotFoundError, InvalidArgumentError, SchemaError
+from cosmoscope.times import now, to_utc
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from cosmoscope.store.base import Store
+
+log = logging.getLogger(__name__)
+
+#: Rows per write transaction for bulk writes through the catalog.
+BATCH_ROWS = 20_000
+
+
+def default_catalog_url() -> str:
+    """``$COSMOSCOPE_CATALOG``, else ``$XDG_DATA_HOME/cosmoscope/catalog.sqlite``
+    (``~/.local/share/cosmoscope/catalog.sqlite`` when XDG_DATA_HOME is unset)."""
+    env = os.environ.get("COSMOSCOPE_CATALOG")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return "sqlite://" + os.path.join(os.path.abspath(base), "cosmoscope", "catalog.sqlite")
+
+
+def default_actor() -> str:
+    """Who writes: ``$COSMOSCOPE_ACTOR``, else user@host."""
+    env = os.environ.get("COSMOSCOPE_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def open_catalog(url: str | os.PathLike | None = None, *, readonly: bool = False,
+                 actor: str | None = None) -> Catalog:
+    """Open (creating if needed) the catalog at ``url``.
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///abs/path.sqlite``, a file path, ``:memory:``, or
+        ``vast://ENDPOINT/BUCKET/SCHEMA``. Default: :func:`default_catalog_url`.
+    readonly
+        Refuse every write; never creates or migrates anything.
+    actor
+        Name recorded in the audit trail for writes (default ``user@host``).
+    """
+    from cosmoscope.store.base import open_store
+
+    url = os.fspath(url) if url is not None else default_catalog_url()
+    store = open_store(url, readonly=readonly)
+    try:
+        return Catalog(store, actor=actor, readonly=readonly)
+    except BaseException:
+        store.close()
+        raise
+
+
+class Catalog:
+    """A catalog of observation files held in a :class:`~cosmoscope.store.base.Store`."""
+
+    def __init__(self, store: Store, *, actor: str | None = None, readonly: bool = False):
+        self.store = store
+        self.actor = actor or default_actor()
+        self.readonly = readonly
+        self._ensure_schema()
+
+    # -- opening ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.store.url
+
+    def _ensure_schema(self) -> None:
+        tables = self.store.tables()
+        if not tables:
+            if self.readonly:
+                raise CatalogOpenError(f"{self.url} holds no catalog yet; open it writable once to create it")
+            with self.store.transaction():
+                for spec in S.TABLES.values():
+                    self.store.create_table(spec.name, spec.schema, spec.key, spec.indexes)
+                self._set_meta(schema_version=str(S.SCHEMA_VERSION), created_at=now().isoformat(),
+                               created_with=_version())
+            return
+        if S.META.name not in tables:
+            raise SchemaError(f"{self.url} is not a cosmoscope catalog (it has no {S.META.name} table); "
+                              "it was left untouched")
+        version = self.schema_version
+        if version > S.SCHEMA_VERSION:
+            raise SchemaError(
+                f"the catalog at {self.url} was written by a newer cosmoscope (schema version {version}; "
+                f"this release reads up to {S.SCHEMA_VERSION}). Upgrade cosmoscope to use it; the "
+                "catalog was not modified.")
+        plan = S.plan_migration(tables)
+        if plan.empty and version == S.SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise SchemaError(f"the catalog at {self.url} uses schema version {version} and needs "
+                              f"upgrading to {S.SCHEMA_VERSION}; open it once without readonly")
+        log.info("migrating %s from schema version %s to %s", self.url, version, S.SCHEMA_VERSION)
+        with self.store.transaction():
+            for name in plan.new_tables:
+                spec = S.TABLES[name]
+                self.store.create_table(spec.name, spec.schema, spec.key, spec.indexes)
+            for name, fields in plan.new_columns.items():
+                if fields:
+                    self.store.add_columns(name, fields)
+            self._set_meta(schema_version=str(S.SCHEMA_VERSION))
+            self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
+
+    def _set_meta(self, **values: str) -> None:
+        data = pa.table({"key": list(values), "value": list(values.values())})
+        self.store.upsert(S.META.name, data, S.META.key)
+
+    def meta(self) -> dict[str, str]:
+        """Facts about the catalog itself: schema version, when it was created, by what."""
+        return {r["key"]: r["value"] for b in self.store.scan(S.META.name) for r in b.to_pylist()}
+
+    @property
+    def schema_version(self) -> int:
+        try:
+            return int(self.meta().get("schema_version", 0))
+        except ValueError as exc:
+            raise SchemaError(f"{self.url} records an unreadable schema version: {exc}") from None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url!r})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        summary = self.mission_summary()
+        rows = "".join(
+            f"<tr><td>{escape(str(r['mission_id']))}</td><td>{r['n_datasets']:,}</td>"
+            f"<td>{_human_bytes(r['total_bytes'])}</td><td>{r['first_observation'] or ''}</td>"
+            f"<td>{r['last_observation'] or ''}</td></tr>" for r in summary.iter_rows(named=True))
+        return (f"<b>cosmoscope catalog</b> <code>{escape(self.url)}</code><table><tr><th>mission</th>"
+                f"<th>datasets</th><th>size</th><th>first</th><th>last</th></tr>{rows}</table>")
+
+    # -- frames ----------------------------------------------------------------------
+
+    def frame(self, table: str) -> pl.LazyFrame:
+        """A lazy frame over any catalog table (``observations``, ``relationships``, ``events``)."""
+        from cosmoscope.store.lazy import scan_table
+
+        return scan_table(self.store, S.table_spec(table).name)
+
+    def observations(self) -> pl.LazyFrame:
+        """Every observation row, lazily; filters, selections and limits reach the store."""
+        return self.frame("observations")
+
+    def relationships(self) -> pl.LazyFrame:
+        """Lineage edges (parent -> child), lazily."""
+        return self.frame("dataset_relationships")
+
+    def events(self) -> pl.LazyFrame:
+        """The audit trail, lazily."""
+        return self.frame("events")
+
+    def explain(self, lf: pl.LazyFrame) -> str:
+        """What a lazy query pushes down to the store, and what polars does after."""
+        from cosmoscope.store.lazy import explain
+
+        return explain(lf)
+
+    # -- search ----------------------------------------------------------------------
+
+    def search(self, mission=None, instrument=None, target=None, start=None, end=None,
+               min_quality: float | None = None, status=None, calibration=None, *,
+               satellite=None, product_type=None, file_format=None, calib_level: int | None = None,
+               ) -> pl.LazyFrame:
+        """Observations matching every given filter, as a lazy frame.
+
+        Parameters
+        ----------
+        mission, instrument, satellite, status, calibration, product_type, file_format
+            A value or a list of values (any of them matches). ``status`` is the processing
+            status, ``calibration`` the calibration status.
+        target
+            Exact target name; ``"NGC*"`` matches names starting with NGC, ``"*253*"`` names
+            containing 253.
+        start, end
+            Observations that start at or after ``start`` and before ``end`` (UTC; datetimes,
+            dates, ISO 8601 text or astropy Times).
+        min_quality
+            Lowest ``data_quality_score`` (0-1) to keep.
+        calib_level
+            Lowest ObsCore calibration level (0-4) to keep.
+        """
+        from cosmoscope.search import search_filter
+
+        expr = search_filter(mission=mission, instrument=instrument, target=target, start=start, end=end,
+                             min_quality=min_quality, status=status, calibration=calibration,
+                             satellite=satellite, product_type=product_type, file_format=file_format,
+                             calib_level=calib_level)
+        lf = self.observations()
+        return lf.filter(expr) if expr is not None else lf
+
+    def get(self, dataset_id: str) -> dict[str, Any]:
+        """One observation as a dict; raises :class:`DatasetNotFoundError` if it is not there."""
+        import polars as pl
+
+        df = self.observations().filter(pl.col("dataset_id") == dataset_id).collect()
+        if df.height == 0:
+            raise DatasetNotFoundError(f"no dataset {dataset_id!r} in {self.url}")
+        return df.row(0, named=True)
+
+    def lookup(self, dataset_ids: Sequence[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The rows of many datasets at once (missing ids are simply absent)."""
+        import polars as pl
+
+        lf = self.observations().filter(pl.col("dataset_id").is_in(list(dataset_ids)))
+        return (lf.select(columns) if columns else lf).collect()
+
+    def mission_summary(self, mission=None) -> pl.DataFrame:
+        """Per mission: datasets, total bytes, time coverage, mean and min quality, how many
+        are calibrated, how many failed extraction, and a count per processing status."""
+        from cosmoscope.search import summarize
+
+        return summarize(self.search(mission=mission) if mission is not None else self.observations())
+
+    def count(self, lf: pl.LazyFrame | None = None) -> int:
+        """Number of rows of a lazy frame (default: all observations)."""
+        import polars as pl
+
+        lf = self.observations() if lf is None else lf
+        return lf.select(pl.len()).collect().item()
+
+    def sql(self, query: str) -> pl.LazyFrame:
+        """Run polars SQL over the catalog's tables (``observations``, ``relationships``,
+        ``events``, ``obscore``); filters still reach the store.
+
+        >>> cat.sql("SELECT mission_id, count(*) AS n FROM observations GROUP BY mission_id")  # doctest: +SKIP
+        """
+        import polars as pl
+
+        ctx = pl.SQLContext({"observations": self.observations(), "relationships": self.relationships(),
+                             "dataset_relationships": self.relationships(), "events": self.events(),
+                             "obscore": self.obscore()}, eager=False)
+        return ctx.execute(query)
+
+    def obscore(self) -> pl.LazyFrame:
+        """The observations with IVOA ObsCore column names and units (see :mod:`cosmoscope.obscore`)."""
+        from cosmoscope.obscore import obscore_frame
+
+        return obscore_frame(self.observations())
+
+    # -- lineage & audit ---------------------------------------------------------------
+
+    def related(self, dataset_id: str, direction: str = "both", depth: int | None = None) -> pl.DataFrame:
+        """Datasets linked to ``dataset_id`` through lineage, transitively.
+
+        ``direction`` is ``"upstream"`` (parents, their parents, ...), ``"downstream"``
+        (children, ...) or ``"both"``; ``depth`` bounds the number of hops (None: all).
+        """
+        from cosmoscope.lineage import walk
+
+        return walk(self, dataset_id, direction=direction, depth=depth)
+
+    def history(self, dataset_id: str) -> pl.DataFrame:
+        """Every audit event about a dataset, oldest first."""
+        import polars as pl
+
+        return self.events().filter(pl.col("dataset_id") == dataset_id).collect().sort("ts", "event_id")
+
+    # -- writes ------------------------------------------------------------------------
+
+    def add_records(self, records, *, action: str = "add", run_id: str | None = None,
+                    details: dict | None = None) -> int:
+        """Insert or update observation rows; returns how many rows were written.
+
+        ``records`` is a dict, a list of dicts, a polars DataFrame or an Arrow table with
+        observation columns. ``dataset_id`` defaults to a hash of ``file_path``. New rows get
+        ``processing_status='raw'`` unless given; existing rows keep their status and
+        ``ingested_at``. Each row gets an audit event. Writes are atomic per batch of
+        :data:`BATCH_ROWS` rows.
+        """
+        data = R.with_dataset_ids(R.to_table("observations", records))
+        R.check_observations(data)
+        n = data.num_rows
+        if n == 0:
+            return 0
+        stamp = now()
+        preserve = ["ingested_at"]
+        data = _set(data, "ingested_at", R.constant(stamp, n, S.UTC_TS))
+        data = _set(data, "updated_at", R.constant(stamp, n, S.UTC_TS))
+        if "processing_status" not in data.column_names:
+            data = _set(data, "processing_status", R.constant(S.ProcessingStatus.RAW.value, n, pa.string()))
+            preserve.append("processing_status")
+        if "file_status" not in data.column_names and "file_path" in data.column_names:
+            data = _set(data, "file_status", R.constant(S.FileStatus.PRESENT.value, n, pa.string()))
+        written = 0
+        for chunk in R.chunks(data, BATCH_ROWS):
+            ids = chunk.column("dataset_id").to_pylist()
+            with self.store.transaction():
+                existing = self._existing_ids(ids)
+                written += self.store.upsert("observations", chunk, S.OBSERVATIONS.key, preserve=preserve)
+                paths = chunk.column("file_path").to_pylist() if "file_path" in chunk.column_names else [None] * len(ids)
+                self._events(
+                    [dict(action=action if i not in existing else "update", dataset_id=i, run_id=run_id,
+                          to_value=p, details=details) for i, p in zip(ids, paths)], ts=stamp)
+        return written
+
+    def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        from cosmoscope.predicate import Predicate, Test
+
+        pred = Predicate.of(Test("dataset_id", "is_in", tuple(ids)))
+        return {v for b in self.store.scan("observations", ["dataset_id"], pred) for v in
+                b.column(0).to_pylist()}
+
+    def update(self, dataset_ids: str | Iterable[str], *, reason: str | None = None,
+               run_id: str | None = None, **fields) -> int:
+        """Set fields on existing datasets, with an audit event per changed value.
+
+        >>> cat.update("ds-...", processing_status="processed", reason="pipeline v2")  # doctest: +SKIP
+        """
+        ids = [dataset_ids] if isinstance(dataset_ids, str) else list(dict.fromkeys(dataset_ids))
+        if not fields:
+            raise InvalidArgumentError("update() needs at least one field to set, e.g. processing_status='processed'")
+        if "dataset_id" in fields:
+            raise InvalidArgumentError("dataset_id is the key and cannot be updated")
+        S.check_columns(S.OBSERVATIONS, fields)
+        values = R.to_table("observations", [fields])
+        R.check_observations(values)
+        stamp = now()
+        with self.store.transaction():
+            before = self._current(ids, list(fields))
+            missing = [i for i in ids if i not in before]
+            if missing:
+                raise DatasetNotFoundError(
+                    f"no dataset {', '.join(map(repr, missing[:5]))}{' ...' if len(missing) > 5 else ''} "
+                    f"in {self.url}; nothing was updated")
+            new = {k: values.column(k)[0].as_py() for k in fields}
+            changed = [i for i in ids if any(before[i][k] != new[k] for k in fields)]
+            if not changed:
+                return 0
+            rows = [{"dataset_id": i, **new, "updated_at": stamp} for i in changed]
+            self.store.update("observations", R.to_table("observations", rows), S.OBSERVATIONS.key)
+            events = [dict(action="update", dataset_id=i, run_id=run_id, field=k, from_value=_text(before[i][k]),
+                           to_value=_text(new[k]), details={"reason": reason} if reason else None)
+                      for i in changed for k in fields if before[i][k] != new[k]]
+            self._events(events, ts=stamp)
+        return len(changed)
+
+    def set_status(self, dataset_ids, status: str, *, reason: str | None = None, run_id: str | None = None) -> int:
+        """Set the processing status (raw, queued, processing, processed, failed, archived)."""
+        return self.update(dataset_ids, processing_status=status, reason=reason, run_id=run_id)
+
+    def _current(self, ids: Sequence[str], columns: list[str]) -> dict[str, dict]:
+        from cosmoscope.predicate import Predicate, Test
+
+        pred = Predicate.of(Test("dataset_id", "is_in", tuple(ids)))
+        out = {}
+        for b in self.store.scan("observations", ["dataset_id", *columns], pred):
+            for row in b.to_pylist():
+                out[row.pop("dataset_id")] = row
+        return out
+
+    def link(self, parent: str, child: str, relationship_type: str = S.RelationshipType.DERIVED.value, *,
+             metadata: dict | None = None, run_id: str | None = None, require_existing: bool = True) -> None:
+        """Record that ``child`` was made from ``parent`` (a lineage edge), with an audit event."""
+        self.link_many([(parent, child, relationship_type)], metadata=metadata, run_id=run_id,
+                       require_existing=require_existing)
+
+    def link_many(self, edges: Iterable[tuple[str, str, str]], *, metadata: dict | None = None,
+                  run_id: str | None = None, require_existing: bool = True) -> int:
+        """Record many lineage edges ``(parent, child, relationship_type)`` at once."""
+        edges = list(dict.fromkeys(edges))
+        if not edges:
+            return 0
+        for p, c, t in edges:
+            if not p or not c or not t:
+                raise InvalidArgumentError(f"a lineage edge needs a parent, a child and a type; got {(p, c, t)!r}")
+            if p == c:
+                raise InvalidArgumentError(f"dataset {p!r} cannot be its own parent")
+        stamp = now()
+        with self.store.transaction():
+            if require_existing:
+                ids = {i for e in edges for i in e[:2]}
+                missing = ids - self._existing_ids(list(ids))
+                if missing:
+                    raise DatasetNotFoundError(
+                        f"cannot link unknown dataset(s) {', '.join(sorted(missing)[:5])}; ingest them first "
+                        "or pass require_existing=False")
+            n = len(edges)
+            data = pa.table({
+                "parent_dataset_id": [e[0] for e in edges], "child_dataset_id": [e[1] for e in edges],
+                "relationship_type": [e[2] for e in edges],
+                "relationship_metadata": pa.array([R.to_json(metadata)] * n, pa.string()),
+                "created_at": pa.array([stamp] * n, S.UTC_TS),
+                "run_id": pa.array([run_id] * n, pa.string())})
+            self.store.upsert("dataset_relationships", data, S.RELATIONSHIPS.key, preserve=["created_at"])
+            self._events([dict(action="link", dataset_id=c, run_id=run_id, field="parent", to_value=p,
+                               details={"relationship_type": t}) for p, c, t in edges], ts=stamp)
+        return len(edges)
+
+    def log_event(self, action: str, *, dataset_id: str | None = None, run_id: str | None = None,
+                  field: str | None = None, from_value=None, to_value=None, details: dict | None = None) -> None:
+        """Append one event to the audit trail (for actions that change nothing else)."""
+        with self.store.transaction():
+            self._event(action, dataset_id=dataset_id, run_id=run_id, field=field,
+                        from_value=_text(from_value), to_value=_text(to_value), details=details)
+
+    def _event(self, action: str, **kw) -> None:
+        self._events([dict(action=action, **kw)], ts=now())
+
+    def _events(self, events: list[dict], *, ts) -> None:
+        if not events:
+            return
+        cols = {name: [] for name in S.EVENTS.schema.names}
+        for e in events:
+            cols["event_id"].append(R.new_event_id())
+            cols["ts"].append(ts)
+            cols["actor"].append(self.actor)
+            for name in ("action", "dataset_id", "run_id", "field", "from_value", "to_value"):
+                cols[name].append(e.get(name))
+            cols["details"].append(R.to_json(e.get("details")))
+        self.store.upsert("events", pa.table(cols, schema=S.EVENTS.schema), S.EVENTS.key)
+
+
+def _set(data: pa.Table, name: str, column: pa.Array) -> pa.Table:
+    field = S.OBSERVATIONS.schema.field(name)
+    if name in data.column_names:
+        return data.set_column(data.column_names.index(name), field, column)
+    return data.append_column(field, column)
+
+
+def _text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return json.dumps(value, default=str)
+
+
+def _human_bytes(n) -> str:
+    n = float(n or 0)
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def _version() -> str:
+    from cosmoscope import __version__
+
+    return f"cosmoscope {__version__}"

@@ -1,0 +1,284 @@
+"""Commands that read the catalog: search, summary, related, show, history, sql, info."""
+
+from __future__ import annotations
+
+import argparse
+
+from cosmoscope.cli.output import add_format_options, write_frame
+
+#: Columns shown by ``search`` as a table unless --columns says otherwise.
+TABLE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_timestamp", "target_object",
+                 "data_quality_score", "processing_status", "file_path"]
+
+
+def _time(text: str):
+    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.times import to_utc
+
+    try:
+        return to_utc(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _quality(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"could not read {text!r} as a quality score; give a number "
+                                         "from 0 to 1, e.g. 0.8") from None
+    if not 0 <= q <= 1:
+        raise argparse.ArgumentTypeError(f"quality {q} is outside 0 to 1; e.g. 0.8")
+    return q
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"could not read {text!r} as a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative; give 0 or more")
+    return n
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def add_search_filters(p: argparse.ArgumentParser) -> None:
+    """The search filters as flags (shared by search and other commands that select datasets)."""
+    from cosmoscope import schema as S
+
+    g = p.add_argument_group("filters (all must match; repeat a flag to allow several values)")
+    g.add_argument("--mission", action="append", metavar="M", help="mission id, e.g. COSMOS-7")
+    g.add_argument("--instrument", action="append", metavar="I", help="instrument, e.g. WFI")
+    g.add_argument("--satellite", action="append", metavar="S", help="spacecraft or observatory")
+    g.add_argument("--target", metavar="NAME", help="target name; 'NGC*' for a prefix, '*253*' for a part")
+    g.add_argument("--start", type=_time, metavar="TIME", help="observations starting at or after TIME "
+                   "(ISO 8601, UTC unless an offset is given)")
+    g.add_argument("--end", type=_time, metavar="TIME", help="observations starting before TIME")
+    g.add_argument("--min-quality", type=_quality, metavar="Q", help="lowest quality score, 0 to 1")
+    g.add_argument("--status", action="append", choices=[s.value for s in S.ProcessingStatus],
+                   help="processing status")
+    g.add_argument("--calibration", action="append", choices=[s.value for s in S.CalibrationStatus],
+                   help="calibration status")
+    g.add_argument("--product-type", action="append", metavar="T", help="ObsCore product type: image, spectrum, ...")
+    g.add_argument("--file-format", action="append", choices=["fits", "hdf5", "netcdf", "csv"], help="file format")
+
+
+def search_from_args(cat, args):
+    """The lazy frame of the filters given on the command line."""
+    return cat.search(mission=args.mission, instrument=args.instrument, target=args.target, start=args.start,
+                      end=args.end, min_quality=args.min_quality, status=args.status,
+                      calibration=args.calibration, satellite=args.satellite, product_type=args.product_type,
+                      file_format=args.file_format)
+
+
+def register(sub, common) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser("search", parents=[common], formatter_class=fmt, help="find observations",
+                       description="Find observations by mission, instrument, time, quality, target and status.",
+                       epilog="examples:\n"
+                              "  cosmoscope search --mission COSMOS-7 --start 2026-11-20 --end 2026-11-27\n"
+                              "  cosmoscope search --target 'NGC*' --min-quality 0.8 --format csv > ngc.csv\n"
+                              "  cosmoscope search --status raw --mission HELIOS-X --count\n"
+                              "  cosmoscope search --mission LYRA --format parquet -o lyra.parquet")
+    add_search_filters(p)
+    g = p.add_argument_group("results")
+    g.add_argument("--columns", type=_columns, metavar="A,B,...",
+                   help="columns to show (default: a compact set for tables, every column otherwise)")
+    g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp", help="sort by (default: time)")
+    g.add_argument("--descending", action="store_true", help="sort newest / largest first")
+    g.add_argument("--limit", type=_positive_int, metavar="N",
+                   help="at most N rows (default: 50 for tables, all otherwise)")
+    g.add_argument("--count", action="store_true", help="print only the number of matches")
+    add_format_options(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("summary", parents=[common], help="per-mission counts, volume, time coverage and quality",
+                       description="Per mission: datasets, bytes, first and last observation, mean and minimum "
+                                   "quality, calibrated count, extraction errors and processing statuses.")
+    p.add_argument("--mission", action="append", metavar="M", help="only these missions")
+    add_format_options(p)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("related", parents=[common], help="lineage of a dataset (parents and children)",
+                       description="Datasets linked to DATASET_ID through lineage: the raw inputs it came "
+                                   "from (upstream) and the products made from it (downstream).")
+    p.add_argument("dataset_id", metavar="DATASET_ID")
+    p.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both")
+    p.add_argument("--depth", type=_positive_int, metavar="N", help="at most N hops (default: all)")
+    add_format_options(p)
+    p.set_defaults(func=cmd_related)
+
+    p = sub.add_parser("show", parents=[common], help="every field of one dataset",
+                       description="Every catalog field of one dataset, and where each value came from.")
+    p.add_argument("dataset_id", metavar="DATASET_ID")
+    p.add_argument("--format", "-f", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("history", parents=[common], help="audit trail of a dataset",
+                       description="Every recorded change to one dataset, oldest first: who, when, what.")
+    p.add_argument("dataset_id", metavar="DATASET_ID")
+    add_format_options(p)
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("sql", parents=[common], formatter_class=fmt, help="query the catalog with SQL",
+                       description="Run a polars SQL query over the tables observations, relationships, "
+                                   "events and obscore. Filters are still pushed down to the store.",
+                       epilog="example:\n  cosmoscope sql \"SELECT mission_id, count(*) AS n FROM observations "
+                              "WHERE data_quality_score > 0.8 GROUP BY mission_id\"")
+    p.add_argument("query", metavar="QUERY")
+    add_format_options(p)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("info", parents=[common], help="where the catalog is and what it holds",
+                       description="The catalog's location, schema version and row counts.")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_search(args) -> int:
+    import polars as pl
+
+    from cosmoscope import schema as S
+    from cosmoscope.cli import open_from_args
+    from cosmoscope.errors import UnknownNameError
+
+    with open_from_args(args, readonly=True) as cat:
+        lf = search_from_args(cat, args)
+        if args.count:
+            print(cat.count(lf))
+            return 0
+        names = S.OBSERVATIONS.schema.names
+        columns = args.columns or (TABLE_COLUMNS if args.format == "table" else names)
+        for c in [*columns, args.sort]:
+            if c not in names:
+                raise UnknownNameError("column", c, names)
+        limit = args.limit if args.limit is not None else (50 if args.format == "table" else None)
+        lf = lf.sort(args.sort, descending=args.descending, nulls_last=True)
+        df = (lf.head(limit) if limit is not None else lf).select(columns).collect()
+        title = None
+        if args.format == "table":
+            total = cat.count(search_from_args(cat, args)) if limit is not None and df.height == limit else df.height
+            title = f"{total:,} matching observation{'s' if total != 1 else ''}" + (
+                f" (showing {df.height}; use --limit to see more)" if total > df.height else "")
+            if df.height:
+                df = df.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_frame(df, args.format, args.output, title=title)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from cosmoscope.cli import open_from_args
+
+    with open_from_args(args, readonly=True) as cat:
+        df = cat.mission_summary(args.mission)
+        if args.format == "table":
+            if df.height == 0:
+                print("The catalog is empty." if args.mission is None else "No observations of those missions.")
+                return 0
+            df = summary_for_terminal(df)
+        write_frame(df, args.format, args.output)
+    return 0
+
+
+def summary_for_terminal(df):
+    """A mission summary narrow enough for a terminal: sizes in words, statuses in one column."""
+    import polars as pl
+
+    from cosmoscope import schema as S
+    from cosmoscope.catalog import _human_bytes
+
+    statuses = [s.value for s in S.ProcessingStatus]
+    status_text = pl.concat_str(
+        [pl.when(pl.col(f"n_{s}") > 0).then(pl.format(f"{s} {{}}", pl.col(f"n_{s}"))) for s in statuses],
+        separator=", ", ignore_nulls=True)
+    return df.select(
+        pl.col("mission_id").alias("mission"),
+        pl.col("n_datasets").alias("datasets"),
+        pl.col("total_bytes").map_elements(_human_bytes, return_dtype=pl.String).alias("size"),
+        pl.col("first_observation").dt.strftime("%Y-%m-%d %H:%M").alias("first"),
+        pl.col("last_observation").dt.strftime("%Y-%m-%d %H:%M").alias("last"),
+        pl.format("{} / {}", pl.col("mean_quality").round(2), pl.col("min_quality").round(2)).alias("quality mean/min"),
+        pl.col("n_calibrated").alias("calibrated"),
+        pl.col("n_extraction_errors").alias("unreadable"),
+        status_text.alias("status"),
+    )
+
+
+def cmd_related(args) -> int:
+    from cosmoscope.cli import open_from_args
+
+    with open_from_args(args, readonly=True) as cat:
+        df = cat.related(args.dataset_id, direction=args.direction, depth=args.depth)
+        if args.format == "table":
+            df = df.select("direction", "depth", "dataset_id", "relationship_type", "mission_id", "processing_status",
+                           "data_quality_score", "file_path")
+            if df.height == 0:
+                print(f"{args.dataset_id} has no recorded parents or children.")
+                return 0
+        write_frame(df, args.format, args.output)
+    return 0
+
+
+def cmd_show(args) -> int:
+    import json
+
+    from cosmoscope.cli import open_from_args
+
+    with open_from_args(args, readonly=True) as cat:
+        row = cat.get(args.dataset_id)
+    if args.format == "json":
+        print(json.dumps(row, default=str, indent=2))
+        return 0
+    sources = json.loads(row.get("field_sources") or "{}")
+    width = max(len(k) for k in row)
+    for key, value in row.items():
+        src = f"   <- {sources[key]}" if key in sources else ""
+        print(f"{key:<{width}}  {'' if value is None else value}{src}")
+    return 0
+
+
+def cmd_history(args) -> int:
+    from cosmoscope.cli import open_from_args
+
+    with open_from_args(args, readonly=True) as cat:
+        df = cat.history(args.dataset_id)
+        if df.height == 0:
+            cat.get(args.dataset_id)  # says "no dataset" if it does not exist
+            print(f"No recorded events for {args.dataset_id}.")
+            return 0
+        if args.format == "table":
+            df = df.select("ts", "actor", "action", "field", "from_value", "to_value", "run_id", "details")
+        write_frame(df, args.format, args.output)
+    return 0
+
+
+def cmd_sql(args) -> int:
+    from cosmoscope.cli import open_from_args
+    from cosmoscope.errors import InvalidArgumentError
+
+    with open_from_args(args, readonly=True) as cat:
+        try:
+            df = cat.sql(args.query).collect()
+        except Exception as exc:  # polars' SQL errors name the problem; keep their words
+            if type(exc).__module__.startswith("polars"):
+                raise InvalidArgumentError(f"the SQL query failed: {exc}") from None
+            raise
+        write_frame(df, args.format, args.output)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from cosmoscope.cli import open_from_args
+
+    with open_from_args(args, readonly=True) as cat:
+        meta = cat.meta()
+        print(f"catalog:         {cat.url}")
+        print(f"schema version:  {meta.get('schema_version')}")
+        print(f"created:         {meta.get('created_at')} ({meta.get('created_with')})")
+        for name in ("observations", "relationships", "events"):
+            print(f"{name + ':':<17}{cat.count(cat.frame(name)):,} rows")
+    return 0

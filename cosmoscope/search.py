@@ -1,0 +1,125 @@
+"""Search filters as polars expressions, and mission summaries.
+
+Every filter here is of a form the predicate IR carries, so all of it reaches the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cosmoscope import schema as S
+from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.times import to_utc
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def _values(value, name: str, valid=None) -> list:
+    values = [value] if isinstance(value, (str, int, float)) else list(value)
+    if not values:
+        raise InvalidArgumentError(f"{name} was given an empty list; give at least one value or leave it out")
+    if valid is not None:
+        for v in values:
+            if v not in valid:
+                raise InvalidArgumentError(f"{name} {v!r} is not one of {', '.join(valid)}")
+    return values
+
+
+def _any_of(column: str, value, name: str, valid=None) -> pl.Expr:
+    import polars as pl
+
+    values = _values(value, name, valid)
+    return pl.col(column) == values[0] if len(values) == 1 else pl.col(column).is_in(values)
+
+
+def target_filter(target: str) -> pl.Expr:
+    """Exact name, ``prefix*`` or ``*part*`` (a ``*`` elsewhere is taken literally)."""
+    import polars as pl
+
+    col = pl.col("target_object")
+    if len(target) > 2 and target.startswith("*") and target.endswith("*"):
+        return col.str.contains(target[1:-1], literal=True)
+    if len(target) > 1 and target.endswith("*") and not target.startswith("*"):
+        return col.str.starts_with(target[:-1])
+    return col == target
+
+
+def search_filter(*, mission=None, instrument=None, target=None, start=None, end=None, min_quality=None,
+                  status=None, calibration=None, satellite=None, product_type=None, file_format=None,
+                  calib_level=None) -> pl.Expr | None:
+    """The AND of the given search filters (None when no filter is given)."""
+    import polars as pl
+
+    terms = []
+    if mission is not None:
+        terms.append(_any_of("mission_id", mission, "mission"))
+    if instrument is not None:
+        terms.append(_any_of("instrument_type", instrument, "instrument"))
+    if satellite is not None:
+        terms.append(_any_of("satellite_name", satellite, "satellite"))
+    if status is not None:
+        terms.append(_any_of("processing_status", status, "status", [s.value for s in S.ProcessingStatus]))
+    if calibration is not None:
+        terms.append(_any_of("calibration_status", calibration, "calibration",
+                             [s.value for s in S.CalibrationStatus]))
+    if product_type is not None:
+        terms.append(_any_of("dataproduct_type", product_type, "product type"))
+    if file_format is not None:
+        terms.append(_any_of("file_format", file_format, "file format"))
+    if target is not None:
+        if not isinstance(target, str) or not target.strip():
+            raise InvalidArgumentError("target must be a non-empty name, e.g. 'NGC 253' or 'NGC*'")
+        terms.append(target_filter(target.strip()))
+    t0 = to_utc(start, name="start time") if start is not None else None
+    t1 = to_utc(end, name="end time") if end is not None else None
+    if t0 is not None and t1 is not None and t1 <= t0:
+        raise InvalidArgumentError(f"the end time {t1.isoformat()} is not after the start time {t0.isoformat()}")
+    if t0 is not None:
+        terms.append(pl.col("observation_timestamp") >= t0)
+    if t1 is not None:
+        terms.append(pl.col("observation_timestamp") < t1)
+    if min_quality is not None:
+        if isinstance(min_quality, bool) or not isinstance(min_quality, (int, float)) or not 0 <= min_quality <= 1:
+            raise InvalidArgumentError(f"min_quality must be a number from 0 to 1, got {min_quality!r}")
+        terms.append(pl.col("data_quality_score") >= float(min_quality))
+    if calib_level is not None:
+        if isinstance(calib_level, bool) or not isinstance(calib_level, int) or not 0 <= calib_level <= 4:
+            raise InvalidArgumentError(f"calib_level must be an integer from 0 to 4, got {calib_level!r}")
+        terms.append(pl.col("calib_level") >= calib_level)
+    if not terms:
+        return None
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = expr & t
+    return expr
+
+
+#: Columns a mission summary reads.
+SUMMARY_COLUMNS = ("mission_id", "file_size", "observation_timestamp", "observation_end", "data_quality_score",
+                   "calibration_status", "processing_status", "extraction_status")
+
+
+def summarize(lf: pl.LazyFrame) -> pl.DataFrame:
+    """Per-mission counts, bytes, time coverage, quality and status breakdown of a frame."""
+    import polars as pl
+
+    statuses = [s.value for s in S.ProcessingStatus]
+    out = (
+        lf.select(SUMMARY_COLUMNS)
+        .group_by("mission_id")
+        .agg(
+            pl.len().alias("n_datasets"),
+            pl.col("file_size").sum().alias("total_bytes"),
+            pl.col("observation_timestamp").min().alias("first_observation"),
+            pl.max_horizontal("observation_timestamp", "observation_end").max().alias("last_observation"),
+            pl.col("data_quality_score").mean().alias("mean_quality"),
+            pl.col("data_quality_score").min().alias("min_quality"),
+            (pl.col("calibration_status") == S.CalibrationStatus.CALIBRATED.value).sum().alias("n_calibrated"),
+            (pl.col("extraction_status") == S.ExtractionStatus.ERROR.value).sum().alias("n_extraction_errors"),
+            *[(pl.col("processing_status") == s).sum().alias(f"n_{s}") for s in statuses],
+        )
+        .sort("mission_id", nulls_last=True)
+        .collect()
+    )
+    return out

@@ -1,0 +1,111 @@
+"""The Store protocol: the few verbs on Arrow data that every catalog backend offers.
+
+A store knows nothing about file formats or the catalog's meaning; it keeps Arrow tables with
+keys. The Catalog above it supplies the table specs from :mod:`cosmoscope.schema`.
+
+Contract, checked by ``tests/test_store_contract.py`` against every backend:
+
+- ``create_table`` / ``add_columns`` / ``tables`` give additive schema management.
+- ``upsert`` inserts new keys and overwrites the given columns of existing ones. It is atomic
+  per write batch; inside ``transaction()`` the whole transaction is atomic.
+- ``scan`` streams ``pyarrow.RecordBatch`` objects that conform exactly to the stored schema
+  (projected to ``columns``), filtered by a :class:`~cosmoscope.predicate.Predicate` and cut to
+  ``limit`` rows. Rows come in no particular order.
+- ``update`` sets columns of existing keys; ``delete`` removes keys. Both return how many rows
+  they touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from cosmoscope.predicate import Predicate
+
+#: Rows per write transaction when the caller did not open one: big enough to be fast, small
+#: enough that another process waiting to write is not held for long (DESIGN.md: 10k-50k).
+WRITE_BATCH_ROWS = 20_000
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the Catalog needs from a backend."""
+
+    #: The URL the store was opened with, without credentials.
+    url: str
+
+    def tables(self) -> dict[str, pa.Schema]:
+        """Stored tables and their Arrow schemas."""
+
+    def create_table(self, name: str, schema: pa.Schema, key: Sequence[str],
+                     indexes: Sequence[Sequence[str]] = ()) -> None:
+        """Create a table (no-op if it exists with the same name)."""
+
+    def add_columns(self, name: str, fields: Sequence[pa.Field]) -> None:
+        """Add nullable columns to an existing table."""
+
+    def upsert(self, table: str, data: pa.Table, key: Sequence[str],
+               preserve: Sequence[str] = ()) -> int:
+        """Insert or overwrite rows by ``key``; ``preserve`` columns keep their stored value
+        on rows that already exist. Returns the number of rows written."""
+
+    def scan(self, table: str, columns: Sequence[str] | None = None,
+             predicate: Predicate | None = None, limit: int | None = None,
+             batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream matching rows as record batches."""
+
+    def update(self, table: str, data: pa.Table, key: Sequence[str]) -> int:
+        """Set the non-key columns of ``data`` on the rows whose key matches."""
+
+    def delete(self, table: str, keys: pa.Table) -> int:
+        """Delete the rows whose key columns equal a row of ``keys``."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside commit together or not at all; nesting joins the outer one."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(url: str, *, readonly: bool = False) -> Store:
+    """Open the backend a catalog URL names.
+
+    ``sqlite:///abs/path.sqlite``, a plain file path, or ``:memory:`` give the embedded SQLite
+    store; ``vast://ENDPOINT/BUCKET/SCHEMA`` gives VAST Database.
+    """
+    from cosmoscope.errors import CatalogOpenError
+
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("", "sqlite", "file"):
+        from cosmoscope.store.sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url), readonly=readonly)
+    if scheme in ("vast", "vast+http", "vast+https"):
+        try:
+            from cosmoscope.store.vast import VastStore
+        except ImportError as exc:
+            raise CatalogOpenError(f"the VAST Database backend is not available here: {exc}") from exc
+        return VastStore.from_url(url, readonly=readonly)
+    raise CatalogOpenError(
+        f"cannot open catalog {url!r}: unknown scheme {scheme!r}; use sqlite:///path/to/catalog.sqlite, "
+        "a file path, or vast://ENDPOINT/BUCKET/SCHEMA")
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a SQLite catalog URL.
+
+    >>> sqlite_path("sqlite:///data/catalog.sqlite")
+    '/data/catalog.sqlite'
+    >>> sqlite_path("sqlite://relative/catalog.sqlite")
+    'relative/catalog.sqlite'
+    >>> sqlite_path("catalog.sqlite")
+    'catalog.sqlite'
+    """
+    for prefix in ("sqlite://", "file://"):
+        if url.lower().startswith(prefix):
+            return url[len(prefix):]
+    return url

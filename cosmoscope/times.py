@@ -1,0 +1,72 @@
+"""Turning what users type or pass into UTC datetimes, with errors that show an example."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from cosmoscope.errors import InvalidArgumentError
+
+UTC = dt.timezone.utc
+_EXAMPLE = "use ISO 8601, e.g. 2026-11-27 or 2026-11-27T08:15:00Z"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|days|w|wk|weeks?)\s*$", re.I)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400,
+          "days": 86400, "w": 604800, "wk": 604800, "week": 604800, "weeks": 604800}
+
+
+def now() -> dt.datetime:
+    """The current time, UTC, to the microsecond."""
+    return dt.datetime.now(UTC)
+
+
+def to_utc(value, *, name: str = "time") -> dt.datetime:
+    """Read a time as a timezone-aware UTC datetime.
+
+    Accepts datetimes (naive ones are taken as UTC), dates (midnight UTC), ISO 8601 strings
+    (``2026-11-27``, ``2026-11-27T08:15:00``, with ``Z`` or an offset), ``numpy.datetime64``
+    and ``astropy.time.Time``.
+
+    >>> to_utc("2026-11-27T08:15:00+01:00")
+    datetime.datetime(2026, 11, 27, 7, 15, tzinfo=datetime.timezone.utc)
+    >>> to_utc("27/11/2026")
+    Traceback (most recent call last):
+    ...
+    cosmoscope.errors.InvalidArgumentError: could not read '27/11/2026' as the time: use ISO 8601, e.g. 2026-11-27 or 2026-11-27T08:15:00Z
+    """
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise InvalidArgumentError(f"could not read {value!r} as the {name}: {_EXAMPLE}") from None
+        return to_utc(parsed)
+    type_name = type(value).__module__ + "." + type(value).__name__
+    if type_name.startswith("numpy.") and "datetime64" in type_name:
+        import numpy as np
+
+        micros = value.astype("datetime64[us]").astype(np.int64)
+        return dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=int(micros))
+    if type_name.startswith("astropy.time"):
+        return value.utc.to_datetime(timezone=UTC)
+    raise InvalidArgumentError(f"could not read {value!r} (a {type(value).__name__}) as the {name}: {_EXAMPLE}")
+
+
+def to_duration(value, *, name: str = "duration") -> dt.timedelta:
+    """Read a duration: a timedelta, seconds as a number, or text like ``6h``, ``30 min``, ``7d``.
+
+    >>> to_duration("6h")
+    datetime.timedelta(seconds=21600)
+    """
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return dt.timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2).lower()])
+    raise InvalidArgumentError(f"could not read {value!r} as the {name}: write it like 90s, 30min, 6h or 7d")

@@ -1,0 +1,85 @@
+"""Shared fixtures. Store backends are parameters, so contract tests run against each of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+
+import pytest
+
+UTC = dt.timezone.utc
+SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+CORPUS = os.path.join(SHARED, "corpus")
+
+#: Store backends every contract test runs against.
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(autouse=True)
+def _no_user_catalog(tmp_path, monkeypatch):
+    """Keep every test away from the user's real catalog and home directory."""
+    monkeypatch.setenv("COSMOSCOPE_CATALOG", str(tmp_path / "default-catalog.sqlite"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("COSMOSCOPE_ACTOR", "tester@tests")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """A URL of an empty store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path}/store.sqlite"
+    raise AssertionError(request.param)  # pragma: no cover
+
+
+@pytest.fixture
+def store(store_url):
+    from cosmoscope.store.base import open_store
+
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def catalog(store_url):
+    import cosmoscope
+
+    cat = cosmoscope.open_catalog(store_url)
+    yield cat
+    cat.close()
+
+
+MISSIONS = ["COSMOS-7", "HELIOS-X", "LYRA", "AURORA-2"]
+INSTRUMENTS = {"COSMOS-7": ["WFI", "HRS"], "HELIOS-X": ["XIS"], "LYRA": ["LYCAM"], "AURORA-2": ["MAG", "PES"]}
+TARGETS = ["NGC 253", "M31", "Crab", "Cas A", "3C 273", "Sgr A*", None]
+
+
+def make_records(n: int, seed: int = 0, start=dt.datetime(2026, 11, 1, tzinfo=UTC)) -> list[dict]:
+    """Synthetic observation records with realistic spread (some values missing)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        mission = MISSIONS[i % len(MISSIONS)]
+        t0 = start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 20))
+        exposure = rng.choice([60.0, 300.0, 600.0, 1800.0])
+        out.append({
+            "file_path": f"/archive/{mission.lower()}/{t0:%Y/%j}/obs_{i:06d}.fits",
+            "mission_id": mission,
+            "satellite_name": mission,
+            "instrument_type": rng.choice(INSTRUMENTS[mission]),
+            "observation_timestamp": t0,
+            "observation_end": t0 + dt.timedelta(seconds=exposure),
+            "exposure_time": exposure,
+            "target_object": rng.choice(TARGETS),
+            "ra": round(rng.uniform(0, 360), 6) if rng.random() > 0.1 else None,
+            "dec": round(rng.uniform(-90, 90), 6) if rng.random() > 0.1 else None,
+            "data_quality_score": round(rng.random(), 3),
+            "calibration_status": rng.choice(["calibrated", "uncalibrated", "partial"]),
+            "calib_level": rng.randrange(0, 4),
+            "file_size": rng.randrange(10_000, 2_000_000_000),
+            "file_format": "fits",
+            "version": f"v{rng.randrange(1, 4):02d}",
+            "mission_specific": {"obs_id": f"{i:08d}", "seq": i},
+        })
+    return out
