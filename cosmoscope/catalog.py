@@ -287,6 +287,21 @@ class Catalog:
 
         return obscore_frame(self.observations())
 
+    # -- ingest ------------------------------------------------------------------------
+
+    def ingest(self, paths, **options):
+        """Catalog every data file under ``paths``; returns an :class:`~cosmoscope.ingest.IngestSummary`.
+
+        Options are those of :func:`cosmoscope.ingest.bulk.ingest`: ``profile``, ``workers``,
+        ``dry_run``, ``progress``, ``force``, ``follow_symlinks``, ``shard``.
+
+        >>> summary = cat.ingest("/data/cosmos7", workers=2)  # doctest: +SKIP
+        >>> print(summary)  # doctest: +SKIP
+        """
+        from cosmoscope.ingest.bulk import ingest
+
+        return ingest(self, paths, **options)
+
     # -- lineage & audit ---------------------------------------------------------------
 
     def related(self, dataset_id: str, direction: str = "both", depth: int | None = None) -> pl.DataFrame:

@@ -112,6 +112,7 @@ OBSERVATIONS = TableSpec(
         _field("calibration_status", pa.string(), "One of CalibrationStatus."),
         _field("file_path", pa.string(), "Absolute path of the file."),
         _field("file_size", pa.int64(), "Size of the file in bytes."),
+        _field("file_name", pa.string(), "Base name of the file (what lineage keywords usually name)."),
         _field("processing_status", pa.string(), "One of ProcessingStatus."),
         _field("version", pa.string(), "Product or processing version as the mission writes it."),
         _field("mission_specific", pa.string(), "JSON object of mission-specific metadata."),
@@ -182,6 +183,18 @@ EVENTS = TableSpec(
     indexes=(("dataset_id",),),
 )
 
+PENDING_LINEAGE = TableSpec(
+    name="pending_lineage",
+    doc="Parents a file names that are not cataloged yet; resolved when they arrive.",
+    key=("child_dataset_id", "parent_name"),
+    schema=pa.schema([
+        _field("child_dataset_id", pa.string(), "The dataset that names a parent.", nullable=False),
+        _field("parent_name", pa.string(), "The parent as the child's metadata names it.", nullable=False),
+        _field("relationship_type", pa.string(), "Edge type to record once resolved."),
+        _field("created_at", UTC_TS, "When the name was first seen."),
+    ]),
+)
+
 META = TableSpec(
     name="cosmoscope_meta",
     doc="Key/value facts about the catalog itself (schema version, creation time).",
@@ -193,7 +206,7 @@ META = TableSpec(
 )
 
 #: Every table of the current schema version, by name.
-TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, META)}
+TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META)}
 
 #: Short names used by the Python API and the CLI.
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",

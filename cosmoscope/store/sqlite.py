@@ -199,10 +199,21 @@ class _Connection:
         return max(self._cur.rowcount, 0)
 
     def close(self) -> None:
+        if self._con is None:
+            return
         try:
             self._cur.close()
         finally:
             self._con.close()
+            self._con = None
+
+    def __del__(self):
+        # The driver refuses to close a connection before its statements; keep that order even
+        # when a store is dropped without close().
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def _is_busy(exc: Exception) -> bool:

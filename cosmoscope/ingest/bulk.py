@@ -1,0 +1,297 @@
+"""Bulk ingest: crawl trees, skip what is unchanged, extract the rest in parallel, write in batches.
+
+Guarantees
+----------
+- Idempotent: a file whose path, size and modification time match its row (and whose row was
+  made by the current extractor) is skipped without being opened; a second run changes nothing.
+- Never stops for one file: a file that cannot be read becomes a row with
+  ``extraction_status='error'`` and the reason, and is counted in the summary.
+- Nothing half-written: every batch (rows, their audit events, their pending lineage) commits
+  in one transaction. A run killed with SIGKILL loses at most the batch in flight, and the next
+  run picks those files up again because they are not in the catalog yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cosmoscope import schema as S
+from cosmoscope.ingest.crawl import FileEntry, Shard, count_files, crawl
+from cosmoscope.ingest.workers import ExtractionPool, looks_like_data
+
+if TYPE_CHECKING:
+    from cosmoscope.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+#: Rows written per transaction during ingest: small enough that a kill loses little and a
+#: watcher or pipeline waiting to write is not held up for long.
+BATCH_ROWS = 1_000
+#: Crawled files looked up in the catalog at once when deciding what changed.
+LOOKUP_BLOCK = 2_000
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run did. ``print(summary)`` gives the end-of-run report."""
+
+    paths: list[str]
+    dry_run: bool = False
+    seen: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    not_data: int = 0
+    failed: int = 0
+    partial: int = 0
+    failures: Counter = field(default_factory=Counter)
+    failure_examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    lineage_links: int = 0
+    lineage_pending: int = 0
+    crashes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def written(self) -> int:
+        return self.new + self.updated
+
+    @property
+    def files_per_second(self) -> float:
+        return self.seen / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every file was read and every path could be walked."""
+        return self.failed == 0 and not self.problems
+
+    def to_dict(self) -> dict:
+        return {"paths": self.paths, "dry_run": self.dry_run, "seen": self.seen, "new": self.new,
+                "updated": self.updated, "unchanged": self.unchanged, "not_data": self.not_data,
+                "failed": self.failed, "partial": self.partial, "failures": dict(self.failures),
+                "failure_examples": dict(self.failure_examples), "problems": self.problems,
+                "lineage_links": self.lineage_links, "lineage_pending": self.lineage_pending,
+                "crashes": self.crashes, "seconds": round(self.seconds, 3),
+                "files_per_second": round(self.files_per_second, 1)}
+
+    def __str__(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        lines = [f"{self.seen:,} files looked at in {self.seconds:.1f} s ({self.files_per_second:,.0f} files/s)",
+                 f"  new:        {self.new:,}" + (" (would be added)" if self.dry_run else ""),
+                 f"  updated:    {self.updated:,}" + (" (changed since last ingest)" if self.updated else ""),
+                 f"  unchanged:  {self.unchanged:,} (skipped without opening)",
+                 f"  not data:   {self.not_data:,} (ignored: not FITS, HDF5, netCDF or CSV)"]
+        if not self.dry_run:
+            lines.append(f"  incomplete: {self.partial:,} (read, but required fields are missing)")
+            lines.append(f"  failed:     {self.failed:,}" + (" (kept as rows with the reason)" if self.failed else ""))
+            for reason, n in self.failures.most_common():
+                example = self.failure_examples.get(reason, [""])[0]
+                lines.append(f"    {n:>6,} {reason}" + (f"  e.g. {example}" if example else ""))
+            lines.append(f"  lineage:    {self.lineage_links:,} links recorded"
+                         + (f", {self.lineage_pending:,} parents not cataloged yet" if self.lineage_pending else ""))
+        if self.problems:
+            lines.append(f"  paths that could not be walked: {len(self.problems):,}")
+            for path, reason in self.problems[:10]:
+                lines.append(f"    {path}: {reason}")
+        if self.crashes:
+            lines.append(f"  worker crashes survived: {self.crashes}")
+        if self.dry_run:
+            lines.append(f"Dry run: nothing {verb} written.")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<pre>{escape(str(self))}</pre>"
+
+
+def failure_kind(reason: str | None) -> str:
+    """The kind of an extraction error, for counting: the words before the first colon.
+
+    >>> failure_kind("not a FITS file: the first 80 bytes are text ('SIMPLE...')")
+    'not a FITS file'
+    """
+    if not reason:
+        return "unknown error"
+    return reason.split(":", 1)[0].strip()[:120]
+
+
+def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str | None = None,
+           workers: int | None = None, dry_run: bool = False, progress: bool = True, force: bool = False,
+           follow_symlinks: bool = False, shard: Shard | str | None = None, batch_rows: int = BATCH_ROWS,
+           run_id: str | None = None) -> IngestSummary:
+    """Catalog every data file under ``paths``; see the module docstring for the guarantees.
+
+    Parameters
+    ----------
+    profile
+        Force this mission profile (a name or a TOML path) instead of matching by path.
+    workers
+        Extraction processes (default: one per CPU; 0 extracts in this process).
+    dry_run
+        Walk and compare with the catalog, report what would change, write nothing.
+    force
+        Re-read every file, even unchanged ones.
+    shard
+        ``"I/N"`` or a :class:`Shard`: take only this machine's share of the files.
+    """
+    from cosmoscope.errors import InvalidArgumentError
+
+    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    if not paths:
+        raise InvalidArgumentError("give at least one file or directory to ingest")
+    if isinstance(shard, str):
+        shard = Shard.parse(shard)
+    if profile is not None:
+        from cosmoscope.extract.profiles import load_profiles
+
+        load_profiles().resolve(profile)  # an unknown profile fails here, before any work
+    summary = IngestSummary(paths=paths, dry_run=dry_run)
+    started = time.perf_counter()
+    bar = _progress(paths, progress, follow_symlinks, shard)
+    planned: dict[str, str] = {}  # dataset_id -> "new" | "updated"
+
+    def on_problem(path, reason):
+        summary.problems.append((path, reason))
+        log.warning("%s: %s", path, reason)
+
+    def to_read() -> Iterator[FileEntry]:
+        block: list[FileEntry] = []
+        for entry in crawl(paths, follow_symlinks=follow_symlinks, shard=shard, on_problem=on_problem):
+            block.append(entry)
+            if len(block) >= LOOKUP_BLOCK:
+                yield from _changed(catalog, block, force, summary, planned, bar)
+                block = []
+        if block:
+            yield from _changed(catalog, block, force, summary, planned, bar)
+
+    try:
+        if dry_run:
+            for _ in to_read():
+                bar.update(1)
+            summary.new = sum(1 for v in planned.values() if v == "new")
+            summary.updated = len(planned) - summary.new
+        else:
+            with ExtractionPool(workers, profile) as pool:
+                batch: list[dict] = []
+                for rec in pool.extract(to_read()):
+                    bar.update(1)
+                    if rec.get("_skip"):
+                        summary.not_data += 1
+                        continue
+                    batch.append(rec)
+                    if len(batch) >= batch_rows:
+                        _write(catalog, batch, planned, summary, run_id)
+                        batch = []
+                if batch:
+                    _write(catalog, batch, planned, summary, run_id)
+                summary.crashes = pool.crashes
+            from cosmoscope.ingest.links import resolve_pending
+
+            summary.lineage_links, summary.lineage_pending = resolve_pending(catalog, run_id=run_id)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+    if not dry_run:
+        catalog.log_event("ingest_run", run_id=run_id, details=summary.to_dict())
+    return summary
+
+
+def _progress(paths, enabled, follow, shard):
+    from tqdm.auto import tqdm
+
+    total = count_files(paths, follow_symlinks=follow, shard=shard) if enabled else None
+    return tqdm(total=total, unit="file", desc="ingest", disable=not enabled, smoothing=0.05)
+
+
+def _changed(catalog: Catalog, block: list[FileEntry], force: bool, summary: IngestSummary,
+             planned: dict[str, str], bar) -> Iterator[FileEntry]:
+    """The entries of ``block`` that are new or changed; counts the rest as unchanged."""
+    from cosmoscope.extract import EXTRACTOR_VERSION
+    from cosmoscope.records import dataset_id_for
+
+    ids = [dataset_id_for(e.path) for e in block]
+    known = _stored_state(catalog, ids)
+    for entry, did in zip(block, ids):
+        summary.seen += 1
+        row = known.get(did)
+        if row is not None and not force and row["file_size"] == entry.size and row["mtime_us"] == entry.mtime_us \
+                and row["extractor_version"] == EXTRACTOR_VERSION and row["file_status"] != S.FileStatus.MISSING.value:
+            summary.unchanged += 1
+            bar.update(1)
+            continue
+        if did in planned:
+            continue  # the same file reached through two given paths
+        if row is None and not looks_like_data(entry.path):
+            summary.not_data += 1  # a README or sidecar: sniffed here, never sent to a worker
+            bar.update(1)
+            continue
+        planned[did] = "new" if row is None else "updated"
+        yield entry
+
+
+def _stored_state(catalog: Catalog, ids: list[str]) -> dict[str, dict]:
+    from cosmoscope.predicate import Predicate, Test
+
+    out = {}
+    cols = ["dataset_id", "file_size", "file_mtime", "extractor_version", "file_status"]
+    for b in catalog.store.scan("observations", cols, Predicate.of(Test("dataset_id", "is_in", tuple(ids)))):
+        mt = b.column("file_mtime").cast("int64").to_pylist()
+        for row, m in zip(b.to_pylist(), mt):
+            row["mtime_us"] = m
+            out[row["dataset_id"]] = row
+    return out
+
+
+def record_to_row(rec: dict) -> tuple[dict, list[dict]]:
+    """An extracted record as an observations row, and the parents it names."""
+    from cosmoscope.records import dataset_id_for
+
+    rec = dict(rec)
+    path = rec.pop("_path", None) or rec["file_path"]
+    parents = rec.pop("_parents", None) or []
+    names = S.OBSERVATIONS.schema.names
+    extra = {k: rec.pop(k) for k in list(rec) if k not in names}
+    if extra:
+        ms = rec.get("mission_specific") or {}
+        if isinstance(ms, dict):
+            ms = {**ms, **{k.lstrip("_"): v for k, v in extra.items()}}
+            rec["mission_specific"] = ms
+    rec["dataset_id"] = dataset_id_for(path)
+    rec["file_name"] = os.path.basename(rec["file_path"])
+    rec["file_status"] = S.FileStatus.PRESENT.value
+    return rec, parents
+
+
+def _write(catalog: Catalog, batch: list[dict], planned: dict[str, str], summary: IngestSummary,
+           run_id: str | None) -> None:
+    from cosmoscope.ingest.links import add_pending
+
+    rows, pending = [], []
+    for rec in batch:
+        row, parents = record_to_row(rec)
+        rows.append(row)
+        for p in parents:
+            pending.append((row["dataset_id"], p.get("name"), p.get("relationship")))
+        status = row.get("extraction_status")
+        if status == S.ExtractionStatus.ERROR.value:
+            summary.failed += 1
+            kind = failure_kind(row.get("extraction_error"))
+            summary.failures[kind] += 1
+            if len(summary.failure_examples[kind]) < 3:
+                summary.failure_examples[kind].append(row["file_path"])
+        elif status == S.ExtractionStatus.PARTIAL.value:
+            summary.partial += 1
+        if planned.pop(row["dataset_id"], "new") == "new":
+            summary.new += 1
+        else:
+            summary.updated += 1
+    with catalog.store.transaction():
+        catalog.add_records(rows, action="ingest", run_id=run_id)
+        add_pending(catalog, pending)

@@ -1,0 +1,203 @@
+"""Extraction in worker processes, so a file that crashes a format library cannot end the run.
+
+Files go to a process pool in small chunks, with a bounded number of chunks in flight (memory
+stays flat however big the tree). If a worker dies (a segfault in a C library, the OOM killer),
+the chunks it may have held are re-run one file at a time in a fresh single-worker pool, so the
+one file that kills its reader is found and recorded as an error, and every other file is
+extracted normally.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from cosmoscope.errors import CosmoscopeError
+from cosmoscope.ingest.crawl import FileEntry
+
+log = logging.getLogger(__name__)
+
+CHUNK = 16
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+class WorkerStartError(CosmoscopeError):
+    """Extraction worker processes could not be started."""
+
+
+def extract_entry(entry: FileEntry, profile: str | None) -> dict:
+    """Extract one crawled file (in whatever process calls it).
+
+    A file whose name promises no data format and whose first bytes show none (a README, a
+    sidecar JSON) gives ``{"_skip": reason}`` instead of an error row.
+    """
+    from cosmoscope.extract import extract_file
+
+    if not looks_like_data(entry.path):
+        return {"_skip": "not a data file", "_path": entry.path}
+    rec = extract_file(entry.path, profiles=profile)
+    rec["_path"] = entry.path  # the exact path as crawled, for ids and lineage
+    if rec.get("file_size") == entry.size:
+        # The crawl's nanosecond mtime, exactly: a float timestamp can round differently, and
+        # the next run would take an unchanged file for a changed one.
+        rec["file_mtime"] = _EPOCH + dt.timedelta(microseconds=entry.mtime_us)
+    return rec
+
+
+def looks_like_data(path: str) -> bool:
+    """Whether a file's name promises a data format, or its first bytes show one (cheap)."""
+    from cosmoscope.extract import sniff_format
+    from cosmoscope.extract.registry import guess_by_suffix
+
+    return guess_by_suffix(path) is not None or sniff_format(path) is not None
+
+
+def _extract_chunk(entries: list[FileEntry], profile: str | None) -> list[dict]:
+    return [extract_entry(e, profile) for e in entries]
+
+
+def _warm_up() -> None:
+    # Import the readers once per worker rather than on its first file.
+    import cosmoscope.extract  # noqa: F401
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+def crashed_record(entry: FileEntry, exitcode: str) -> dict:
+    """The record of a file whose reader took its process down."""
+    from cosmoscope.extract import EXTRACTOR_VERSION
+    from cosmoscope.records import display_path
+
+    return {"file_path": display_path(entry.path), "_path": entry.path, "file_size": entry.size,
+            "extraction_status": "error", "extractor_version": EXTRACTOR_VERSION, "data_quality_score": 0.0,
+            "quality_flags": ["unreadable", "reader_crashed"], "field_sources": {}, "mission_specific": {},
+            "extraction_error": f"reading this file crashed the format library ({exitcode}); the file is "
+                                "probably corrupt or uses a feature the library mishandles",
+            "_parents": []}
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ExtractionPool:
+    """Extract files in ``workers`` processes (0: in this process, no isolation)."""
+
+    def __init__(self, workers: int | None = None, profile: str | None = None):
+        self.workers = default_workers() if workers is None else workers
+        self.profile = profile
+        self._pool: ProcessPoolExecutor | None = None
+        self.crashes = 0
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
+        # spawn: workers never inherit the parent's threads, locks or open catalog connections.
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_warm_up)
+        try:
+            pool.submit(_ping).result()
+        except BrokenProcessPool as exc:
+            pool.shutdown(wait=False, cancel_futures=True)
+            # Otherwise every file would look like one that crashes its reader.
+            raise WorkerStartError(
+                "cosmoscope could not start its extraction worker processes. In a script, put the code "
+                "that ingests under `if __name__ == \"__main__\":` (worker processes import the main "
+                "module), or pass workers=0 to extract in this process") from exc
+        return pool
+
+    def extract(self, entries: Iterable[FileEntry]) -> Iterator[dict]:
+        """Records for ``entries``, in completion order."""
+        if self.workers == 0:
+            for e in entries:
+                yield extract_entry(e, self.profile)
+            return
+        in_flight: dict[Future, list[FileEntry]] = {}
+        limit = 4 * self.workers
+        chunks = _chunks(entries, CHUNK)
+        exhausted = False
+        suspects: list[FileEntry] = []
+        while True:
+            while not exhausted and len(in_flight) < limit:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                if self._pool is None:  # started on the first file, not for a run with nothing to read
+                    self._pool = self._new_pool(self.workers)
+                try:
+                    in_flight[self._pool.submit(_extract_chunk, chunk, self.profile)] = chunk
+                except BrokenProcessPool:
+                    suspects.extend(chunk)
+                    break
+            if not in_flight:
+                break
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                chunk = in_flight.pop(fut)
+                try:
+                    yield from fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    suspects.extend(chunk)
+            if broken:
+                # Every chunk still in flight died with the pool: re-run them one file at a time.
+                for chunk in in_flight.values():
+                    suspects.extend(chunk)
+                in_flight.clear()
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self.crashes += 1
+                log.warning("a worker process died; re-reading %d files one by one to find the cause", len(suspects))
+                yield from self._isolate(suspects)
+                suspects = []
+                self._pool = self._new_pool(self.workers)
+        if suspects:
+            yield from self._isolate(suspects)
+
+    def _isolate(self, entries: list[FileEntry]) -> Iterator[dict]:
+        pool = self._new_pool(1)
+        try:
+            for entry in entries:
+                try:
+                    yield pool.submit(extract_entry, entry, self.profile).result()
+                except BrokenProcessPool:
+                    log.warning("reading %s crashed its worker process", entry.path)
+                    yield crashed_record(entry, "the worker process died")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = self._new_pool(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(entries: Iterable[FileEntry], size: int) -> Iterator[list[FileEntry]]:
+    buf: deque[FileEntry] = deque()
+    for e in entries:
+        buf.append(e)
+        if len(buf) >= size:
+            yield list(buf)
+            buf.clear()
+    if buf:
+        yield list(buf)

@@ -1,0 +1,265 @@
+"""Bulk ingest on real files: simulated mission trees and deliberately bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import polars as pl
+import pytest
+
+import cosmoscope
+from cosmoscope.ingest.crawl import Shard, crawl
+from cosmoscope.records import dataset_id_for
+
+UTC_COLS = ["ingested_at", "updated_at"]
+
+
+@pytest.fixture(scope="module")
+def sky(tmp_path_factory):
+    """A small simulated tree of all four missions, with its ground truth."""
+    from cosmoscope.simulate import simulate
+
+    root = tmp_path_factory.mktemp("sky")
+    return simulate(root, files=120, days=2, seed=7, progress=False)
+
+
+def test_ingest_matches_the_ground_truth(sky, catalog):
+    summary = catalog.ingest(sky.root, workers=2, progress=False)
+    truth = sky.manifest
+    assert summary.new == truth.height and summary.failed == 0 and summary.ok
+    got = catalog.observations().collect()
+    assert got.height == truth.height
+    joined = truth.with_columns(pl.col("path").map_elements(dataset_id_for, return_dtype=pl.String)
+                                .alias("dataset_id")).join(got, on="dataset_id", how="left")
+    assert joined["mission_id"].to_list() == joined["mission"].to_list()
+    assert joined["instrument_type"].to_list() == joined["instrument"].to_list()
+    mismatched = joined.filter(pl.col("calib_level") != pl.col("calib_level_right"))
+    assert mismatched.height == 0, mismatched.select("relpath", "calib_level", "calib_level_right")
+    drift = (joined["observation_timestamp"] - joined["start"]).dt.total_seconds().abs()
+    assert drift.max() < 1.0, "start times must agree with what was written"
+    assert (joined["target_object"] == joined["target"]).fill_null(True).all()
+    # lineage: exactly the edges the simulator wrote
+    edges = catalog.relationships().collect()
+    want = {(dataset_id_for(p), dataset_id_for(c), t) for p, c, t in sky.lineage.iter_rows()}
+    assert set(zip(edges["parent_dataset_id"], edges["child_dataset_id"], edges["relationship_type"])) == want
+    assert summary.lineage_links == len(want) and summary.lineage_pending == 0
+
+
+def test_second_run_changes_nothing_and_a_modified_file_is_reread(sky, catalog):
+    catalog.ingest(sky.root, workers=0, progress=False)
+    before = catalog.observations().collect()
+    events = catalog.count(catalog.events())
+    again = catalog.ingest(sky.root, workers=0, progress=False)
+    assert (again.new, again.updated, again.failed) == (0, 0, 0)
+    assert again.unchanged == before.height
+    assert catalog.observations().collect().equals(before)
+    assert catalog.count(catalog.events()) == events + 1  # only the run's own summary event
+    # touch one file: it is read again, and only it
+    path = sky.manifest["path"][0]
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    third = catalog.ingest(sky.root, workers=0, progress=False)
+    assert (third.new, third.updated, third.unchanged) == (0, 1, before.height - 1)
+    assert catalog.history(dataset_id_for(path))["action"].to_list() == ["ingest", "update"]
+
+
+def test_dry_run_writes_nothing(sky, catalog):
+    summary = catalog.ingest(sky.root, dry_run=True, progress=False)
+    assert summary.new == sky.manifest.height and catalog.count() == 0
+    assert catalog.count(catalog.events()) == 0
+
+
+def test_shards_split_a_crawl_without_overlap(sky):
+    whole = {e.path for e in crawl([sky.root])}
+    parts = [{e.path for e in crawl([sky.root], shard=Shard.parse(f"{i}/3"))} for i in (1, 2, 3)]
+    assert set().union(*parts) == whole
+    assert sum(len(p) for p in parts) == len(whole) and all(parts)
+
+
+def test_lineage_resolves_whatever_order_files_arrive_in(sky, catalog):
+    derived = [p for p, lvl in zip(sky.manifest["path"], sky.manifest["calib_level"]) if lvl == 3]
+    catalog.ingest(derived, workers=0, progress=False)
+    first = catalog.ingest(derived, workers=0, progress=False)
+    assert first.lineage_links == 0
+    pending = catalog.frame("pending_lineage").collect().height
+    assert pending > 0, "derived files name parents that are not cataloged yet"
+    rest = catalog.ingest(sky.root, workers=0, progress=False)
+    assert rest.lineage_pending == 0 and catalog.frame("pending_lineage").collect().height == 0
+    assert catalog.count(catalog.relationships()) == sky.lineage.height
+
+
+# -- bad files -------------------------------------------------------------------------------
+
+def make_bad_tree(root):
+    from astropy.io import fits
+
+    root.mkdir(parents=True)
+    good = root / "good.fits"
+    hdr = fits.Header({"TELESCOP": "HELIOS-X", "INSTRUME": "XIS", "DATE-OBS": "2026-11-27T08:00:00", "OBJECT": "M31"})
+    fits.PrimaryHDU(header=hdr).writeto(good)
+    (root / "zero.fits").write_bytes(b"")
+    (root / "truncated.fits").write_bytes(good.read_bytes()[:1000])
+    (root / "random.nc").write_bytes(os.urandom(4096))
+    (root / "text.fits").write_text("this is not a FITS file\n" * 20)
+    (root / "README.txt").write_text("notes about the data\n")
+    (root / "loop").symlink_to(root / "loop")
+    (root / "dangling.fits").symlink_to(root / "nowhere.fits")
+    bad_name = os.path.join(os.fsencode(root), b"bad-\xff-name.fits")
+    with open(bad_name, "wb") as f:
+        f.write(good.read_bytes())
+    locked = root / "locked.fits"
+    locked.write_bytes(good.read_bytes())
+    locked.chmod(0)
+    sub = root / "sub"
+    sub.mkdir()
+    (sub / "up").symlink_to(root, target_is_directory=True)  # a directory symlink loop
+    return root
+
+
+def test_bad_files_become_rows_with_reasons_and_the_run_goes_on(tmp_path, catalog):
+    root = make_bad_tree(tmp_path / "bad")
+    summary = catalog.ingest(root, workers=0, progress=False, follow_symlinks=True)
+    rows = {os.path.basename(r["file_path"]): r for r in catalog.observations().collect().iter_rows(named=True)}
+    assert rows["good.fits"]["extraction_status"] == "ok" and rows["good.fits"]["target_object"] == "M31"
+    assert rows["bad-\\xff-name.fits"]["extraction_status"] == "ok"  # odd names are data too
+    reasons = {name: (r["extraction_error"] or "") for name, r in rows.items()}
+    assert "empty" in reasons["zero.fits"]
+    assert "truncated" in reasons["truncated.fits"].lower() or "END" in reasons["truncated.fits"]
+    assert reasons["random.nc"].startswith("not a netCDF file")
+    assert reasons["text.fits"].startswith("not a FITS file")
+    assert "README.txt" not in rows and summary.not_data >= 1
+    if os.geteuid() != 0:  # root reads any file, whatever its mode
+        assert "permission denied" in reasons["locked.fits"]
+    problems = dict(summary.problems)
+    assert any("loop" in why for why in problems.values())
+    assert any("does not exist" in why for p, why in problems.items() if p.endswith("dangling.fits"))
+    assert summary.failed == sum(1 for r in rows.values() if r["extraction_status"] == "error") >= 4
+    assert not summary.ok
+    text = str(summary)
+    assert "not a FITS file" in text and "failed:" in text
+
+
+def test_a_file_still_being_written_is_read_again_once_complete(tmp_path, catalog):
+    from astropy.io import fits
+
+    full = tmp_path / "full.fits"
+    fits.PrimaryHDU(data=None, header=fits.Header({"TELESCOP": "LYRA", "INSTRUME": "LYCAM",
+                                                   "DATE-OBS": "2026-11-27T01:02:03"})).writeto(full)
+    target = tmp_path / "tree" / "growing.fits"
+    target.parent.mkdir()
+    target.write_bytes(full.read_bytes()[:1440])  # half a header block: the writer is not done
+    first = catalog.ingest(target.parent, workers=0, progress=False)
+    assert first.failed == 1
+    target.write_bytes(full.read_bytes())
+    second = catalog.ingest(target.parent, workers=0, progress=False)
+    assert second.updated == 1 and second.failed == 0
+    row = catalog.get(dataset_id_for(target))
+    assert row["extraction_status"] == "ok" and row["file_size"] == full.stat().st_size
+
+
+# -- a reader that crashes its process -------------------------------------------------------
+
+CRASHING_PLUGIN = textwrap.dedent('''
+    """A test plugin whose reader segfaults its process, as a buggy C library would."""
+    class CrashingExtractor:
+        name = "crashme"
+        priority = 100
+        suffixes = (".crash",)
+        def can_read(self, path, head):
+            return head.startswith(b"CRASHME")
+        def extract(self, path):
+            import ctypes
+            ctypes.string_at(0)  # a real segmentation fault
+''')
+
+
+def test_a_file_that_crashes_its_reader_is_isolated(tmp_path, monkeypatch, sky, catalog):
+    from cosmoscope.extract import registry
+
+    plugin_dir = tmp_path / "plugin"
+    (plugin_dir / "crashme_plugin").mkdir(parents=True)
+    (plugin_dir / "crashme_plugin" / "__init__.py").write_text(CRASHING_PLUGIN)
+    dist = plugin_dir / "crashme_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crashme-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[cosmoscope.extractors]\ncrashme = crashme_plugin:CrashingExtractor\n")
+    monkeypatch.syspath_prepend(str(plugin_dir))  # spawned workers inherit sys.path
+    registry.refresh_extractors()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i, path in enumerate(sky.manifest["path"][:30]):
+        os.link(path, tree / f"{i:02d}_{os.path.basename(path)}")
+    (tree / "bomb.crash").write_bytes(b"CRASHME" + b"\0" * 100)
+    try:
+        summary = catalog.ingest(tree, workers=2, progress=False)
+    finally:
+        registry.refresh_extractors()
+    assert summary.crashes >= 1
+    rows = catalog.observations().collect()
+    assert rows.height == 31
+    bomb = rows.filter(pl.col("file_name") == "bomb.crash").row(0, named=True)
+    assert bomb["extraction_status"] == "error" and "crashed" in bomb["extraction_error"]
+    assert rows.filter(pl.col("extraction_status") == "error").height == 1
+
+
+# -- killed mid-run --------------------------------------------------------------------------
+
+def _comparable(cat) -> pl.DataFrame:
+    return cat.observations().drop(UTC_COLS).collect().sort("dataset_id")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ingest_then_rerun_equals_a_clean_run(tmp_path, sky):
+    clean = cosmoscope.open_catalog(str(tmp_path / "clean.sqlite"))
+    clean.ingest(sky.root, workers=0, progress=False)
+    path = str(tmp_path / "killed.sqlite")
+    cosmoscope.open_catalog(path).close()
+    cmd = [sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(sky.root),
+           "--workers", "1", "--batch-rows", "7"]
+    kills = 0
+    for attempt in range(6):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with cosmoscope.open_catalog(path, readonly=True) as watcher:
+            start = watcher.count()
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                if watcher.count() >= start + 10:
+                    proc.send_signal(signal.SIGKILL)
+                    kills += 1
+                    break
+                time.sleep(0.02)
+        proc.wait(timeout=60)
+        if proc.returncode == 0:
+            break
+    assert kills >= 1, "the ingest must have been killed at least once mid-run"
+    final = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+    with cosmoscope.open_catalog(path) as cat:
+        assert _comparable(cat).equals(_comparable(clean))
+        edges = cat.relationships().select("parent_dataset_id", "child_dataset_id", "relationship_type").collect()
+        want = clean.relationships().select("parent_dataset_id", "child_dataset_id", "relationship_type").collect()
+        assert edges.sort(edges.columns).equals(want.sort(want.columns))
+        ingests = cat.events().filter(pl.col("action") == "ingest").group_by("dataset_id").len().collect()
+        assert ingests.height == sky.manifest.height and (ingests["len"] == 1).all()
+    clean.close()
+
+
+def test_cli_ingest_reports_and_exits(tmp_path, sky):
+    path = str(tmp_path / "c.sqlite")
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(sky.root), "--json",
+                          "-j", "0"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["new"] == sky.manifest.height
+    bad = make_bad_tree(tmp_path / "bad")
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j", "0"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "could not be read" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(bad), "--shard", "5/4"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "I must be between 1 and N" in out.stderr
