@@ -1,0 +1,29 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+# Everything installs into .venv next to this file; nothing touches the system Python.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/cosmoscope: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+## demo: install, then simulate four missions, ingest them into the default catalog and summarise
+demo: $(BIN)/cosmoscope
+	$(BIN)/cosmoscope demo
+
+## test: install, then run the whole test suite
+test: $(BIN)/cosmoscope
+	$(BIN)/python -m pytest
+
+## bench: the query benchmark (1M rows; results in benchmarks/results/)
+bench: $(BIN)/cosmoscope
+	$(BIN)/python benchmarks/query_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
