@@ -1,0 +1,747 @@
+"""Field mapping: ordered fallbacks per catalog field, with where each value came from.
+
+For every field a list of rules is tried in order (a profile's keywords first, then the
+generic ones below); each rule is tried on every source in file order (FITS HDU 0, 1, ...;
+HDF5 root then groups; sidecars last) and the first value wins. ``field_sources`` records the
+label of what supplied it. Then, for fields still empty: values the extractor settled itself
+(CSV time columns, netCDF time coordinates), the profile's path template, the profile's
+defaults, and generic fallbacks (mission from the satellite). Value maps of the profile are
+applied last and override. Calibration level, calibration status and product type are
+inferred from processing levels, HDU structure and file-name tokens when nothing says them.
+Disagreements between the path and the header are recorded, not hidden.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from cosmoscope.extract import timeparse as tp
+from cosmoscope.extract.base import Metadata, Source, clean, jsonable
+from cosmoscope.extract.coords import CoordinateError, frame_of, parse_angle, to_icrs
+from cosmoscope.extract.profiles import LineageRule, Profile
+
+STRING_FIELDS = ("mission_id", "satellite_name", "instrument_type", "target_object", "version")
+
+GENERIC_KEYS: dict[str, tuple[str, ...]] = {
+    "satellite_name": ("TELESCOP", "OBSERVAT", "platform", "platform_ID", "platform_long_name",
+                       "mission_name", "spacecraft", "satellite", "satid", "SatelliteName"),
+    "mission_id": ("MISSION", "mission", "project"),
+    "instrument_type": ("INSTRUME", "instrument", "sensor", "instrument_name", "instrument_type",
+                        "InstrumentName", "sensorid", "altimeter_sensor_name", "sensor_name"),
+    "target_object": ("OBJECT", "TARGNAME", "target_name", "TARGET", "OBJNAME"),
+    "version": ("product_version", "PRODVER", "VERSION", "VersionID", "DATAVERS"),
+    "exposure_time": ("XPOSURE", "EXPTIME", "EXPOSURE", "ONTIME", "exposure_time"),
+    "processing_level": ("processing_level", "ProcessingLevel", "PROCLEVL", "PROC_LEVEL", "LEVEL"),
+    "calib_level": ("CALIB_LEVEL", "CALIBLEV"),
+    "calibration_status": ("CALIBRATION_STATUS", "CALSTAT"),
+    "dataproduct_type": ("DATAPRODUCT_TYPE", "DPTYPE"),
+}
+#: Extra names that count only in CSV columns (too generic for headers).
+COLUMN_KEYS: dict[str, tuple[str, ...]] = {"target_object": ("NAME", "target")}
+
+START_RULES = (("key", "DATE-BEG"), ("pair", "DATE-OBS", "TIME-OBS"), ("pair", "DATE_OBS", "TIME_OBS"),
+               ("mjd", "MJD-OBS"), ("mjd", "MJD_OBS"), ("met", "TSTART"), ("key", "time_coverage_start"),
+               ("key", "OBS_START"), ("pair", "start_date", "start_time"),
+               ("key", "RangeBeginningDateTime"), ("pair", "RangeBeginningDate", "RangeBeginningTime"),
+               ("key", "StartGranuleDateTime"), ("key", "first_meas_time"),
+               ("key", "first_measurement_time"), ("key", "start_sensing_data_time"),
+               ("key", "begin_time"), ("key", "time_start"))
+END_RULES = (("pair", "DATE-END", "TIME-END"), ("mjd", "MJD-END"), ("met", "TSTOP"),
+             ("key", "time_coverage_end"), ("key", "OBS_END"), ("pair", "stop_date", "stop_time"),
+             ("pair", "end_date", "end_time"), ("key", "RangeEndingDateTime"),
+             ("pair", "RangeEndingDate", "RangeEndingTime"), ("key", "StopGranuleDateTime"),
+             ("key", "last_meas_time"), ("key", "last_measurement_time"),
+             ("key", "end_sensing_data_time"), ("key", "time_end"))
+POSITION_PAIRS = (("RA_TARG", "DEC_TARG"), ("RA_OBJ", "DEC_OBJ"), ("RA_PNT", "DEC_PNT"),
+                  ("RA_NOM", "DEC_NOM"), ("CRVAL1", "CRVAL2"), ("RA", "DEC"), ("OBJCTRA", "OBJCTDEC"))
+#: Kept in mission_specific when present (first value found).
+KEEP = ("OBS_ID", "OBSID", "DETNAM", "OBS_MODE", "DATAMODE", "FILTER", "GRATING", "EXP_TYPE",
+        "PROGRAM", "SEQ_NUM", "ORIGIN", "CALDBVER", "title", "institution", "ShortName",
+        "product_name", "product_type", "orbit_number", "cycle_number", "pass_number",
+        "Conventions", "featureType", "cdm_data_type")
+GENERIC_LINEAGE = (LineageRule(keys=("PARENT", "PARENT[0-9]*", "IMCMB[0-9]*", "parent_granule_name"),
+                               relationship="auto", split=","),)
+#: Normalised processing level -> ObsCore calib_level (raw 1, calibrated 2, derived 3, analysis 4).
+LEVEL_CALIB = {"L0": 1, "L1A": 1, "L1": 2, "L1B": 2, "L1C": 2, "L2": 3, "L3": 3, "L4": 4}
+#: File-name tokens that say how processed a product is (used only when nothing else does).
+TOKEN_CALIB = {"raw": 1, "uncal": 1, "evt1": 1, "l0": 1, "l1a": 1, "evt2": 2, "cal": 2, "calib": 2,
+               "calibrated": 2, "l1b": 2, "reduced": 2, "evt3": 3, "l2": 3, "l3": 3, "i2d": 3, "x1d": 3}
+FEATURE_TYPES = {"image": "image", "grid": "image", "swath": "image", "timeseries": "timeseries",
+                 "station": "timeseries", "point": "measurements", "trajectory": "measurements",
+                 "profile": "measurements"}
+_QUALIFIED = ("[", "/", "@", "#", "column:", "meta:")
+_VOCABULARY = {"calibration_status": ("uncalibrated", "partial", "calibrated", "unknown"),
+               "dataproduct_type": ("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event",
+                                    "measurements")}
+_LEVEL_FULL = re.compile(r"(?:L|LEVEL[\s_-]*)?0*(\d)([A-Za-z]?)\w*", re.I)
+_LEVEL_SEARCH = re.compile(r"\b(?:L|Level\s*)(\d)([A-Za-z]?)\b", re.I)
+_TOKEN_SPLIT = re.compile(r"[_\-.]+")
+_CLOCK = re.compile(r"\d[T_]\d")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{8}T|/\d{2}/")
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_VERSION = re.compile(r"v?\d+")
+_FORMAT_PREFIXES = ("FITS", "HDF5:", "netCDF:", "CSV:", "ECSV:")
+
+
+def normalise_level(value: Any) -> str | None:
+    """``'L1B'``, ``'1b'``, ``'02'``, ``'NASA L2'`` → ``'L1B'``, ``'L1B'``, ``'L2'``, ``'L2'``.
+
+    >>> normalise_level("National Aeronautics and Space Administration (NASA) L2")
+    'L2'
+    """
+    s = str(value).strip()
+    m = _LEVEL_FULL.fullmatch(s)
+    if not m:
+        m = _LEVEL_SEARCH.search(s)
+    if not m:
+        return None
+    return f"L{m.group(1)}{m.group(2).upper()}"
+
+
+def calib_from_level(level: str) -> int | None:
+    return LEVEL_CALIB.get(level, LEVEL_CALIB.get(level[:2]))
+
+
+class _Plan:
+    """Key lists of one profile (or none), with their normalised spellings, computed once."""
+
+    def __init__(self, profile: Profile | None):
+        kw = profile.keywords if profile else {}
+        fields = set(GENERIC_KEYS) | set(kw)
+        self.keys = {f: tuple(kw.get(f, ())) + GENERIC_KEYS.get(f, ()) for f in fields}
+        self.norms = {f: _norm_set(k) for f, k in self.keys.items()}
+        self.time_rules = {}
+        for field, rules in (("observation_timestamp", START_RULES), ("observation_end", END_RULES)):
+            extra = tuple(("key", k) for k in kw.get(field, ()))
+            self.time_rules[field] = [(r, _norm_set(r[1:])) for r in extra + rules]
+        pairs = list(zip(kw.get("ra", ()), kw.get("dec", ()))) + list(POSITION_PAIRS)
+        self.pairs = [(rk, dk, _norm_set((rk,))) for rk, dk in pairs]
+        keep = KEEP + (profile.keep if profile else ())
+        self.keep = [(k, _norm_set((k,))) for k in keep]
+        self.keep_norms = _norm_set(keep)
+        self.keep_qualified = [k for k, n in self.keep if n[1]]
+        self.keep_by_norm: dict[str, list[str]] = {}
+        for k, (norms, qualified) in self.keep:
+            for n in norms:
+                self.keep_by_norm.setdefault(n, []).append(k)
+        self.lineage = profile.lineage if profile and profile.lineage else GENERIC_LINEAGE
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(profile: Profile | None) -> _Plan:
+    return _Plan(profile)
+
+
+def _disjoint(where: dict, norms: tuple[frozenset, bool]) -> bool:
+    return not norms[1] and where.keys().isdisjoint(norms[0])
+
+
+class _Mapper:
+    def __init__(self, meta: Metadata, path: str, profile: Profile | None, pmatch, sidecars: list[Source]):
+        self.meta, self.path, self.profile, self.pmatch = meta, path, profile, pmatch
+        self.plan = _plan(profile)
+        self.sources = list(meta.sources) + list(sidecars)
+        self.primary = self.sources[0] if self.sources and self.sources[0].prefix == "FITS" else None
+        self.century = profile.two_digit_year_base if profile else 1900
+        self.default_scale = profile.default_scale if profile else None
+        self.values: dict[str, Any] = {}
+        self.labels: dict[str, str] = {}
+        self.ms: dict[str, Any] = {}
+        self.problems: dict[str, list] = {"time_unparseable": [], "coords": [], "exposure": [],
+                                          "conflicts": [], "path": []}
+        # Which sources hold a key, by normalised key: most of the ~300 keys tried per file are
+        # in no source, and one dict miss is the cheapest way to learn that.
+        self._order = {id(src): i for i, src in enumerate(self.sources)}
+        self._where: dict[str, list[Source]] = {}
+        for src in self.sources:
+            if src.kind == "column":
+                continue
+            for norm in src.index:
+                self._where.setdefault(norm, []).append(src)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def _lookup(self, src: Source, key: str) -> tuple[Any, str] | None:
+        fmt, k, qualified, ku, kl = _SPECS.get(key) or _key_spec(key)
+        if fmt is not None and fmt != src.prefix:
+            return None
+        if qualified:
+            if not src.scope or not k.startswith(src.scope) or len(k) == len(src.scope):
+                return None
+            return src.get(k[len(src.scope):])
+        if src.kind == "column":
+            return None  # columns answer only COLUMN_KEYS or explicitly qualified keys
+        return src.get_norm(ku if src.upper else kl)
+
+    def candidates(self, *keys: str) -> list[Source]:
+        """Sources that may hold any of ``keys`` (qualified keys: every source), in file order."""
+        where = self._where
+        if len(keys) == 1:
+            spec = _SPECS.get(keys[0]) or _key_spec(keys[0])
+            if spec[2]:
+                return self.sources
+            a = where.get(spec[3])
+            b = where.get(spec[4]) if spec[4] != spec[3] else None
+            if b is None:
+                return a or ()
+            if a is None:
+                return b
+            found = a + b
+        else:
+            found = []
+            for key in keys:
+                spec = _SPECS.get(key) or _key_spec(key)
+                if spec[2]:
+                    return self.sources
+                found += where.get(spec[3], ())
+                if spec[4] != spec[3]:
+                    found += where.get(spec[4], ())
+            if len(found) < 2:
+                return found
+        return sorted(set(found), key=lambda src: self._order[id(src)])
+
+    def find(self, keys, *, field: str | None = None, root_only: bool = False, norms=None):
+        where = self._where
+        if norms is None:
+            norms = _norm_set(tuple(keys))
+        for key in (() if _disjoint(where, norms) else keys):
+            spec = _SPECS.get(key) or _key_spec(key)
+            if spec[2]:
+                srcs = self.sources
+            else:
+                srcs = where.get(spec[3])
+                if spec[4] != spec[3]:
+                    lower = where.get(spec[4])
+                    if lower:
+                        srcs = self.candidates(key) if srcs else lower
+                if not srcs:
+                    continue
+            for src in srcs:
+                if root_only and src.info.get("path", "/") != "/":
+                    continue
+                got = self._lookup(src, key)
+                if got is not None:
+                    return got[0], got[1], src
+        if field in COLUMN_KEYS or field in GENERIC_KEYS:
+            for src in self.sources:
+                if src.kind != "column":
+                    continue
+                for key in COLUMN_KEYS.get(field, ()) + GENERIC_KEYS.get(field, ()):
+                    got = src.get(key)
+                    if got is not None:
+                        return got[0], got[1], src
+        return None
+
+    def keys_for(self, field: str) -> tuple[str, ...]:
+        return self.plan.keys.get(field, ())
+
+    def find_field(self, field: str, **kw):
+        return self.find(self.plan.keys.get(field, ()), field=field, norms=self.plan.norms.get(field), **kw)
+
+    def set(self, field: str, value: Any, label: str) -> None:
+        self.values[field] = value
+        self.labels[field] = label
+
+    # -- fields -------------------------------------------------------------------------------
+
+    def strings(self) -> None:
+        for f in STRING_FIELDS:
+            got = self.find_field(f, root_only=(f == "version"))
+            if got is not None:
+                value = got[0]
+                if isinstance(value, list):
+                    value = ", ".join(str(v) for v in value)
+                self.set(f, str(value).strip(), got[1])
+
+    def scale_of(self, src: Source) -> str:
+        ts = clean(src.raw("TIMESYS"))
+        if ts is None and self.primary is not None and src.prefix == "FITS":
+            ts = clean(self.primary.raw("TIMESYS"))
+        return tp.normalise_scale(ts if ts is not None else self.default_scale)
+
+    def _time_value(self, value: Any, key: str, src: Source) -> datetime:
+        if isinstance(value, datetime):
+            return tp.to_utc(value, "utc")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self._mjdref(src) is not None and "MJD" not in key.upper():
+                return self._met(value, src)
+            if "MJD" in key.upper():
+                return tp.from_mjd(value, self.scale_of(src))
+            raise tp.TimeParseError(f"{key} = {value} is a number, not a date")
+        return tp.parse_any(str(value), self.scale_of(src), century=self.century)
+
+    def _mjdref(self, src: Source) -> float | None:
+        ref = clean(src.raw("MJDREF"))
+        if isinstance(ref, (int, float)) and not isinstance(ref, bool):
+            return float(ref)
+        refi = clean(src.raw("MJDREFI"))
+        if isinstance(refi, (int, float)) and not isinstance(refi, bool):
+            reff = clean(src.raw("MJDREFF"))
+            return float(refi) + (float(reff) if isinstance(reff, (int, float)) else 0.0)
+        return None
+
+    def _met(self, value: Any, src: Source) -> datetime:
+        ref = self._mjdref(src)
+        tz = clean(src.raw("TIMEZERO"))
+        unit = clean(src.raw("TIMEUNIT"))
+        return tp.from_met(float(value), ref, unit=str(unit or "s"), scale=self.scale_of(src),
+                           timezero=float(tz) if isinstance(tz, (int, float)) else 0.0)
+
+    def _rule(self, rule: tuple, src: Source) -> tuple[datetime, str] | None:
+        kind = rule[0]
+        if kind == "pair":
+            dkey, tkey = rule[1], rule[2]
+            d = self._lookup(src, dkey)
+            t = self._lookup(src, tkey)
+            if d is not None:
+                text = str(d[0])
+                tod = None if (_has_clock(text) or t is None) else tp.parse_time_of_day(str(t[0]))
+                if tod is None:
+                    return self._time_value(d[0], dkey, src), d[1]
+                got = tp.parse_string(text, century=self.century)
+                if got is None:
+                    raise tp.TimeParseError(f"{text!r} is not a date cosmoscope can read")
+                naive, marked_utc = got
+                when = tp.to_utc(naive + tod, "utc" if marked_utc else self.scale_of(src))
+                return when, f"{d[1]}+{t[1][len(src.prefix) + len(src.scope):]}"
+            if t is not None and _has_date(str(t[0])):
+                return self._time_value(t[0], tkey, src), t[1]
+            return None
+        key = rule[1]
+        got = self._lookup(src, key)
+        if got is None:
+            return None
+        if kind == "mjd":
+            return tp.from_mjd(float(got[0]), self.scale_of(src)), got[1]
+        if kind == "met":
+            if self._mjdref(src) is None or isinstance(got[0], str):
+                return None
+            ref_key = "MJDREF" if src.real_key("MJDREF") else "MJDREFI"
+            return self._met(got[0], src), f"{got[1]}+{ref_key}"
+        return self._time_value(got[0], key, src), got[1]
+
+    def times(self) -> None:
+        where = self._where
+        for field in ("observation_timestamp", "observation_end"):
+            done = False
+            for rule, norms in self.plan.time_rules[field]:
+                if _disjoint(where, norms):
+                    continue
+                for src in self.candidates(*rule[1:]):
+                    if src.kind == "column":
+                        continue
+                    try:
+                        got = self._rule(rule, src)
+                    except (tp.TimeParseError, ValueError, OverflowError, TypeError) as exc:
+                        self.problems["time_unparseable"].append((field, _rule_label(rule, src), str(exc)))
+                        continue
+                    if got is not None:
+                        self.set(field, got[0], got[1])
+                        done = True
+                        break
+                if done:
+                    break
+
+    def exposure(self) -> None:
+        keys = self.keys_for("exposure_time")
+        for key in (() if _disjoint(self._where, self.plan.norms["exposure_time"]) else keys):
+            for src in self.candidates(key):
+                got = self._lookup(src, key)
+                if got is None:
+                    continue
+                try:
+                    value = float(got[0])
+                except (TypeError, ValueError):
+                    value = tp.parse_duration(got[0]) if isinstance(got[0], str) else None
+                    if value is None:
+                        self.problems["exposure"].append(f"{got[1]} = {got[0]!r} is not a number")
+                        continue
+                self.set("exposure_time", value, got[1])
+                return
+
+    def position(self) -> None:
+        where = self._where
+        for rk, dk, norms in self.plan.pairs:
+            if _disjoint(where, norms):
+                continue
+            for src in self.candidates(rk):
+                r, d = self._lookup(src, rk), self._lookup(src, dk)
+                if r is None or d is None:
+                    continue
+                swap = False
+                if rk == "CRVAL1":
+                    c1, c2 = str(clean(src.raw("CTYPE1")) or ""), str(clean(src.raw("CTYPE2")) or "")
+                    if c1.startswith("DEC-") and c2.startswith("RA--"):
+                        swap = True
+                    elif not (c1.startswith("RA--") and c2.startswith("DEC-")):
+                        continue
+                if swap:
+                    r, d = d, r
+                try:
+                    sexagesimal = isinstance(r[0], str) and (":" in r[0] or " " in r[0].strip())
+                    ra = parse_angle(r[0], hours=sexagesimal)
+                    dec = parse_angle(d[0])
+                except CoordinateError as exc:
+                    self.problems["coords"].append(f"unparseable: {exc}")
+                    continue
+                radesys = src.raw("RADESYS") or src.raw("RADECSYS")
+                equinox = src.raw("EQUINOX") or src.raw("EPOCH")
+                if radesys is None and equinox is None and self.primary is not None:
+                    radesys = self.primary.raw("RADESYS") or self.primary.raw("RADECSYS")
+                    equinox = self.primary.raw("EQUINOX")
+                if not (-90.0 <= dec <= 90.0) or not (-360.0 <= ra <= 720.0):
+                    self.problems["coords"].append(f"out of range: {r[1]} = {r[0]}, {d[1]} = {d[0]}")
+                    return
+                frame, eq = frame_of(clean(radesys), clean(equinox))
+                try:
+                    ra, dec = to_icrs(ra % 360.0, dec, frame, eq)
+                except (CoordinateError, ValueError) as exc:
+                    self.problems["coords"].append(f"unparseable: {exc}")
+                    continue
+                label_r, label_d = r[1], d[1]
+                if frame != "icrs":
+                    label_r += f" ({frame.upper()}->ICRS)"
+                    label_d += f" ({frame.upper()}->ICRS)"
+                self.set("ra", ra, label_r)
+                self.set("dec", dec, label_d)
+                return
+
+    def level(self) -> None:
+        got = self.find_field("processing_level")
+        if got is not None:
+            level = normalise_level(got[0])
+            self.ms["processing_level"] = level or str(got[0])
+            self.labels["processing_level"] = got[1]
+
+    # -- path template ------------------------------------------------------------------------
+
+    def path_values(self) -> None:
+        if self.profile is None:
+            return
+        if self.pmatch is None:
+            if self.profile.templates:
+                self.problems["path"].append(
+                    f"the path does not fit any template of profile {self.profile.name!r}")
+            return
+        template, values = self.pmatch
+        self.ms["path_template"] = template.text
+        day_parts = {}
+        for name, value in values.items():
+            f = _placeholder_field(name)
+            label = f"path:{{{name}}}"
+            if f in STRING_FIELDS:
+                if f not in self.values:
+                    self.set(f, value, label)
+                elif _norm(self.values[f]) != _norm(value):
+                    self.conflict(f, value, self.values[f])
+            elif f in ("observation_timestamp", "observation_end"):
+                if f not in self.values:
+                    self.set(f, value, label)
+                else:
+                    tol = max(template.resolution(name), 1.0)
+                    if abs((self.values[f] - value).total_seconds()) > tol + 1.0:
+                        self.conflict(f, value, self.values[f], time=True)
+            elif f == "processing_level":
+                self.ms.setdefault("level", value)
+                if "processing_level" not in self.ms:
+                    self.ms["processing_level"] = normalise_level(value) or value
+                    self.labels["processing_level"] = label
+            elif name in ("date", "year", "yyyy", "month", "mm", "day", "dd", "doy"):
+                day_parts[name] = value
+            elif name not in ("ext", "suffix"):
+                key = name if name not in self.ms else f"path_{name}"
+                self.ms[key] = value
+        if day_parts:
+            self._path_date(day_parts)
+
+    def _path_date(self, parts: dict[str, Any]) -> None:
+        try:
+            if "date" in parts and isinstance(parts["date"], datetime):
+                day = parts["date"].date()
+            else:
+                year = int(parts.get("year") or parts.get("yyyy"))
+                if "doy" in parts:
+                    day = (datetime(year, 1, 1) + timedelta(days=int(parts["doy"]) - 1)).date()
+                else:
+                    day = datetime(year, int(parts.get("month") or parts.get("mm")),
+                                   int(parts.get("day") or parts.get("dd"))).date()
+        except (TypeError, ValueError):
+            return  # not enough parts for a day, or an impossible one
+        label = "path:" + "/".join(f"{{{k}}}" for k in parts)
+        start = self.values.get("observation_timestamp")
+        if start is None:
+            from datetime import UTC
+
+            self.set("observation_timestamp", datetime(day.year, day.month, day.day, tzinfo=UTC), label)
+            return
+        # TT/UTC differences move times by about a minute: accept either side of midnight.
+        slack = timedelta(minutes=2)
+        if day not in ((start - slack).date(), (start + slack).date()):
+            self.conflict("observation_timestamp", day.isoformat(), start, time=True)
+
+    def conflict(self, field: str, path_value: Any, header_value: Any, *, time: bool = False) -> None:
+        self.problems["conflicts"].append({
+            "field": field, "path": _show(path_value), "header": _show(header_value),
+            "source": self.labels.get(field, "")})
+
+    # -- profile defaults, fallbacks, value maps ------------------------------------------------
+
+    def defaults(self) -> None:
+        if self.profile is None:
+            return
+        for f, v in self.profile.defaults.items():
+            if f == "processing_level":
+                if "processing_level" not in self.ms:
+                    self.ms["processing_level"] = normalise_level(v) or v
+                    self.labels["processing_level"] = f"profile:{self.profile.name}:default"
+            elif f not in self.values:
+                self.set(f, v, f"profile:{self.profile.name}:default")
+
+    def explicit(self) -> None:
+        """Calibration level, status and product type written in the file itself."""
+        for f in ("calib_level", "calibration_status", "dataproduct_type"):
+            got = self.find_field(f)
+            if got is None:
+                continue
+            value = got[0]
+            if f == "calib_level":
+                try:
+                    value = int(value)
+                except (TypeError, ValueError):
+                    continue
+                if not 0 <= value <= 4:
+                    continue
+            else:
+                value = str(value).strip().lower()
+                if value not in _VOCABULARY[f]:
+                    continue
+            self.set(f, value, got[1])
+
+    def fallbacks(self) -> None:
+        if "mission_id" not in self.values and "satellite_name" in self.values:
+            self.set("mission_id", self.values["satellite_name"], self.labels["satellite_name"])
+        v = self.values
+        if (self.profile is not None and self.profile.end_from_exposure and "observation_end" not in v
+                and "observation_timestamp" in v and v.get("exposure_time") is not None
+                and 0 <= v["exposure_time"] < 1e9):
+            self.set("observation_end", v["observation_timestamp"] + timedelta(seconds=v["exposure_time"]),
+                     f"inferred:{self.labels['observation_timestamp']}+{self.labels['exposure_time']}")
+
+    def value_maps(self) -> None:
+        if self.profile is None or not self.profile.value_maps:
+            return
+        placeholders = self.pmatch[1] if self.pmatch else {}
+        for key, table in self.profile.value_maps.items():
+            value = None
+            if key in placeholders:
+                value = placeholders[key]
+            elif key in self.values:
+                value = self.values[key]
+            elif key in self.ms:
+                value = self.ms[key]
+            else:
+                got = self.find((key,))
+                value = got[0] if got else None
+            if value is None or isinstance(value, datetime):
+                continue
+            mapped = table.get(str(value).strip().lower())
+            if mapped is None:
+                continue
+            for f, v in mapped.items():
+                label = f"profile:{self.profile.name}:value_maps.{key}"
+                if f == "processing_level":
+                    self.ms["processing_level"] = normalise_level(v) or v
+                    self.labels["processing_level"] = label
+                else:
+                    self.set(f, v, label)
+
+    def infer(self) -> None:
+        level = self.ms.get("processing_level")
+        if "calib_level" not in self.values and level:
+            c = calib_from_level(str(level))
+            if c is not None:
+                self.set("calib_level", c, f"inferred:processing_level={level}")
+        if "calib_level" not in self.values:
+            stem = os.path.basename(self.path).lower()
+            for token in _TOKEN_SPLIT.split(stem):
+                if token in TOKEN_CALIB:
+                    self.set("calib_level", TOKEN_CALIB[token], f"path:token:{token}")
+                    break
+        if "calibration_status" not in self.values and "calib_level" in self.values:
+            c = self.values["calib_level"]
+            self.set("calibration_status", "calibrated" if c >= 2 else "uncalibrated",
+                     f"inferred:calib_level={c}")
+        if "dataproduct_type" not in self.values:
+            hint = self.meta.hints.get("dataproduct_type")
+            if hint:
+                self.set("dataproduct_type", hint[0], hint[1])
+            else:
+                got = self.find(("featureType", "cdm_data_type"))
+                if got is not None:
+                    kind = FEATURE_TYPES.get(str(got[0]).strip().lower().replace("_", ""))
+                    if kind:
+                        self.set("dataproduct_type", kind, got[1])
+
+    # -- lineage, kept keys ---------------------------------------------------------------------
+
+    def parents(self) -> list[dict[str, str]]:
+        out: list[dict[str, str]] = []
+        seen: set[str] = set()
+        calib = self.values.get("calib_level")
+        for rule in self.plan.lineage:
+            rel = rule.relationship_for(calib)
+            for key in rule.keys:
+                for value in self._key_values(key):
+                    items = value if isinstance(value, list) else [value]
+                    for item in items:
+                        parts = str(item).split(rule.split) if rule.split else [str(item)]
+                        for name in (p.strip() for p in parts):
+                            if name and clean(name) is not None and name not in seen:
+                                seen.add(name)
+                                out.append({"name": name, "relationship": rel})
+        return out
+
+    def _key_values(self, key: str) -> list[Any]:
+        """Values of ``key`` in every source, in file order; ``key`` may be a glob (PARENT*)."""
+        if not any(c in key for c in "*?["):
+            if _disjoint(self._where, _norm_set((key,))):
+                return []
+            out = []
+            for src in self.candidates(key):
+                got = self._lookup(src, key)
+                if got is not None:
+                    out.append(got[0])
+            return out
+        up_prefix, up_re = _glob_key(key, True)
+        low_prefix, low_re = _glob_key(key, False)
+        names = [n for n in self._where if (n.startswith(up_prefix) and up_re.fullmatch(n))
+                 or (n.startswith(low_prefix) and low_re.fullmatch(n))]
+        names.sort(key=_natural)
+        out = []
+        for n in names:
+            for src in self._where[n]:
+                got = src.get_norm(n)
+                if got is not None:
+                    out.append(got[0])
+        return out
+
+    def keep(self) -> None:
+        plan = self.plan
+        present = self._where.keys() & plan.keep_by_norm.keys()
+        keys = {k: None for n in present for k in plan.keep_by_norm[n]}
+        keys.update(dict.fromkeys(plan.keep_qualified))
+        for key in keys:
+            if key in self.ms:
+                continue
+            got = self.find((key,))
+            if got is not None:
+                self.ms[key] = jsonable(got[0])
+
+
+_SPECS: dict[str, tuple[str | None, str, bool, str, str]] = {}
+
+
+@functools.lru_cache(maxsize=2048)
+def _norm_set(keys: tuple[str, ...]) -> tuple[frozenset, bool]:
+    """Every normalised spelling of ``keys``, and whether any is qualified by a scope."""
+    norms: set[str] = set()
+    qualified = False
+    for k in keys:
+        spec = _SPECS.get(k) or _key_spec(k)
+        qualified = qualified or spec[2]
+        norms.add(spec[3])
+        norms.add(spec[4])
+    return frozenset(norms), qualified
+
+
+def _key_spec(key: str) -> tuple[str | None, str, bool, str, str]:
+    """Split a profile key: (format prefix or None, key, qualified by scope?, upper, lower)."""
+    k, fmt = key, None
+    for fp in _FORMAT_PREFIXES:
+        if k.startswith(fp):
+            fmt, k = fp, k[len(fp):]
+            break
+    upper = k.upper()
+    if upper.startswith("HIERARCH "):
+        upper = upper[9:]
+    spec = (fmt, k, k.startswith(_QUALIFIED), upper, k.lower())
+    if len(_SPECS) < 100_000:
+        _SPECS[key] = spec
+    return spec
+
+
+@functools.lru_cache(maxsize=512)
+def _glob_key(key: str, upper: bool) -> tuple[str, re.Pattern]:
+    pat = key.upper() if upper else key.lower()
+    prefix = re.split(r"[*?\[]", pat, maxsplit=1)[0]
+    return prefix, re.compile(fnmatch.translate(pat))
+
+
+def _natural(name: str) -> tuple:
+    """Sort key that puts PARENT2 before PARENT10."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def _rule_label(rule: tuple, src: Source) -> str:
+    return src.label("+".join(rule[1:]))
+
+
+def _has_clock(text: str) -> bool:
+    return ":" in text or bool(_CLOCK.search(text))
+
+
+def _has_date(text: str) -> bool:
+    return bool(_DATE.search(text))
+
+
+def _placeholder_field(name: str) -> str | None:
+    from cosmoscope.extract.profiles import canonical_field
+
+    return canonical_field(name)
+
+
+def _norm(value: Any) -> str:
+    s = _SEPARATORS.sub("", str(value)).lower()
+    if _VERSION.fullmatch(s):
+        return s.lstrip("v").lstrip("0") or "0"
+    return s
+
+
+def _show(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def map_fields(meta: Metadata, path: str, profile: Profile | None, pmatch, sidecars: list[Source]) -> dict:
+    """Run every mapping step; return record fields plus internal ``_problems``."""
+    m = _Mapper(meta, path, profile, pmatch, sidecars)
+    m.strings()
+    m.times()
+    m.exposure()
+    m.position()
+    m.level()
+    m.explicit()
+    for f, (value, label) in meta.fields.items():
+        if f not in m.values and value is not None:
+            m.set(f, value, label)
+    m.path_values()
+    m.defaults()
+    m.fallbacks()
+    m.value_maps()
+    m.infer()
+    m.keep()
+    parents = m.parents()
+    rec: dict[str, Any] = dict(m.values)
+    if m.problems["conflicts"]:
+        m.ms["conflicts"] = m.problems["conflicts"]
+    if profile is not None:
+        m.ms["profile"] = profile.name
+    rec["field_sources"] = dict(m.labels)
+    rec["mission_specific"] = m.ms
+    rec["_parents"] = parents
+    rec["_problems"] = m.problems
+    return rec

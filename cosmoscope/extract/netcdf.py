@@ -1,0 +1,94 @@
+"""netCDF 3 and 4: CF and ACDD global attributes, group attributes, CF time coverage.
+
+Classic netCDF (``CDF\\x01``, ``\\x02``, ``\\x05``) is read with the netCDF4 library, which is
+safe on those. netCDF-4 files are HDF5 files and are read with h5py (see
+:mod:`cosmoscope.extract.hdf5`): netCDF4 1.7.5 segfaults on open or close of some real HDF5
+files, and one file must never kill an ingest run. An HDF5 file counts as netCDF-4 when it has
+a ``.nc``/``.nc4`` suffix, a ``_NCProperties`` attribute or dimension scales.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+from cosmoscope.extract.base import ExtractionError, Metadata, Source
+from cosmoscope.extract.hdf5 import _NC_SUFFIXES, hdf5_offset, looks_like_netcdf4, read_tree
+
+CLASSIC_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+
+
+def _read_classic(path: Path) -> Metadata:
+    import netCDF4
+
+    try:
+        ds = netCDF4.Dataset(path, "r")
+    except Exception as exc:  # noqa: BLE001 - the C library reports through OSError/RuntimeError
+        msg = str(exc)
+        if "Unknown file format" in msg:
+            raise ExtractionError("not a netCDF file: the netCDF library does not recognise it") from None
+        if "-51" in msg or "-45" in msg or "-116" in msg or "NC_EINVAL" in msg or "truncat" in msg.lower():
+            raise ExtractionError(f"truncated or damaged netCDF-3 file ({msg})") from None
+        raise ExtractionError(f"damaged netCDF-3 file: the netCDF library cannot open it ({msg})") from None
+    meta = Metadata(format="netcdf")
+    try:
+        attrs = {}
+        for name in ds.ncattrs():
+            try:
+                attrs[name] = ds.getncattr(name)
+            except Exception:  # noqa: BLE001 - undecodable attribute text
+                continue
+        meta.sources.append(Source("netCDF:", "@", attrs, kind="global"))
+        meta.extra["data_model"] = ds.data_model
+        meta.extra["dimensions"] = {k: len(v) for k, v in list(ds.dimensions.items())[:30]}
+        meta.extra["variables"] = len(ds.variables)
+        _classic_time(ds, meta)
+    finally:
+        ds.close()
+    return meta
+
+
+def _classic_time(ds, meta: Metadata) -> None:
+    from cosmoscope.extract.timeparse import TimeParseError, from_cf
+
+    for name in ("time", "Time", "TIME"):
+        var = ds.variables.get(name)
+        if var is None or var.ndim != 1 or var.shape[0] == 0:
+            continue
+        units = getattr(var, "units", None)
+        if not isinstance(units, str) or "since" not in units:
+            continue
+        try:
+            var.set_auto_maskandscale(True)
+            first, last = var[0], var[-1]
+            if getattr(first, "mask", False) is True or getattr(last, "mask", False) is True:
+                continue
+            cal = getattr(var, "calendar", None)
+            meta.fields["observation_timestamp"] = (from_cf(float(first), units, cal), f"netCDF:{name}[0]")
+            meta.fields["observation_end"] = (from_cf(float(last), units, cal), f"netCDF:{name}[-1]")
+            return
+        except (TimeParseError, ValueError, TypeError, OverflowError, IndexError):
+            continue
+
+
+class NetcdfExtractor:
+    """Global and group attributes and time coverage of netCDF 3 and netCDF-4 files."""
+
+    name: ClassVar[str] = "netcdf"
+    priority: ClassVar[int] = 20  # a netCDF-4 file is also HDF5: this one wins
+    suffixes: ClassVar[tuple[str, ...]] = _NC_SUFFIXES
+
+    def can_read(self, path: Path, head: bytes) -> bool:
+        if head[:4] in CLASSIC_MAGIC:
+            return True
+        if hdf5_offset(head) is None:
+            return False
+        return os.fspath(path).lower().endswith(_NC_SUFFIXES) or looks_like_netcdf4(path)
+
+    def extract(self, path: Path) -> Metadata:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head in CLASSIC_MAGIC:
+            return _read_classic(path)
+        return read_tree(path, prefix="netCDF:", root_scope="@", fmt="netcdf")
