@@ -334,10 +334,16 @@ def test_faults_break_files_as_recorded(faulty, tmp_path):
         clean = write_file(dataclasses.replace(spec, fault=None), clean_root)
         if kind == "zero_bytes":
             assert p.stat().st_size == 0
+            if r["file_format"] == "fits":
+                with pytest.raises(OSError, match="Empty or corrupt"):
+                    fits.open(p)
         elif kind == "truncated":
             full = clean.stat().st_size
             assert p.stat().st_size == int(full * spec.extra["cut"]) < full
             assert p.read_bytes() == clean.read_bytes()[: p.stat().st_size]
+            if r["file_format"] == "hdf5":
+                with pytest.raises(OSError, match="truncated"):
+                    h5py.File(p, "r")
         elif kind == "wrong_format":
             assert p.read_text().startswith("<!DOCTYPE html>")
             if r["file_format"] == "fits":
@@ -396,6 +402,12 @@ def test_write_slowly_partial_and_atomic_give_the_same_file(tmp_path):
     assert part.read_bytes() == whole.read_bytes()[: part.stat().st_size]
     with pytest.raises(InvalidArgumentError, match="chunk_bytes"):
         write_slowly(spec, tmp_path / "x", chunk_bytes=0)
+
+
+def test_generate_one_is_write_file():
+    from cosmoscope.simulate import generate_one
+
+    assert generate_one is write_file
 
 
 def test_write_slowly_puts_a_sidecar_in_place_first(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 BLOCK = 2880
 #: A gzip stream cannot contain holes, so a declared gzip payload costs about 1/1000 of its
 #: size on disk. Compressed files therefore declare at most this many uncompressed bytes.
-GZIP_MAX_UNCOMPRESSED = 64 * 1024 * 1024
+GZIP_MAX_UNCOMPRESSED = 16 * 1024 * 1024
 _ZERO_CHUNK = 1 << 20
 
 
@@ -164,29 +164,37 @@ def write_fits(path: Path, hdus: list[HDU], compress: bool = False) -> None:
         fh.truncate()  # extends the file over a trailing hole
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=64)
 def _zero_member(n: int) -> bytes:
+    """A gzip member of ``n`` zero bytes (cached: sparse files reuse a few sizes)."""
     return gzip.compress(bytes(n), compresslevel=6, mtime=0)
+
+
+def _zero_members(n: int):
+    """Gzip members that together hold ``n`` zero bytes: whole MiB, then powers of two."""
+    whole, rest = divmod(n, _ZERO_CHUNK)
+    for _ in range(whole):
+        yield _zero_member(_ZERO_CHUNK)
+    for bit in range(_ZERO_CHUNK.bit_length() - 1, -1, -1):
+        if rest & (1 << bit):
+            yield _zero_member(1 << bit)
 
 
 def _write_gzip(path: Path, hdus: list[HDU]) -> None:
     # A gzip file may be several members in a row; readers concatenate them. Long runs of zeros
-    # become copies of one cached member, so a large declared data unit costs little CPU.
+    # become copies of cached members, so a large declared data unit costs little CPU.
     with open(path, "wb") as fh:
         pending = bytearray()
         for hdu in hdus:
             head, data, zeros = hdu.render()
             pending += head + data
-            if zeros < 4 * _ZERO_CHUNK:
+            if zeros <= 65536:
                 pending += bytes(zeros)
                 continue
             fh.write(gzip.compress(bytes(pending), compresslevel=6, mtime=0))
             pending.clear()
-            whole, rest = divmod(zeros, _ZERO_CHUNK)
-            member = _zero_member(_ZERO_CHUNK)
-            for _ in range(whole):
+            for member in _zero_members(zeros):
                 fh.write(member)
-            pending += bytes(rest)
         if pending:
             fh.write(gzip.compress(bytes(pending), compresslevel=6, mtime=0))
 
@@ -211,12 +219,12 @@ def tile_compressed_image(cards, image, width: int, height: int, tile_rows: int,
     descriptors[0] = (len(tile0), 0)
     heap += tile0
     if ntiles > 1:
-        full = gzip.compress(bytes(4 * width * tile_rows), compresslevel=6, mtime=0)
+        full = _zero_member(4 * width * tile_rows)
         last_rows = height - (ntiles - 1) * tile_rows
         descriptors[1:] = (len(full), len(heap))
         heap += full
         if last_rows != tile_rows:
-            last = gzip.compress(bytes(4 * width * last_rows), compresslevel=6, mtime=0)
+            last = _zero_member(4 * width * last_rows)
             descriptors[-1] = (len(last), len(heap))
             heap += last
     maxlen = int(descriptors[:, 0].max())

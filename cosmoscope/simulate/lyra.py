@@ -143,7 +143,9 @@ def write(spec: FileSpec, path) -> None:
         write_fits(path, [hdu])
         return
     side = side_for(spec.size_hint, 4, 64)
-    tile_rows = max(16, -(-side // 512))
+    if spec.size_hint:  # whole 64-pixel multiples, so that worker caches of zero tiles get hits
+        side -= side % 64
+    tile_rows = max(1, min(16, 262144 // (4 * side)))  # tiles of at most 256 kB
     image = rng.normal(0.0, 3.0, (min(tile_rows, side), side)).astype(">f4")
     if spec.size_hint:  # noise does not compress: keep it to the first 8 kB of the first tile
         image.reshape(-1)[2048:] = 0.0
