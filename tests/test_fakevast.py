@@ -11,6 +11,7 @@ import decimal
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -225,6 +226,8 @@ def test_insert_returns_row_ids_and_update_delete_use_them(fake_vast_session, fa
     after = read(session, bucket, vast_schema_name, columns=["file_size", "version"])
     assert after.to_pydict() == {"file_size": [1002, 1003, 1004, 1005, 1006, 1007],
                                  "version": [2, 3, 0, 11, 2, 3]}
+    with session.transaction() as tx:
+        assert tx.bucket(bucket).schema(vast_schema_name).table("obs").get_stats().num_rows == 6
 
 
 def test_large_insert_is_split_into_5_mib_requests(fresh_fake_vast):
@@ -309,6 +312,27 @@ def test_transactions_are_isolated_and_concurrent_commits_merge(fake_vast_sessio
     with pytest.raises(errors.Conflict):
         second.__exit__(None, None, None)
     assert read(session, bucket, vast_schema_name)["file_size"].to_pylist() == [1001, 1010, 1011, 1020, 1021]
+
+
+def test_concurrent_writers_each_commit_their_rows(fresh_fake_vast):
+    server = fresh_fake_vast
+    make_table(server.connect(), server.bucket, "s")
+
+    def writer(k: int) -> list[int]:
+        session = server.connect()
+        ids = []
+        for batch in range(5):
+            with session.transaction() as tx:
+                table = tx.bucket(server.bucket).schema("s").table("obs")
+                ids += table.insert(catalog_like_rows(20, start=1000 * k + 20 * batch)).to_pylist()
+        return ids
+
+    with ThreadPoolExecutor(4) as pool:
+        ids = [i for chunk in pool.map(writer, range(4)) for i in chunk]
+    assert sorted(ids) == list(range(400))
+    rows = read(server.connect(), server.bucket, "s", columns=["file_size"])
+    assert sorted(rows["file_size"].to_pylist()) == sorted(
+        1000 + 1000 * k + i for k in range(4) for i in range(100))
 
 
 # ---- queries -------------------------------------------------------------------------------

@@ -310,6 +310,21 @@ def parse_split_headers(headers) -> Split:
     return Split(split_id, num_splits, groups, num_sub_splits, starts, limit)
 
 
+def _matching(plan: QueryPlan, rows: pa.Table, candidates: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of candidate rows the filter keeps; with a limit, stop once more than
+    ``limit`` are found (so a small page of a big table stays cheap)."""
+    step = max(65_536, 2 * limit) if limit else max(len(candidates), 1)
+    found, count = [], 0
+    for start in range(0, len(candidates), step):
+        chunk = candidates[start:start + step]
+        hits = chunk[evaluate(plan, rows.take(chunk))]
+        found.append(hits)
+        count += len(hits)
+        if limit and count > limit:
+            break
+    return np.concatenate(found) if found else candidates[:0]
+
+
 def run_query(data: TableData, body: bytes, headers, rows_per_row_group: int) -> list[bytes]:
     """Answer one QueryData request; returns the response body as a list of frames."""
     plan = parse_request(body, data)
@@ -325,14 +340,12 @@ def run_query(data: TableData, body: bytes, headers, rows_per_row_group: int) ->
         if start == INVALID_ROW_ID:
             continue  # this sub-split already finished in an earlier response
         candidates = np.nonzero(in_split & (sub_of == sub) & (row_ids >= start))[0]
-        subset = rows.take(candidates)
-        matched = np.nonzero(evaluate(plan, subset))[0]
+        matched = _matching(plan, rows, candidates, split.limit_rows)
+        next_row_id = INVALID_ROW_ID
         if split.limit_rows and len(matched) > split.limit_rows:
             matched = matched[:split.limit_rows]
-            next_row_id = int(subset[ROW_ID][int(matched[-1])].as_py()) + 1
-        else:
-            next_row_id = INVALID_ROW_ID
-        batch = _page_batch(plan, subset.take(matched))
+            next_row_id = int(row_ids[matched[-1]]) + 1  # resume after the last row sent
+        batch = _page_batch(plan, rows.take(matched))
         prefix = struct.pack("<LQ", sub, next_row_id)
         streams.append([prefix + batch.schema.serialize().to_pybytes(),
                         prefix + batch.serialize().to_pybytes(),
