@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from cosmoscope.simulate import (
 )
 
 UTC = timezone.utc
+TT_MINUS_UTC = timedelta(seconds=69.184)
 # Seeds chosen so that the small trees below hold every variant the tests look at (asserted in
 # test_tree_has_every_variant, so a change of the plan cannot silently thin the tests out).
 TREE = dict(files=120, days=3, seed=5)
@@ -160,6 +161,8 @@ def test_lineage_edges_point_to_files_that_exist(tree):
 
 
 def test_fits_files_open_verify_and_match(tree):
+    import astropy.units as u
+    from astropy.coordinates import FK5, SkyCoord
     from astropy.io import fits
 
     checked = 0
@@ -175,20 +178,36 @@ def test_fits_files_open_verify_and_match(tree):
         assert data is not None and data.size > 0
         assert meta["TELESCOP"] == r["satellite"] and meta["INSTRUME"] == r["instrument"]
         assert meta["OBJECT"] == r["target"]
-        assert fits_time(meta) == r["start"]
         inputs = [Path(p).name for p in r["parents"]]
         if r["mission"] == "HELIOS-X":
+            # Times are TT, as TIMESYS says: 69.184 s ahead of the UTC ground truth.
+            assert meta["TIMESYS"] == "TT"
+            assert fits_time(meta) - TT_MINUS_UTC == r["start"]
+            assert iso(meta["DATE-END"] + "Z") - TT_MINUS_UTC == r["end"]
+            epoch = datetime(1858, 11, 17, tzinfo=UTC) + timedelta(days=meta["MJDREF"])
+            assert epoch + timedelta(seconds=meta["TSTART"]) - TT_MINUS_UTC == r["start"]
+            assert epoch + timedelta(seconds=meta["TSTOP"]) - TT_MINUS_UTC == r["end"]
             assert primary["NAXIS"] == 0 and "TELESCOP" not in primary
-            assert iso(meta["DATE-END"] + "Z") == r["end"]
             assert meta["EXPOSURE"] == r["exposure"]
             assert (meta["RA_TARG"], meta["DEC_TARG"]) == (r["ra"], r["dec"])
-            assert meta["TIMESYS"] == "TT" and "MJDREF" in meta and meta["TSTOP"] > meta["TSTART"]
             assert [meta[k] for k in ("PARENT",) if k in meta] == inputs
             assert meta["EXTNAME"] == {"evt1": "EVENTS", "evt2": "EVENTS", "img": "IMAGE",
                                        "spec": "SPECTRUM"}[r["product"]]
         else:
+            assert fits_time(meta) == r["start"]
             assert meta["EXPTIME"] == r["exposure"]
-            assert (meta["CRVAL1"], meta["CRVAL2"]) == (r["ra"], r["dec"])
+            if meta["RADESYS"] == "FK5":  # legacy frames: FK5 J2000, ~20 mas from the ICRS truth
+                fk5 = FK5(equinox="J2000")
+                icrs = SkyCoord(meta["CRVAL1"] * u.deg, meta["CRVAL2"] * u.deg, frame=fk5).icrs
+                assert icrs.ra.deg == pytest.approx(r["ra"], abs=1e-9)
+                assert icrs.dec.deg == pytest.approx(r["dec"], abs=1e-9)
+                assert (meta["CRVAL1"], meta["CRVAL2"]) != (r["ra"], r["dec"])
+            else:
+                assert (meta["RADESYS"], meta["CRVAL1"], meta["CRVAL2"]) == ("ICRS", r["ra"], r["dec"])
+            if r["product"] == "raw":
+                assert "DATE-END" not in meta
+            else:  # a stack spans exposures and readouts: its end is not start + EXPTIME
+                assert iso(meta["DATE-END"] + "Z") == r["end"]
             assert meta["HIERARCH LYRA SEEING FWHM"] > 0
             assert [v for k, v in meta.items() if k.startswith("IMCMB")] == inputs
             if r["product"] != "raw":

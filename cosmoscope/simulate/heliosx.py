@@ -1,13 +1,15 @@
 """HELIOS-X: an X-ray observatory writing FITS event lists, images and spectra.
 
 Layout ``helios-x/{date:%Y%m%d}/hx{obsid}_{product}.fits[.gz]``. The primary HDU is empty; the
-metadata live in extension 1 (EVENTS, IMAGE or SPECTRUM) with OGIP/HEASARC keywords, TT times
-counted from MJDREF, valid CHECKSUM/DATASUM and a PARENT keyword naming the input file.
+metadata live in extension 1 (EVENTS, IMAGE or SPECTRUM) with OGIP/HEASARC keywords, valid
+CHECKSUM/DATASUM and a PARENT keyword naming the input file. As in real X-ray missions,
+``TIMESYS='TT'``: DATE-OBS/DATE-END and TSTART/TSTOP (seconds from MJDREF) are Terrestrial
+Time, 69.184 s ahead of the UTC ground truth; DATE, the file's creation time, is UTC.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from cosmoscope.simulate._common import (
     drop,
@@ -26,7 +28,8 @@ from cosmoscope.simulate.targets import TARGETS, XRAY
 MISSION = "HELIOS-X"
 INSTRUMENT = "XIS"
 MJDREF = 60310.0  # 2024-01-01T00:00:00 TT, the mission's clock epoch
-EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)  # that epoch, on the TT time line
+TT_MINUS_UTC = timedelta(seconds=69.184)  # 37 leap seconds + 32.184 s, unchanged since 2017
 GTI_GAP = 40.0  # [s] one gap between the two good time intervals of every observation
 OBSERVERS = ("Dr. A. Okafor", "Dr. M. Lindqvist", "Dr. S. Tanaka", "Dr. R. Alvarez",
              "Dr. J. Novak", "Dr. P. Mehta")
@@ -90,10 +93,18 @@ def plan_group(ctx: GroupContext) -> list[FileSpec]:
     return specs
 
 
+def _tt(t: datetime) -> datetime:
+    return t + TT_MINUS_UTC
+
+
+def _mission_seconds(t: datetime) -> float:
+    """Seconds of TT from the mission epoch (MJDREF) to the UTC time ``t``."""
+    return (_tt(t) - EPOCH).total_seconds()
+
+
 def _meta_cards(spec: FileSpec) -> list[tuple]:
     x = spec.extra
-    tstart = (spec.start - EPOCH).total_seconds()
-    tstop = (spec.end - EPOCH).total_seconds()
+    tstart, tstop = _mission_seconds(spec.start), _mission_seconds(spec.end)
     cards = [
         ("TELESCOP", spec.satellite, "mission name"),
         ("INSTRUME", spec.instrument, "instrument name"),
@@ -111,8 +122,8 @@ def _meta_cards(spec: FileSpec) -> list[tuple]:
         ("PA_PNT", x["roll"], "[deg] mean roll angle"),
         ("EQUINOX", 2000.0, "equinox of celestial coordinates"),
         ("RADESYS", "ICRS", "celestial reference frame"),
-        ("DATE-OBS", iso(spec.start), "start of observation (TT)"),
-        ("DATE-END", iso(spec.end), "end of observation (TT)"),
+        ("DATE-OBS", iso(_tt(spec.start), ms=True), "start of observation (TT)"),
+        ("DATE-END", iso(_tt(spec.end), ms=True), "end of observation (TT)"),
         ("TSTART", tstart, "[s] start time in mission seconds"),
         ("TSTOP", tstop, "[s] stop time in mission seconds"),
         ("MJDREF", MJDREF, "[d] MJD of the mission epoch (TT)"),
@@ -141,8 +152,7 @@ def _meta_cards(spec: FileSpec) -> list[tuple]:
 def _events(spec: FileSpec, rng, raw: bool) -> tuple[list, bytes, int]:
     import numpy as np
 
-    tstart = (spec.start - EPOCH).total_seconds()
-    tstop = (spec.end - EPOCH).total_seconds()
+    tstart, tstop = _mission_seconds(spec.start), _mission_seconds(spec.end)
     if raw:
         cols = [("TIME", "D", ">f8", "s"), ("CCD_ID", "I", ">i2", None), ("CHIPX", "I", ">i2", "pixel"),
                 ("CHIPY", "I", ">i2", "pixel"), ("PHA", "J", ">i4", "chan"), ("GRADE", "I", ">i2", None)]
@@ -212,7 +222,7 @@ def write(spec: FileSpec, path) -> None:
         cards, data, size = _events(spec, rng, raw=spec.product == "evt1")
         hdus.append(HDU(cards + meta, data, size, bad_checksum=bad))
         gti = np.zeros(2, dtype=[("START", ">f8"), ("STOP", ">f8")])
-        t0, t1 = (spec.start - EPOCH).total_seconds(), (spec.end - EPOCH).total_seconds()
+        t0, t1 = _mission_seconds(spec.start), _mission_seconds(spec.end)
         mid = t0 + (t1 - t0) * 0.6
         gti["START"], gti["STOP"] = (t0, mid + GTI_GAP), (mid, t1)
         cols = [("START", "D", ">f8", "s"), ("STOP", "D", ">f8", "s")]
@@ -245,7 +255,7 @@ def write(spec: FileSpec, path) -> None:
         nrows = rows_for(_cap(spec), dtype.itemsize, int(rng.integers(4, 16)))
         written = written_rows(spec.size_hint, nrows, dtype.itemsize)
         rows = np.zeros(written, dtype=dtype)
-        t0, t1 = (spec.start - EPOCH).total_seconds(), (spec.end - EPOCH).total_seconds()
+        t0, t1 = _mission_seconds(spec.start), _mission_seconds(spec.end)
         edges = np.linspace(t0, t1, nrows + 1)[: written + 1]
         rows["SPEC_NUM"] = np.arange(1, written + 1)
         rows["TSTART"], rows["TSTOP"] = edges[:-1], edges[1:]

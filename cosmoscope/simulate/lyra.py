@@ -1,14 +1,18 @@
 """LYRA: an optical survey telescope with legacy FITS conventions.
 
 Raw frames ``lyra/raw/{yyyy}-{mm}-{dd}/LY{seq:06d}.fit`` keep their metadata in the primary
-HDU, some with the legacy ``DATE-OBS='dd/mm/yy'`` plus ``TIME-OBS``, and ESO ``HIERARCH`` cards.
+HDU, some with the legacy ``DATE-OBS='dd/mm/yy'`` plus ``TIME-OBS`` and ``RADESYS='FK5'`` (their
+CRVALs are the ICRS ground truth rotated to FK5 J2000), and ESO ``HIERARCH`` cards.
 Reduced frames ``lyra/reduced/{yyyy}-{mm}-{dd}/LY{seq:06d}_red.fits`` are tile-compressed
 (GZIP_1) images in HDU 1 naming their raw frame in ``IMCMB001``; a stack of the reduced frames of
 one visit gets the next frame number, ``IMAGETYP='STACK'``, ``NCOMBINE`` and one ``IMCMBnnn``
-per input. Stacks are the derived products (calibration level 3).
+per input. Stacks are the derived products (calibration level 3). Reduced frames and stacks
+state ``DATE-END``: a stack spans its exposures and the readouts between them.
 """
 
 from __future__ import annotations
+
+import math
 
 from cosmoscope.simulate._common import drop, iso, later, obs_window, side_for, sparse_prefix, written_rows
 from cosmoscope.simulate._fits import HDU, tile_compressed_image, write_fits
@@ -21,6 +25,22 @@ EXPTIMES = (30.0, 60.0, 120.0, 180.0, 300.0)
 READOUT = 20.0  # seconds between the end of one frame and the start of the next
 _MISSING = ("INSTRUME", "DATE-OBS", "TIME-OBS", "MJD-OBS")
 _MJD_UNIX = 40587.0  # MJD of 1970-01-01
+# Rotation from ICRS to FK5 (J2000) direction cosines: the ~20 mas frame bias. Legacy frames
+# state RADESYS='FK5', so their CRVALs are the ICRS ground truth rotated by this matrix.
+# (Computed with astropy's ICRS -> FK5(equinox=J2000); the tests check it against astropy.)
+ICRS_TO_FK5 = (
+    (9.9999999999999212e-01, -1.1102233297408327e-07, -4.4118044980967709e-08),
+    (1.1102233723050035e-07, 9.9999999999998890e-01, 9.6477922460101289e-08),
+    (4.4118034269763261e-08, -9.6477927519581258e-08, 9.9999999999999434e-01),
+)
+
+
+def icrs_to_fk5(ra: float, dec: float) -> tuple[float, float]:
+    """FK5 (J2000) coordinates, degrees, of an ICRS position."""
+    a, d = math.radians(ra), math.radians(dec)
+    v = (math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d))
+    x, y, z = (sum(m * c for m, c in zip(row, v, strict=True)) for row in ICRS_TO_FK5)
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(max(-1.0, min(1.0, z))))
 
 
 def group_size(rnd) -> int:
@@ -95,6 +115,9 @@ def _cards(spec: FileSpec, naxis1: int, naxis2: int, reduced: bool) -> list[tupl
                   ("TIME-OBS", f"{spec.start:%H:%M:%S}", "start time of observation (UTC)")]
     else:
         cards.append(("DATE-OBS", iso(spec.start), "start of observation (UTC)"))
+    if spec.product != "raw":  # the pipeline states the end; for a stack it is not start + EXPTIME
+        cards.append(("DATE-END", iso(spec.end), "end of the last exposure (UTC)"))
+    crval = icrs_to_fk5(spec.ra, spec.dec) if x["legacy_date"] else (spec.ra, spec.dec)
     mjd = _MJD_UNIX + spec.start.timestamp() / 86400.0
     cards += [("MJD-OBS", round(mjd, 8), "[d] modified Julian date of start"),
               ("EXPTIME", spec.exposure, "[s] exposure time"),
@@ -103,8 +126,8 @@ def _cards(spec: FileSpec, naxis1: int, naxis2: int, reduced: bool) -> list[tupl
               ("EQUINOX", 2000.0, "equinox of the coordinates"),
               ("CTYPE1", "RA---TAN", None), ("CTYPE2", "DEC--TAN", None),
               ("CRPIX1", naxis1 / 2 + 0.5, None), ("CRPIX2", naxis2 / 2 + 0.5, None),
-              ("CRVAL1", spec.ra, "[deg] right ascension at reference pixel"),
-              ("CRVAL2", spec.dec, "[deg] declination at reference pixel"),
+              ("CRVAL1", crval[0], "[deg] right ascension at reference pixel"),
+              ("CRVAL2", crval[1], "[deg] declination at reference pixel"),
               ("CD1_1", -0.000111111, None), ("CD1_2", 0.0, None), ("CD2_1", 0.0, None),
               ("CD2_2", 0.000111111, None),
               ("GAIN", 1.45, "[e-/ADU] detector gain"), ("RDNOISE", 4.2, "[e-] read noise"),
