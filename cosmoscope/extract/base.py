@@ -22,6 +22,11 @@ NULL_TOKENS = frozenset({"", "NULL", "NONE", "N/A", "NA", "UNKNOWN", "UNDEFINED"
 #: Longest text kept from a single attribute in mission_specific (cells are ~128 KiB at most).
 MAX_TEXT = 1000
 
+#: The vocabularies of :mod:`cosmoscope.schema` (``CalibrationStatus``, ``DATAPRODUCT_TYPES``),
+#: repeated here so that extraction does not import pyarrow; a test keeps them equal.
+CALIBRATION_STATUSES = ("uncalibrated", "partial", "calibrated", "unknown")
+DATAPRODUCT_TYPES = ("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event", "measurements")
+
 
 class ExtractionError(Exception):
     """A file could not be read; the message is a sentence a scientist understands."""

@@ -21,14 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cosmoscope.extract import timeparse as tp
-from cosmoscope.extract.base import Metadata, Source, clean, jsonable
+from cosmoscope.extract.base import (CALIBRATION_STATUSES, DATAPRODUCT_TYPES, Metadata, Source, clean,
+                                     jsonable)
 from cosmoscope.extract.coords import CoordinateError, frame_of, parse_angle, to_icrs
 from cosmoscope.extract.profiles import LineageRule, Profile
 
 STRING_FIELDS = ("mission_id", "satellite_name", "instrument_type", "target_object", "version")
 
 GENERIC_KEYS: dict[str, tuple[str, ...]] = {
-    "satellite_name": ("TELESCOP", "OBSERVAT", "platform", "platform_ID", "platform_long_name",
+    "satellite_name": ("TELESCOP", "OBSERVAT", "platform_long_name", "platform", "platform_ID",
                        "mission_name", "spacecraft", "satellite", "satid", "SatelliteName"),
     "mission_id": ("MISSION", "mission", "project"),
     "instrument_type": ("INSTRUME", "instrument", "sensor", "instrument_name", "instrument_type",
@@ -75,9 +76,7 @@ FEATURE_TYPES = {"image": "image", "grid": "image", "swath": "image", "timeserie
                  "station": "timeseries", "point": "measurements", "trajectory": "measurements",
                  "profile": "measurements"}
 _QUALIFIED = ("[", "/", "@", "#", "column:", "meta:")
-_VOCABULARY = {"calibration_status": ("uncalibrated", "partial", "calibrated", "unknown"),
-               "dataproduct_type": ("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event",
-                                    "measurements")}
+_VOCABULARY = {"calibration_status": CALIBRATION_STATUSES, "dataproduct_type": DATAPRODUCT_TYPES}
 _LEVEL_FULL = re.compile(r"(?:L|LEVEL[\s_-]*)?0*(\d)([A-Za-z]?)\w*", re.I)
 _LEVEL_SEARCH = re.compile(r"\b(?:L|Level\s*)(\d)([A-Za-z]?)\b", re.I)
 _TOKEN_SPLIT = re.compile(r"[_\-.]+")

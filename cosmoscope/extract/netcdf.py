@@ -17,10 +17,101 @@ from cosmoscope.extract.base import ExtractionError, Metadata, Source
 from cosmoscope.extract.hdf5 import _NC_SUFFIXES, hdf5_offset, looks_like_netcdf4, read_tree
 
 CLASSIC_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+#: Bytes per value of each classic nc_type (byte, char, short, int, float, double, and CDF-5's
+#: ubyte, ushort, uint, int64, uint64).
+_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+MAX_CLASSIC_HEADER = 64 << 20
+
+
+def classic_extent(head: bytes) -> int | None:
+    """Bytes a classic netCDF file must have, from its header (None if it cannot be told).
+
+    The netCDF library reads a truncated classic file without complaint (missing data reads as
+    zeros), so the size is checked here against the variables' ``begin`` offsets and sizes.
+    """
+    import struct
+
+    version = head[3]
+    big = version == 5
+    pos = 4
+
+    def n() -> int:  # a count: 4 bytes, 8 in CDF-5
+        nonlocal pos
+        fmt, size = (">Q", 8) if big else (">I", 4)
+        v = struct.unpack_from(fmt, head, pos)[0]
+        pos += size
+        return v
+
+    def skip_name() -> None:
+        nonlocal pos
+        length = n()
+        pos += -(-length // 4) * 4
+
+    def skip_atts() -> None:
+        nonlocal pos
+        struct.unpack_from(">I", head, pos)
+        pos += 4
+        for _ in range(n()):
+            skip_name()
+            t = struct.unpack_from(">I", head, pos)[0]
+            pos += 4
+            count = n()
+            pos += -(-(count * _TYPE_SIZE.get(t, 1)) // 4) * 4
+
+    numrecs = n()
+    pos += 4  # NC_DIMENSION tag (or ABSENT)
+    dims = []
+    for _ in range(n()):
+        skip_name()
+        dims.append(n())
+    skip_atts()
+    pos += 4  # NC_VARIABLE tag
+    end, rec_vars = 0, []
+    for _ in range(n()):
+        skip_name()
+        dimids = [n() for _ in range(n())]
+        skip_atts()
+        t = struct.unpack_from(">I", head, pos)[0]
+        pos += 4
+        vsize = n()
+        begin = struct.unpack_from(">I" if version == 1 else ">Q", head, pos)[0]
+        pos += 4 if version == 1 else 8
+        shape = [dims[d] for d in dimids if d < len(dims)]
+        is_rec = bool(shape) and shape[0] == 0
+        count = 1
+        for d in shape[1:] if is_rec else shape:
+            count *= d
+        size = count * _TYPE_SIZE.get(t, 1)  # vsize overflows for huge variables: recompute
+        if is_rec:
+            rec_vars.append((begin, size))
+        else:
+            end = max(end, begin + size)
+    if rec_vars and numrecs not in (0, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF):
+        recsize = sum(-(-size // 4) * 4 for _, size in rec_vars) if len(rec_vars) > 1 else rec_vars[0][1]
+        end = max(end, max(b + (numrecs - 1) * recsize + size for b, size in rec_vars))
+    return end
+
+
+def _check_classic_size(path: Path) -> None:
+    import struct
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(min(size, MAX_CLASSIC_HEADER))
+    try:
+        need = classic_extent(head)
+    except (struct.error, IndexError):
+        raise ExtractionError(
+            f"truncated or damaged netCDF-3 file: the header runs past the end of the file ({size:,} bytes)") from None
+    if need and size < need - 4:  # the last variable's padding may be missing
+        raise ExtractionError(f"truncated netCDF-3 file: its header places data up to byte {need:,} but the "
+                              f"file has {size:,} bytes")
 
 
 def _read_classic(path: Path) -> Metadata:
     import netCDF4
+
+    _check_classic_size(path)
 
     try:
         ds = netCDF4.Dataset(path, "r")

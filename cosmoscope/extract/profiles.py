@@ -233,15 +233,15 @@ class _Checker:
 
 
 def _check_value(ck: _Checker, fieldname: str, value: Any, where: str, needle: str) -> Any:
-    from cosmoscope.schema import DATAPRODUCT_TYPES, CalibrationStatus
+    from cosmoscope.extract.base import CALIBRATION_STATUSES, DATAPRODUCT_TYPES
 
     if fieldname == "calib_level":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4:
             ck.fail(f"{where}: calib_level must be an integer 0-4, not {value!r}", needle)
     elif fieldname == "calibration_status":
-        if value not in {s.value for s in CalibrationStatus}:
-            ck.fail(f"{where}: calibration_status must be one of "
-                    f"{', '.join(s.value for s in CalibrationStatus)}, not {value!r}", needle)
+        if value not in CALIBRATION_STATUSES:
+            ck.fail(f"{where}: calibration_status must be one of {', '.join(CALIBRATION_STATUSES)}, "
+                    f"not {value!r}", needle)
     elif fieldname == "dataproduct_type":
         if value not in DATAPRODUCT_TYPES:
             ck.fail(f"{where}: dataproduct_type must be one of {', '.join(DATAPRODUCT_TYPES)}, "
@@ -411,8 +411,14 @@ def load_profile(path: str | os.PathLike) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        where = f", line {m.group(1)}, column {m.group(2)}" if m else ""
-        raise ProfileError(f"profile {p}{where}: invalid TOML: {re.sub(r' ?[(]at line.*[)]', '', msg)}") from None
+        if m:
+            where = f", line {m.group(1)}, column {m.group(2)}"
+        elif "end of document" in msg:
+            where = f", line {text.count(chr(10)) + 1} (the end of the file)"
+        else:
+            where = ""
+        what = re.sub(r" ?[(]at (line|end of document).*[)]", "", msg)
+        raise ProfileError(f"profile {p}{where}: invalid TOML: {what}") from None
     return _build(data, str(p), text)
 
 
