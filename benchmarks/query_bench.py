@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, markdown_table, median_time, write_results  # noqa: E402
 
 import cosmoscope  # noqa: E402
-from cosmoscope.search import SUMMARY_COLUMNS, summarize  # noqa: E402
+from cosmoscope.search import summarize_frame  # noqa: E402
 
 MISSIONS = ["COSMOS-7", "HELIOS-X", "LYRA", "AURORA-2", "CHANDRA", "XMM", "TESS", "GOES"]
 START = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
@@ -99,8 +99,7 @@ def main(argv=None) -> int:
                                       & (pl.col("observation_timestamp") < hi) & (pl.col("data_quality_score") >= 0.8))),
         "mission summary (all missions)": (
             lambda: cat.mission_summary(),
-            lambda: summarize(everything.lazy().select(*SUMMARY_COLUMNS).with_columns(
-                pl.lit(None, pl.Datetime("us", "UTC")).alias("x")).drop("x"))),
+            lambda: summarize_frame(everything)),
         "point lookup by dataset_id": (
             lambda: cat.get(probe),
             lambda: everything.filter(pl.col("dataset_id") == probe).row(0, named=True)),

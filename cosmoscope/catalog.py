@@ -257,9 +257,11 @@ class Catalog:
     def mission_summary(self, mission=None) -> pl.DataFrame:
         """Per mission: datasets, total bytes, time coverage, mean and min quality, how many
         are calibrated, how many failed extraction, and a count per processing status."""
-        from cosmoscope.search import summarize
+        from cosmoscope.predicate import split_predicate
+        from cosmoscope.search import search_filter, summarize
 
-        return summarize(self.search(mission=mission) if mission is not None else self.observations())
+        pushed, _ = split_predicate(search_filter(mission=mission))  # == or is_in: always pushed whole
+        return summarize(self.store, pushed)
 
     def count(self, lf: pl.LazyFrame | None = None) -> int:
         """Number of rows of a lazy frame (default: all observations)."""
@@ -464,14 +466,12 @@ class Catalog:
     def _events(self, events: list[dict], *, ts) -> None:
         if not events:
             return
-        cols = {name: [] for name in S.EVENTS.schema.names}
-        for e in events:
-            cols["event_id"].append(R.new_event_id())
-            cols["ts"].append(ts)
-            cols["actor"].append(self.actor)
-            for name in ("action", "dataset_id", "run_id", "field", "from_value", "to_value"):
-                cols[name].append(e.get(name))
-            cols["details"].append(R.to_json(e.get("details")))
+        n = len(events)
+        cols = {"event_id": R.new_event_ids(n), "ts": R.constant(ts, n, S.UTC_TS),
+                "actor": R.constant(self.actor, n, pa.string())}
+        for name in ("action", "dataset_id", "run_id", "field", "from_value", "to_value"):
+            cols[name] = [e.get(name) for e in events]
+        cols["details"] = [R.to_json(e.get("details")) for e in events]
         self.store.upsert("events", pa.table(cols, schema=S.EVENTS.schema), S.EVENTS.key)
 
 

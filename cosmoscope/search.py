@@ -95,31 +95,43 @@ def search_filter(*, mission=None, instrument=None, target=None, start=None, end
     return expr
 
 
-#: Columns a mission summary reads.
-SUMMARY_COLUMNS = ("mission_id", "file_size", "observation_timestamp", "observation_end", "data_quality_score",
-                   "calibration_status", "processing_status", "extraction_status")
+def summary_aggregations():
+    """What a mission summary computes per mission, as store aggregates."""
+    from cosmoscope.store.base import Agg
+
+    return [
+        Agg("n_datasets", "count"),
+        Agg("total_bytes", "sum", "file_size"),
+        Agg("first_observation", "min", "observation_timestamp"),
+        Agg("last_observation", "max_of", "observation_timestamp", "observation_end"),
+        Agg("mean_quality", "mean", "data_quality_score"),
+        Agg("min_quality", "min", "data_quality_score"),
+        Agg("n_calibrated", "count_eq", "calibration_status", S.CalibrationStatus.CALIBRATED.value),
+        Agg("n_extraction_errors", "count_eq", "extraction_status", S.ExtractionStatus.ERROR.value),
+        *[Agg(f"n_{s.value}", "count_eq", "processing_status", s.value) for s in S.ProcessingStatus],
+    ]
 
 
-def summarize(lf: pl.LazyFrame) -> pl.DataFrame:
-    """Per-mission counts, bytes, time coverage, quality and status breakdown of a frame."""
+def summarize(store, predicate=None) -> pl.DataFrame:
+    """Per-mission counts, bytes, time coverage, quality and status breakdown, computed in the
+    store where it can (SQLite: one GROUP BY), by polars over a scan otherwise."""
     import polars as pl
 
-    statuses = [s.value for s in S.ProcessingStatus]
-    out = (
-        lf.select(SUMMARY_COLUMNS)
-        .group_by("mission_id")
-        .agg(
-            pl.len().alias("n_datasets"),
-            pl.col("file_size").sum().alias("total_bytes"),
-            pl.col("observation_timestamp").min().alias("first_observation"),
-            pl.max_horizontal("observation_timestamp", "observation_end").max().alias("last_observation"),
-            pl.col("data_quality_score").mean().alias("mean_quality"),
-            pl.col("data_quality_score").min().alias("min_quality"),
-            (pl.col("calibration_status") == S.CalibrationStatus.CALIBRATED.value).sum().alias("n_calibrated"),
-            (pl.col("extraction_status") == S.ExtractionStatus.ERROR.value).sum().alias("n_extraction_errors"),
-            *[(pl.col("processing_status") == s).sum().alias(f"n_{s}") for s in statuses],
-        )
-        .sort("mission_id", nulls_last=True)
-        .collect()
-    )
-    return out
+    from cosmoscope.store.base import aggregate
+
+    table = aggregate(store, "observations", ["mission_id"], summary_aggregations(), predicate)
+    return _tidy(pl.from_arrow(table))
+
+
+def summarize_frame(frame) -> pl.DataFrame:
+    """The same summary of an in-memory or lazy polars frame of observations."""
+    from cosmoscope.store.base import polars_aggregations
+
+    return _tidy(frame.lazy().group_by("mission_id").agg(polars_aggregations(summary_aggregations())).collect())
+
+
+def _tidy(df) -> pl.DataFrame:
+    import polars as pl
+
+    sums = [c for c in df.columns if c.startswith("n_") or c == "total_bytes"]
+    return df.with_columns(pl.col(sums).fill_null(0).cast(pl.Int64)).sort("mission_id", nulls_last=True)

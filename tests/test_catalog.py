@@ -95,6 +95,17 @@ def test_mission_summary_matches_polars(filled):
     assert one["mission_id"].to_list() == ["LYRA"]
 
 
+def test_summary_in_the_store_equals_polars_over_a_scan(filled):
+    from cosmoscope.search import summary_aggregations
+    from cosmoscope.store.base import aggregate, aggregate_by_scan
+
+    cat, _ = filled
+    cat.add_records({"file_path": "/x/no-times.fits", "mission_id": "LYRA"})  # nulls in every aggregate
+    native = pl.from_arrow(aggregate(cat.store, "observations", ["mission_id"], summary_aggregations()))
+    scanned = pl.from_arrow(aggregate_by_scan(cat.store, "observations", ["mission_id"], summary_aggregations()))
+    assert native.sort("mission_id").equals(scanned.sort("mission_id").select(native.columns).cast(native.schema))
+
+
 def test_empty_catalog_summary_and_search(catalog):
     assert catalog.mission_summary().height == 0
     assert catalog.search(mission="X").collect().height == 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -29,6 +30,21 @@ if TYPE_CHECKING:
 #: Rows per write transaction when the caller did not open one: big enough to be fast, small
 #: enough that another process waiting to write is not held for long (DESIGN.md: 10k-50k).
 WRITE_BATCH_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregate of a grouped summary.
+
+    ``op`` is ``count`` (rows), ``sum``, ``min``, ``max``, ``mean`` of ``column``,
+    ``count_eq`` (rows where ``column == value``) or ``max_of`` (the largest of ``column`` and
+    the column named by ``value``, nulls skipped). Nulls are skipped as in SQL and polars.
+    """
+
+    name: str
+    op: str
+    column: str | None = None
+    value: object = None
 
 
 @runtime_checkable
@@ -64,11 +80,59 @@ class Store(Protocol):
     def delete(self, table: str, keys: pa.Table) -> int:
         """Delete the rows whose key columns equal a row of ``keys``."""
 
+    # Optional: ``aggregate(table, group_by, aggregations, predicate) -> pa.Table`` computes
+    # grouped :class:`Agg` aggregates inside the store. Stores without it are summarised by
+    # :func:`aggregate_by_scan`.
+
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all; nesting joins the outer one."""
 
     def close(self) -> None:
         """Release connections."""
+
+
+def aggregate(store: Store, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
+              predicate: Predicate | None = None) -> pa.Table:
+    """Grouped aggregates, computed by the store when it can and by polars over a scan otherwise."""
+    native = getattr(store, "aggregate", None)
+    if native is not None:
+        return native(table, group_by, aggregations, predicate)
+    return aggregate_by_scan(store, table, group_by, aggregations, predicate)
+
+
+def aggregate_by_scan(store: Store, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
+                      predicate: Predicate | None = None) -> pa.Table:
+    """The same aggregates computed by polars over a pushed-down scan of the needed columns."""
+    import polars as pl
+    import pyarrow as pa
+
+    needed = list(dict.fromkeys([*group_by, *(a.column for a in aggregations if a.column),
+                                 *(a.value for a in aggregations if a.op == "max_of")]))
+    schema = store.tables()[table]
+    batches = list(store.scan(table, needed, predicate))
+    df = pl.from_arrow(pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in needed])))
+    exprs = polars_aggregations(aggregations)
+    out = df.group_by(group_by).agg(exprs) if group_by else df.select(exprs)
+    return out.to_arrow()
+
+
+def polars_aggregations(aggregations: Sequence[Agg]) -> list:
+    """The :class:`Agg` list as polars expressions (for frames already in memory)."""
+    import polars as pl
+
+    def one(a: Agg):
+        col = pl.col(a.column) if a.column else None
+        if a.op == "count":
+            return pl.len().cast(pl.Int64)
+        if a.op in ("sum", "min", "max", "mean"):
+            return getattr(col, a.op)()
+        if a.op == "count_eq":
+            return (col == a.value).sum().cast(pl.Int64)
+        if a.op == "max_of":
+            return pl.max_horizontal(a.column, a.value).max()
+        raise ValueError(f"unknown aggregate {a.op!r}")
+
+    return [one(a).alias(a.name) for a in aggregations]
 
 
 def open_store(url: str, *, readonly: bool = False) -> Store:

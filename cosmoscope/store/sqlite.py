@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test, successor
-from cosmoscope.store.base import WRITE_BATCH_ROWS
+from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg
 
 log = logging.getLogger(__name__)
 
@@ -483,6 +483,34 @@ class SQLiteStore:
                 return
             select += " LIMIT ?"
             params.append(int(limit))
+        yield from self._query(select, params, out_schema, batch_size)
+
+    def aggregate(self, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
+                  predicate: Predicate | None = None) -> pa.Table:
+        """Grouped aggregates computed inside SQLite (see :class:`~cosmoscope.store.base.Agg`)."""
+        schema = self._schema(table)
+        for c in [*group_by, *(a.column for a in aggregations if a.column), *(
+                a.value for a in aggregations if a.op == "max_of")]:
+            if schema.get_field_index(c) < 0:
+                raise UnknownNameError(f"column of {table}", c, schema.names)
+        where, params = compile_predicate(predicate, schema)
+        exprs, agg_params, fields = [], [], [schema.field(c) for c in group_by]
+        for a in aggregations:
+            sql, p, type_ = _aggregate_sql(a, schema)
+            exprs.append(sql)
+            agg_params.extend(p)
+            fields.append(pa.field(a.name, type_))
+        # SQLite groups by walking an index on the group column when there is one: fast when the
+        # index covers every aggregated column (schema.OBSERVATIONS has one for the mission
+        # summary), ten times slower than a table scan when it has to visit each row from it.
+        keys = ", ".join(map(_q, group_by))
+        select = (f"{', '.join([*map(_q, group_by), *exprs])} FROM {_q(table)} WHERE {where}"
+                  + (f" GROUP BY {keys}" if group_by else ""))
+        batches = list(self._query(select, agg_params + params, pa.schema(fields), None))
+        return pa.Table.from_batches(batches, schema=pa.schema(fields))
+
+    def _query(self, select: str, params: list, out_schema: pa.Schema, batch_size) -> Iterator[pa.RecordBatch]:
+        """Run ``SELECT <select>`` and stream it as batches of ``out_schema``."""
         # The driver infers each column's type from the first rows it sees; a typed first row
         # keeps a column that starts with NULLs from being read as the wrong type.
         sentinel = ", ".join([f"0 AS {_q(_SENTINEL)}"] + [
@@ -517,6 +545,27 @@ class SQLiteStore:
             arrays = [batch.column(i + 1).cast(_storage_type(f.type)).cast(f.type)
                       for i, f in enumerate(out_schema)]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+
+def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
+    """SQL, parameters and result type of one aggregate."""
+    if a.op == "count":
+        return "COUNT(*)", [], pa.int64()
+    c = _q(a.column)
+    t = schema.field(a.column).type
+    if a.op == "sum":
+        return f"SUM({c})", [], pa.float64() if pa.types.is_floating(t) else pa.int64()
+    if a.op in ("min", "max"):
+        return f"{a.op.upper()}({c})", [], t
+    if a.op == "mean":
+        return f"AVG({c})", [], pa.float64()
+    if a.op == "count_eq":
+        return f"COALESCE(SUM({c} = ?), 0)", [_to_sql_value(a.value)], pa.int64()
+    if a.op == "max_of":
+        # SQLite's two-argument MAX is NULL if either side is; polars' max_horizontal skips nulls.
+        d = _q(a.value)
+        return f"MAX(COALESCE(MAX({c}, {d}), {c}, {d}))", [], t
+    raise StoreError(f"the SQLite store has no aggregate {a.op!r}")
 
 
 def _check_file(path: str, readonly: bool) -> None:
