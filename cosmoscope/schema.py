@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -63,6 +63,15 @@ class ValidationStatus(enum.StrEnum):
 
     PASSED = "passed"
     PROBLEMS = "problems"
+
+
+class RunStatus(enum.StrEnum):
+    """Where a processing run is (see :mod:`cosmoscope.pipeline`)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"  # its lease ran out and another run took its claims
 
 
 class RelationshipType(enum.StrEnum):
@@ -208,12 +217,51 @@ META = TableSpec(
     ]),
 )
 
+PROCESSING_RUNS = TableSpec(
+    name="processing_runs",
+    doc="Processing runs: who ran what, when, with which parameters, and how it ended (schema 2).",
+    key=("run_id",),
+    schema=pa.schema([
+        _field("run_id", pa.string(), "Unique id of the run.", nullable=False),
+        _field("name", pa.string(), "The pipeline's name for the run, e.g. 'calibrate-wfi'."),
+        _field("status", pa.string(), "One of RunStatus."),
+        _field("actor", pa.string(), "Who started it (user@host)."),
+        _field("host", pa.string(), "Machine the run's process is on."),
+        _field("pid", pa.int64(), "Process id of the run on that host."),
+        _field("params", pa.string(), "JSON object of the run's parameters."),
+        _field("n_inputs", pa.int64(), "Datasets the run claimed."),
+        _field("n_outputs", pa.int64(), "Datasets the run cataloged as outputs."),
+        _field("started_at", UTC_TS, "When the run claimed its inputs."),
+        _field("heartbeat_at", UTC_TS, "Last sign of life; the claims lapse lease_seconds after it."),
+        _field("lease_seconds", pa.float64(), "How long the claims hold without a heartbeat."),
+        _field("finished_at", UTC_TS, "When the run ended."),
+        _field("error", pa.string(), "Why the run failed or was abandoned."),
+    ]),
+    indexes=(("status",),),
+)
+
+PROCESSING_CLAIMS = TableSpec(
+    name="processing_claims",
+    doc="Datasets held by a running processing run; a dataset has at most one claim (schema 2).",
+    key=("dataset_id",),
+    schema=pa.schema([
+        _field("dataset_id", pa.string(), "The claimed dataset.", nullable=False),
+        _field("run_id", pa.string(), "The run holding it."),
+        _field("role", pa.string(), "'input' or 'output'."),
+        _field("previous_status", pa.string(), "processing_status to restore if the run fails."),
+        _field("claimed_at", UTC_TS, "When the claim was taken."),
+    ]),
+    indexes=(("run_id",),),
+)
+
 #: Every table of the current schema version, by name.
-TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META)}
+TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META,
+                                                    PROCESSING_RUNS, PROCESSING_CLAIMS)}
 
 #: Short names used by the Python API and the CLI.
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",
-                 "dataset_relationships": "dataset_relationships", "events": "events"}
+                 "dataset_relationships": "dataset_relationships", "events": "events",
+                 "runs": "processing_runs", "claims": "processing_claims"}
 
 #: Columns every extracted record should fill for its quality score not to be docked.
 REQUIRED_FIELDS = ("mission_id", "instrument_type", "observation_timestamp")
