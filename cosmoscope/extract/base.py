@@ -188,6 +188,10 @@ class Source:
 
     def raw(self, key: str) -> Any:
         """The value as stored (not cleaned), or None."""
+        if self.upper:  # the common case: an upper-case FITS keyword, one dict lookup
+            k = self._real(key)
+            if k is not None:
+                return self.attrs.get(k)
         k = self.real_key(key)
         return None if k is None else self.attrs.get(k)
 

@@ -468,9 +468,7 @@ class FitsExtractor:
         if problems:
             meta.extra["structure_problems"] = problems
             meta.flags.append("fits_structure")
-        hint = _product_hint(hdus, headers)
-        if hint:
-            meta.hints["dataproduct_type"] = hint
+        meta.hints["dataproduct_type"] = lambda: _product_hint(hdus, headers)
         meta.checks.update(_summarise(check))
         return meta
 

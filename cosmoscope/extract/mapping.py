@@ -129,15 +129,20 @@ class _Plan:
             for n in norms:
                 self.keep_by_norm.setdefault(n, []).append(k)
         self.lineage = profile.lineage if profile and profile.lineage else GENERIC_LINEAGE
+        # Every key the mapper may look up by name: only these are indexed per file (a header of
+        # 300 cards has a dozen of them), anything else is looked up source by source.
+        looked_up: list[str] = [k for keys in self.keys.values() for k in keys]
+        looked_up += [k for rules in self.time_rules.values() for r, _ in rules for k in r[1:]]
+        looked_up += [k for rk, dk, _ in self.pairs for k in (rk, dk)] + list(keep)
+        looked_up += [k for rule in self.lineage for k in rule.keys if not any(c in k for c in "*?[")]
+        looked_up += list(profile.value_maps) if profile else []
+        looked_up += ["featureType", "cdm_data_type"]
+        self.known = _norm_set(tuple(looked_up))[0]
 
 
 @functools.lru_cache(maxsize=64)
 def _plan(profile: Profile | None) -> _Plan:
     return _Plan(profile)
-
-
-def _disjoint(where: dict, norms: tuple[frozenset, bool]) -> bool:
-    return not norms[1] and where.keys().isdisjoint(norms[0])
 
 
 class _Mapper:
@@ -153,14 +158,16 @@ class _Mapper:
         self.ms: dict[str, Any] = {}
         self.problems: dict[str, list] = {"time_unparseable": [], "coords": [], "exposure": [],
                                           "conflicts": [], "path": []}
-        # Which sources hold a key, by normalised key: most of the ~300 keys tried per file are
-        # in no source, and one dict miss is the cheapest way to learn that.
+        # Which sources hold a key, by normalised key, for the keys the plan may look up: most
+        # of the ~300 keys tried per file are in no source, and a dict miss tells that fastest.
         self._order = {id(src): i for i, src in enumerate(self.sources)}
+        self._plain = [src for src in self.sources if src.kind != "column"]
+        self._key_texts: dict[int, str] = {}
+        known = self.plan.known
+        self._known = known
         self._where: dict[str, list[Source]] = {}
-        for src in self.sources:
-            if src.kind == "column":
-                continue
-            for norm in src.index:
+        for src in self._plain:
+            for norm in known.intersection(src.index):
                 self._where.setdefault(norm, []).append(src)
 
     # -- lookups ------------------------------------------------------------------------------
@@ -177,15 +184,29 @@ class _Mapper:
             return None  # columns answer only COLUMN_KEYS or explicitly qualified keys
         return src.get_norm(ku if src.upper else kl)
 
+    def _holders(self, norm: str):
+        """Sources whose keys include ``norm`` (indexed, or found by looking)."""
+        if norm in self._known:
+            return self._where.get(norm)
+        return [src for src in self._plain if norm in src.index] or None
+
+    def _absent(self, norms: tuple[frozenset, bool]) -> bool:
+        """True when no source can hold any of these normalised keys."""
+        names, qualified = norms
+        if qualified or not self._where.keys().isdisjoint(names):
+            return False
+        extra = names - self._known
+        return not extra or all(src.index.keys().isdisjoint(extra) for src in self._plain)
+
     def candidates(self, *keys: str) -> list[Source]:
         """Sources that may hold any of ``keys`` (qualified keys: every source), in file order."""
-        where = self._where
+        holders = self._holders
         if len(keys) == 1:
             spec = _SPECS.get(keys[0]) or _key_spec(keys[0])
             if spec[2]:
                 return self.sources
-            a = where.get(spec[3])
-            b = where.get(spec[4]) if spec[4] != spec[3] else None
+            a = holders(spec[3])
+            b = holders(spec[4]) if spec[4] != spec[3] else None
             if b is None:
                 return a or ()
             if a is None:
@@ -197,25 +218,25 @@ class _Mapper:
                 spec = _SPECS.get(key) or _key_spec(key)
                 if spec[2]:
                     return self.sources
-                found += where.get(spec[3], ())
+                found += holders(spec[3]) or ()
                 if spec[4] != spec[3]:
-                    found += where.get(spec[4], ())
+                    found += holders(spec[4]) or ()
             if len(found) < 2:
                 return found
         return sorted(set(found), key=lambda src: self._order[id(src)])
 
     def find(self, keys, *, field: str | None = None, root_only: bool = False, norms=None):
-        where = self._where
+        holders = self._holders
         if norms is None:
             norms = _norm_set(tuple(keys))
-        for key in (() if _disjoint(where, norms) else keys):
+        for key in (() if self._absent(norms) else keys):
             spec = _SPECS.get(key) or _key_spec(key)
             if spec[2]:
                 srcs = self.sources
             else:
-                srcs = where.get(spec[3])
+                srcs = holders(spec[3])
                 if spec[4] != spec[3]:
-                    lower = where.get(spec[4])
+                    lower = holders(spec[4])
                     if lower:
                         srcs = self.candidates(key) if srcs else lower
                 if not srcs:
@@ -325,11 +346,10 @@ class _Mapper:
         return self._time_value(got[0], key, src), got[1]
 
     def times(self) -> None:
-        where = self._where
         for field in ("observation_timestamp", "observation_end"):
             done = False
             for rule, norms in self.plan.time_rules[field]:
-                if _disjoint(where, norms):
+                if self._absent(norms):
                     continue
                 for src in self.candidates(*rule[1:]):
                     if src.kind == "column":
@@ -348,7 +368,7 @@ class _Mapper:
 
     def exposure(self) -> None:
         keys = self.keys_for("exposure_time")
-        for key in (() if _disjoint(self._where, self.plan.norms["exposure_time"]) else keys):
+        for key in (() if self._absent(self.plan.norms["exposure_time"]) else keys):
             for src in self.candidates(key):
                 got = self._lookup(src, key)
                 if got is None:
@@ -364,9 +384,8 @@ class _Mapper:
                 return
 
     def position(self) -> None:
-        where = self._where
         for rk, dk, norms in self.plan.pairs:
-            if _disjoint(where, norms):
+            if self._absent(norms):
                 continue
             for src in self.candidates(rk):
                 r, d = self._lookup(src, rk), self._lookup(src, dk)
@@ -577,6 +596,8 @@ class _Mapper:
                      f"inferred:calib_level={c}")
         if "dataproduct_type" not in self.values:
             hint = self.meta.hints.get("dataproduct_type")
+            if callable(hint):  # computed only when needed
+                hint = hint()
             if hint:
                 self.set("dataproduct_type", hint[0], hint[1])
             else:
@@ -608,7 +629,7 @@ class _Mapper:
     def _key_values(self, key: str) -> list[Any]:
         """Values of ``key`` in every source, in file order; ``key`` may be a glob (PARENT*)."""
         if not any(c in key for c in "*?["):
-            if _disjoint(self._where, _norm_set((key,))):
+            if self._absent(_norm_set((key,))):
                 return []
             out = []
             for src in self.candidates(key):
@@ -616,30 +637,35 @@ class _Mapper:
                 if got is not None:
                     out.append(got[0])
             return out
-        up_prefix, up_re = _glob_key(key, True)
-        low_prefix, low_re = _glob_key(key, False)
-        names = [n for n in self._where if (n.startswith(up_prefix) and up_re.fullmatch(n))
-                 or (n.startswith(low_prefix) and low_re.fullmatch(n))]
-        names.sort(key=_natural)
         out = []
-        for n in names:
-            for src in self._where[n]:
+        for src in self._plain:
+            # one regex search over the keys joined by newlines, rather than a test per key
+            text = self._key_texts.get(id(src))
+            if text is None:
+                text = self._key_texts[id(src)] = "\n".join(src.index)
+            names = _glob_lines(key, src.upper).findall(text)
+            for n in sorted(names, key=_natural):
                 got = src.get_norm(n)
                 if got is not None:
                     out.append(got[0])
         return out
 
     def keep(self) -> None:
-        plan = self.plan
-        present = self._where.keys() & plan.keep_by_norm.keys()
-        keys = {k: None for n in present for k in plan.keep_by_norm[n]}
-        keys.update(dict.fromkeys(plan.keep_qualified))
-        for key in keys:
-            if key in self.ms:
-                continue
-            got = self.find((key,))
-            if got is not None:
-                self.ms[key] = jsonable(got[0])
+        plan, where = self.plan, self._where
+        for norm in where.keys() & plan.keep_by_norm.keys():
+            for key in plan.keep_by_norm[norm]:
+                if key in self.ms:
+                    continue
+                for src in where[norm]:
+                    got = src.get_norm(norm)
+                    if got is not None:
+                        self.ms[key] = jsonable(got[0])
+                        break
+        for key in plan.keep_qualified:
+            if key not in self.ms:
+                got = self.find((key,))
+                if got is not None:
+                    self.ms[key] = jsonable(got[0])
 
 
 _SPECS: dict[str, tuple[str | None, str, bool, str, str]] = {}
@@ -672,6 +698,28 @@ def _key_spec(key: str) -> tuple[str | None, str, bool, str, str]:
     if len(_SPECS) < 100_000:
         _SPECS[key] = spec
     return spec
+
+
+@functools.lru_cache(maxsize=512)
+def _glob_lines(key: str, upper: bool) -> re.Pattern:
+    """A glob (``PARENT*``, ``IMCMB[0-9]*``) as a regex matching whole lines of joined keys."""
+    pat = key.upper() if upper else key.lower()
+    out, i = [], 0
+    while i < len(pat):
+        c = pat[i]
+        if c == "*":
+            out.append("[^\n]*")
+        elif c == "?":
+            out.append("[^\n]")
+        elif c == "[" and "]" in pat[i + 1:]:
+            j = pat.index("]", i + 1)
+            body = pat[i + 1:j]
+            out.append("[^" + body[1:] + "\n]" if body.startswith("!") else "[" + body + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("^" + "".join(out) + "$", re.M)
 
 
 @functools.lru_cache(maxsize=512)
