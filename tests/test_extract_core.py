@@ -366,3 +366,17 @@ def test_time_scales_and_forms():
             parse_any(bad)
     with pytest.raises(TimeParseError):
         from_cf(1.0, "days since 2000-01-01", "360_day")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=4 * 2880 - 1), st.binary(min_size=1, max_size=200),
+       st.sampled_from(["evt2", "img"]), st.booleans())
+def test_damaged_files_never_raise(tmp_path_factory, offset, junk, product, cut):
+    path = helios_x(tmp_path_factory.mktemp("fuzz"), product)
+    data = bytearray(path.read_bytes())
+    data[offset:offset + len(junk)] = junk
+    path.write_bytes(bytes(data[: offset + len(junk)]) if cut else bytes(data))
+    rec = extract_file(path)
+    assert_contract(rec)
+    if rec["extraction_status"] == "error":
+        assert rec["extraction_error"][0].islower() and len(rec["extraction_error"]) > 10

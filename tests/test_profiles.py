@@ -284,3 +284,11 @@ def test_profiles_list_command(capsys):
     assert _cli(["profiles", "list", "--format", "json"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert SHIPPED <= {i["name"] for i in items} and all(os.path.exists(i["source"]) for i in items)
+
+
+def test_a_list_of_profile_files_is_matched_among_themselves(tmp_path):
+    mine = _profile(tmp_path, "[profile]\nname = 'mine'\napplies_to = ['**/hx*_img.fits']\n"
+                              "[defaults]\ncalib_level = 4\n", "mine.toml")
+    rec = extract_file(helios_x(tmp_path, "img"), profiles=[mine])
+    assert rec["mission_specific"]["profile"] == "mine" and rec["calib_level"] == 4
+    assert rec["field_sources"]["calib_level"] == "profile:mine:default"

@@ -115,7 +115,12 @@ def _resolve_profile(profiles: Any, path: str, fmt: str):
         return profiles.match(path, fmt)
     if isinstance(profiles, (str, os.PathLike)):
         return default_profiles(os.environ.get(ENV_VAR)).resolve(profiles)
-    return ProfileSet(profiles).match(path, fmt)
+    items = list(profiles)  # several profiles (objects or TOML paths): matched among themselves
+    if all(isinstance(p, Profile) for p in items):
+        return ProfileSet(items).match(path, fmt)
+    from cosmoscope.extract.profiles import load_profile
+
+    return ProfileSet(p if isinstance(p, Profile) else load_profile(p) for p in items).match(path, fmt)
 
 
 def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
@@ -127,10 +132,10 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
     ----------
     path : str, path-like or bytes
         The file. Its absolute path (symlinks kept as named) becomes ``file_path``.
-    profiles : None, ProfileSet, Profile, str or list of Profile
-        None uses the shipped profiles plus ``COSMOSCOPE_PROFILES``, matched by path; a
-        :class:`~cosmoscope.extract.profiles.ProfileSet` is matched by path; a ``Profile``, or a
-        profile name or TOML path, is forced.
+    profiles : None, ProfileSet, Profile, str, or a list of Profile or TOML paths
+        None uses the shipped profiles plus ``COSMOSCOPE_PROFILES`` (loaded once per process;
+        ``default_profiles.cache_clear()`` re-reads them), matched by path; a ProfileSet or a
+        list is matched by path; a ``Profile``, or a profile name or TOML path, is forced.
     stat : os.stat_result, optional
         The caller's ``os.stat`` of the file, to avoid a second one.
 

@@ -13,142 +13,23 @@ Disagreements between the path and the header are recorded, not hidden.
 
 from __future__ import annotations
 
-import fnmatch
-import functools
 import os
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from cosmoscope.extract import timeparse as tp
-from cosmoscope.extract.base import (CALIBRATION_STATUSES, DATAPRODUCT_TYPES, Metadata, Source, clean,
-                                     jsonable)
+from cosmoscope.extract.base import Metadata, Source, clean, jsonable
 from cosmoscope.extract.coords import CoordinateError, frame_of, parse_angle, to_icrs
-from cosmoscope.extract.profiles import LineageRule, Profile
-
-STRING_FIELDS = ("mission_id", "satellite_name", "instrument_type", "target_object", "version")
-
-GENERIC_KEYS: dict[str, tuple[str, ...]] = {
-    "satellite_name": ("TELESCOP", "OBSERVAT", "platform_long_name", "platform", "platform_ID",
-                       "mission_name", "spacecraft", "satellite", "satid", "SatelliteName"),
-    "mission_id": ("MISSION", "mission", "project"),
-    "instrument_type": ("INSTRUME", "instrument", "sensor", "instrument_name", "instrument_type",
-                        "InstrumentName", "sensorid", "altimeter_sensor_name", "sensor_name"),
-    "target_object": ("OBJECT", "TARGNAME", "target_name", "TARGET", "OBJNAME"),
-    "version": ("product_version", "PRODVER", "VERSION", "VersionID", "DATAVERS"),
-    "exposure_time": ("XPOSURE", "EXPTIME", "EXPOSURE", "ONTIME", "exposure_time"),
-    "processing_level": ("processing_level", "ProcessingLevel", "PROCLEVL", "PROC_LEVEL", "LEVEL"),
-    "calib_level": ("CALIB_LEVEL", "CALIBLEV"),
-    "calibration_status": ("CALIBRATION_STATUS", "CALSTAT"),
-    "dataproduct_type": ("DATAPRODUCT_TYPE", "DPTYPE"),
-}
-#: Extra names that count only in CSV columns (too generic for headers).
-COLUMN_KEYS: dict[str, tuple[str, ...]] = {"target_object": ("NAME", "target")}
-
-START_RULES = (("key", "DATE-BEG"), ("pair", "DATE-OBS", "TIME-OBS"), ("pair", "DATE_OBS", "TIME_OBS"),
-               ("mjd", "MJD-OBS"), ("mjd", "MJD_OBS"), ("met", "TSTART"), ("key", "time_coverage_start"),
-               ("key", "OBS_START"), ("pair", "start_date", "start_time"),
-               ("key", "RangeBeginningDateTime"), ("pair", "RangeBeginningDate", "RangeBeginningTime"),
-               ("key", "StartGranuleDateTime"), ("key", "first_meas_time"),
-               ("key", "first_measurement_time"), ("key", "start_sensing_data_time"),
-               ("key", "begin_time"), ("key", "time_start"))
-END_RULES = (("pair", "DATE-END", "TIME-END"), ("mjd", "MJD-END"), ("met", "TSTOP"),
-             ("key", "time_coverage_end"), ("key", "OBS_END"), ("pair", "stop_date", "stop_time"),
-             ("pair", "end_date", "end_time"), ("key", "RangeEndingDateTime"),
-             ("pair", "RangeEndingDate", "RangeEndingTime"), ("key", "StopGranuleDateTime"),
-             ("key", "last_meas_time"), ("key", "last_measurement_time"),
-             ("key", "end_sensing_data_time"), ("key", "time_end"))
-POSITION_PAIRS = (("RA_TARG", "DEC_TARG"), ("RA_OBJ", "DEC_OBJ"), ("RA_PNT", "DEC_PNT"),
-                  ("RA_NOM", "DEC_NOM"), ("CRVAL1", "CRVAL2"), ("RA", "DEC"), ("OBJCTRA", "OBJCTDEC"))
-#: Kept in mission_specific when present (first value found).
-KEEP = ("OBS_ID", "OBSID", "DETNAM", "OBS_MODE", "DATAMODE", "FILTER", "GRATING", "EXP_TYPE",
-        "PROGRAM", "SEQ_NUM", "ORIGIN", "CALDBVER", "title", "institution", "ShortName",
-        "product_name", "product_type", "orbit_number", "cycle_number", "pass_number",
-        "Conventions", "featureType", "cdm_data_type")
-GENERIC_LINEAGE = (LineageRule(keys=("PARENT", "PARENT[0-9]*", "IMCMB[0-9]*", "parent_granule_name"),
-                               relationship="auto", split=","),)
-#: Normalised processing level -> ObsCore calib_level (raw 1, calibrated 2, derived 3, analysis 4).
-LEVEL_CALIB = {"L0": 1, "L1A": 1, "L1": 2, "L1B": 2, "L1C": 2, "L2": 3, "L3": 3, "L4": 4}
-#: File-name tokens that say how processed a product is (used only when nothing else does).
-TOKEN_CALIB = {"raw": 1, "uncal": 1, "evt1": 1, "l0": 1, "l1a": 1, "evt2": 2, "cal": 2, "calib": 2,
-               "calibrated": 2, "l1b": 2, "reduced": 2, "evt3": 3, "l2": 3, "l3": 3, "i2d": 3, "x1d": 3}
-FEATURE_TYPES = {"image": "image", "grid": "image", "swath": "image", "timeseries": "timeseries",
-                 "station": "timeseries", "point": "measurements", "trajectory": "measurements",
-                 "profile": "measurements"}
-_QUALIFIED = ("[", "/", "@", "#", "column:", "meta:")
-_VOCABULARY = {"calibration_status": CALIBRATION_STATUSES, "dataproduct_type": DATAPRODUCT_TYPES}
-_LEVEL_FULL = re.compile(r"(?:L|LEVEL[\s_-]*)?0*(\d)([A-Za-z]?)\w*", re.I)
-_LEVEL_SEARCH = re.compile(r"\b(?:L|Level\s*)(\d)([A-Za-z]?)\b", re.I)
-_TOKEN_SPLIT = re.compile(r"[_\-.]+")
-_CLOCK = re.compile(r"\d[T_]\d")
-_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{8}T|/\d{2}/")
-_SEPARATORS = re.compile(r"[\s_\-]+")
-_VERSION = re.compile(r"v?\d+")
-_FORMAT_PREFIXES = ("FITS", "HDF5:", "netCDF:", "CSV:", "ECSV:")
-
-
-def normalise_level(value: Any) -> str | None:
-    """``'L1B'``, ``'1b'``, ``'02'``, ``'NASA L2'`` → ``'L1B'``, ``'L1B'``, ``'L2'``, ``'L2'``.
-
-    >>> normalise_level("National Aeronautics and Space Administration (NASA) L2")
-    'L2'
-    """
-    s = str(value).strip()
-    m = _LEVEL_FULL.fullmatch(s)
-    if not m:
-        m = _LEVEL_SEARCH.search(s)
-    if not m:
-        return None
-    return f"L{m.group(1)}{m.group(2).upper()}"
-
-
-def calib_from_level(level: str) -> int | None:
-    return LEVEL_CALIB.get(level, LEVEL_CALIB.get(level[:2]))
-
-
-class _Plan:
-    """Key lists of one profile (or none), with their normalised spellings, computed once."""
-
-    def __init__(self, profile: Profile | None):
-        kw = profile.keywords if profile else {}
-        fields = set(GENERIC_KEYS) | set(kw)
-        self.keys = {f: tuple(kw.get(f, ())) + GENERIC_KEYS.get(f, ()) for f in fields}
-        self.norms = {f: _norm_set(k) for f, k in self.keys.items()}
-        self.time_rules = {}
-        for field, rules in (("observation_timestamp", START_RULES), ("observation_end", END_RULES)):
-            extra = tuple(("key", k) for k in kw.get(field, ()))
-            self.time_rules[field] = [(r, _norm_set(r[1:])) for r in extra + rules]
-        pairs = list(zip(kw.get("ra", ()), kw.get("dec", ()))) + list(POSITION_PAIRS)
-        self.pairs = [(rk, dk, _norm_set((rk,))) for rk, dk in pairs]
-        keep = KEEP + (profile.keep if profile else ())
-        self.keep = [(k, _norm_set((k,))) for k in keep]
-        self.keep_norms = _norm_set(keep)
-        self.keep_qualified = [k for k, n in self.keep if n[1]]
-        self.keep_by_norm: dict[str, list[str]] = {}
-        for k, (norms, qualified) in self.keep:
-            for n in norms:
-                self.keep_by_norm.setdefault(n, []).append(k)
-        self.lineage = profile.lineage if profile and profile.lineage else GENERIC_LINEAGE
-        # Every key the mapper may look up by name: only these are indexed per file (a header of
-        # 300 cards has a dozen of them), anything else is looked up source by source.
-        looked_up: list[str] = [k for keys in self.keys.values() for k in keys]
-        looked_up += [k for rules in self.time_rules.values() for r, _ in rules for k in r[1:]]
-        looked_up += [k for rk, dk, _ in self.pairs for k in (rk, dk)] + list(keep)
-        looked_up += [k for rule in self.lineage for k in rule.keys if not any(c in k for c in "*?[")]
-        looked_up += list(profile.value_maps) if profile else []
-        looked_up += ["featureType", "cdm_data_type"]
-        self.known = _norm_set(tuple(looked_up))[0]
-
-
-@functools.lru_cache(maxsize=64)
-def _plan(profile: Profile | None) -> _Plan:
-    return _Plan(profile)
-
+from cosmoscope.extract.profiles import Profile
+from cosmoscope.extract.rules import (CLOCK_RE, COLUMN_KEYS, DATE_RE, FEATURE_TYPES, GENERIC_KEYS, KEY_SPECS,
+                                      SEPARATORS_RE, STRING_FIELDS, TOKEN_CALIB, TOKEN_SPLIT_RE, VERSION_RE,
+                                      VOCABULARY, calib_from_level, glob_lines, key_spec, natural_key,
+                                      norm_set, normalise_level, plan_for)
 
 class _Mapper:
     def __init__(self, meta: Metadata, path: str, profile: Profile | None, pmatch, sidecars: list[Source]):
         self.meta, self.path, self.profile, self.pmatch = meta, path, profile, pmatch
-        self.plan = _plan(profile)
+        self.plan = plan_for(profile)
         self.sources = list(meta.sources) + list(sidecars)
         self.primary = self.sources[0] if self.sources and self.sources[0].prefix == "FITS" else None
         self.century = profile.two_digit_year_base if profile else 1900
@@ -173,7 +54,7 @@ class _Mapper:
     # -- lookups ------------------------------------------------------------------------------
 
     def _lookup(self, src: Source, key: str) -> tuple[Any, str] | None:
-        fmt, k, qualified, ku, kl = _SPECS.get(key) or _key_spec(key)
+        fmt, k, qualified, ku, kl = KEY_SPECS.get(key) or key_spec(key)
         if fmt is not None and fmt != src.prefix:
             return None
         if qualified:
@@ -202,7 +83,7 @@ class _Mapper:
         """Sources that may hold any of ``keys`` (qualified keys: every source), in file order."""
         holders = self._holders
         if len(keys) == 1:
-            spec = _SPECS.get(keys[0]) or _key_spec(keys[0])
+            spec = KEY_SPECS.get(keys[0]) or key_spec(keys[0])
             if spec[2]:
                 return self.sources
             a = holders(spec[3])
@@ -215,7 +96,7 @@ class _Mapper:
         else:
             found = []
             for key in keys:
-                spec = _SPECS.get(key) or _key_spec(key)
+                spec = KEY_SPECS.get(key) or key_spec(key)
                 if spec[2]:
                     return self.sources
                 found += holders(spec[3]) or ()
@@ -228,9 +109,9 @@ class _Mapper:
     def find(self, keys, *, field: str | None = None, root_only: bool = False, norms=None):
         holders = self._holders
         if norms is None:
-            norms = _norm_set(tuple(keys))
+            norms = norm_set(tuple(keys))
         for key in (() if self._absent(norms) else keys):
-            spec = _SPECS.get(key) or _key_spec(key)
+            spec = KEY_SPECS.get(key) or key_spec(key)
             if spec[2]:
                 srcs = self.sources
             else:
@@ -536,7 +417,7 @@ class _Mapper:
                     continue
             else:
                 value = str(value).strip().lower()
-                if value not in _VOCABULARY[f]:
+                if value not in VOCABULARY[f]:
                     continue
             self.set(f, value, got[1])
 
@@ -586,7 +467,7 @@ class _Mapper:
                 self.set("calib_level", c, f"inferred:processing_level={level}")
         if "calib_level" not in self.values:
             stem = os.path.basename(self.path).lower()
-            for token in _TOKEN_SPLIT.split(stem):
+            for token in TOKEN_SPLIT_RE.split(stem):
                 if token in TOKEN_CALIB:
                     self.set("calib_level", TOKEN_CALIB[token], f"path:token:{token}")
                     break
@@ -629,7 +510,7 @@ class _Mapper:
     def _key_values(self, key: str) -> list[Any]:
         """Values of ``key`` in every source, in file order; ``key`` may be a glob (PARENT*)."""
         if not any(c in key for c in "*?["):
-            if self._absent(_norm_set((key,))):
+            if self._absent(norm_set((key,))):
                 return []
             out = []
             for src in self.candidates(key):
@@ -643,8 +524,8 @@ class _Mapper:
             text = self._key_texts.get(id(src))
             if text is None:
                 text = self._key_texts[id(src)] = "\n".join(src.index)
-            names = _glob_lines(key, src.upper).findall(text)
-            for n in sorted(names, key=_natural):
+            names = glob_lines(key, src.upper).findall(text)
+            for n in sorted(names, key=natural_key):
                 got = src.get_norm(n)
                 if got is not None:
                     out.append(got[0])
@@ -668,82 +549,16 @@ class _Mapper:
                     self.ms[key] = jsonable(got[0])
 
 
-_SPECS: dict[str, tuple[str | None, str, bool, str, str]] = {}
-
-
-@functools.lru_cache(maxsize=2048)
-def _norm_set(keys: tuple[str, ...]) -> tuple[frozenset, bool]:
-    """Every normalised spelling of ``keys``, and whether any is qualified by a scope."""
-    norms: set[str] = set()
-    qualified = False
-    for k in keys:
-        spec = _SPECS.get(k) or _key_spec(k)
-        qualified = qualified or spec[2]
-        norms.add(spec[3])
-        norms.add(spec[4])
-    return frozenset(norms), qualified
-
-
-def _key_spec(key: str) -> tuple[str | None, str, bool, str, str]:
-    """Split a profile key: (format prefix or None, key, qualified by scope?, upper, lower)."""
-    k, fmt = key, None
-    for fp in _FORMAT_PREFIXES:
-        if k.startswith(fp):
-            fmt, k = fp, k[len(fp):]
-            break
-    upper = k.upper()
-    if upper.startswith("HIERARCH "):
-        upper = upper[9:]
-    spec = (fmt, k, k.startswith(_QUALIFIED), upper, k.lower())
-    if len(_SPECS) < 100_000:
-        _SPECS[key] = spec
-    return spec
-
-
-@functools.lru_cache(maxsize=512)
-def _glob_lines(key: str, upper: bool) -> re.Pattern:
-    """A glob (``PARENT*``, ``IMCMB[0-9]*``) as a regex matching whole lines of joined keys."""
-    pat = key.upper() if upper else key.lower()
-    out, i = [], 0
-    while i < len(pat):
-        c = pat[i]
-        if c == "*":
-            out.append("[^\n]*")
-        elif c == "?":
-            out.append("[^\n]")
-        elif c == "[" and "]" in pat[i + 1:]:
-            j = pat.index("]", i + 1)
-            body = pat[i + 1:j]
-            out.append("[^" + body[1:] + "\n]" if body.startswith("!") else "[" + body + "]")
-            i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("^" + "".join(out) + "$", re.M)
-
-
-@functools.lru_cache(maxsize=512)
-def _glob_key(key: str, upper: bool) -> tuple[str, re.Pattern]:
-    pat = key.upper() if upper else key.lower()
-    prefix = re.split(r"[*?\[]", pat, maxsplit=1)[0]
-    return prefix, re.compile(fnmatch.translate(pat))
-
-
-def _natural(name: str) -> tuple:
-    """Sort key that puts PARENT2 before PARENT10."""
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
-
-
 def _rule_label(rule: tuple, src: Source) -> str:
     return src.label("+".join(rule[1:]))
 
 
 def _has_clock(text: str) -> bool:
-    return ":" in text or bool(_CLOCK.search(text))
+    return ":" in text or bool(CLOCK_RE.search(text))
 
 
 def _has_date(text: str) -> bool:
-    return bool(_DATE.search(text))
+    return bool(DATE_RE.search(text))
 
 
 def _placeholder_field(name: str) -> str | None:
@@ -753,8 +568,8 @@ def _placeholder_field(name: str) -> str | None:
 
 
 def _norm(value: Any) -> str:
-    s = _SEPARATORS.sub("", str(value)).lower()
-    if _VERSION.fullmatch(s):
+    s = SEPARATORS_RE.sub("", str(value)).lower()
+    if VERSION_RE.fullmatch(s):
         return s.lstrip("v").lstrip("0") or "0"
     return s
 

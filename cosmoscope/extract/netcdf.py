@@ -73,7 +73,7 @@ def classic_extent(head: bytes) -> int | None:
         skip_atts()
         t = struct.unpack_from(">I", head, pos)[0]
         pos += 4
-        vsize = n()
+        n()  # vsize: overflows for huge variables, so the size is recomputed below
         begin = struct.unpack_from(">I" if version == 1 else ">Q", head, pos)[0]
         pos += 4 if version == 1 else 8
         shape = [dims[d] for d in dimids if d < len(dims)]
