@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 2: processing_runs, processing_claims; 3: watchers
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -207,6 +207,45 @@ PENDING_LINEAGE = TableSpec(
     ]),
 )
 
+WATCHERS = TableSpec(
+    name="watchers",
+    doc="One row per watcher (a process cataloging files as they arrive): what it watches and its heartbeat.",
+    key=("watcher_id",),
+    schema=pa.schema([
+        _field("watcher_id", pa.string(), "Stable id of the watcher: a hash of its host and paths.", nullable=False),
+        _field("host", pa.string(), "Machine the watcher runs on."),
+        _field("pid", pa.int64(), "Its process id on that machine."),
+        _field("paths", pa.string(), "JSON list of the directories it watches."),
+        _field("observer", pa.string(), "How it hears of changes: inotify (or another native API) or polling."),
+        _field("profile", pa.string(), "Mission profile forced on every file, if any."),
+        _field("actor", pa.string(), "Who runs it (as recorded in the audit trail)."),
+        _field("state", pa.string(), "One of WatcherState."),
+        _field("message", pa.string(), "Why it stopped or failed, or the last error it survived."),
+        _field("started_at", UTC_TS, "When it started."),
+        _field("heartbeat_at", UTC_TS, "When it last said it was alive."),
+        _field("heartbeat_seconds", pa.float64(), "Seconds between heartbeats (a heartbeat three times "
+                                                  "older than this means the watcher is gone)."),
+        _field("stopped_at", UTC_TS, "When it stopped, if it did."),
+        _field("backlog", pa.int64(), "Files seen but not cataloged yet (settling, queued or being read)."),
+        _field("files_new", pa.int64(), "Files it cataloged for the first time since it started."),
+        _field("files_updated", pa.int64(), "Files it re-read after they changed."),
+        _field("files_failed", pa.int64(), "Files it cataloged as unreadable (extraction errors)."),
+        _field("files_missing", pa.int64(), "Rows it marked missing because their file went away."),
+        _field("last_file", pa.string(), "The last file it cataloged."),
+        _field("last_file_at", UTC_TS, "When it cataloged that file."),
+        _field("last_reconcile_at", UTC_TS, "When its last full comparison of the tree with the catalog ended."),
+    ]),
+)
+
+
+class WatcherState(enum.StrEnum):
+    """Life of a watcher, as its heartbeat row says."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
 META = TableSpec(
     name="cosmoscope_meta",
     doc="Key/value facts about the catalog itself (schema version, creation time).",
@@ -256,7 +295,7 @@ PROCESSING_CLAIMS = TableSpec(
 
 #: Every table of the current schema version, by name.
 TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META,
-                                                    PROCESSING_RUNS, PROCESSING_CLAIMS)}
+                                                    PROCESSING_RUNS, PROCESSING_CLAIMS, WATCHERS)}
 
 #: Short names used by the Python API and the CLI.
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",

@@ -213,16 +213,14 @@ def _progress(paths, enabled, follow, shard):
 def _changed(catalog: Catalog, block: list[FileEntry], force: bool, summary: IngestSummary,
              planned: dict[str, str], bar) -> Iterator[FileEntry]:
     """The entries of ``block`` that are new or changed; counts the rest as unchanged."""
-    from cosmoscope.extract import EXTRACTOR_VERSION
     from cosmoscope.records import dataset_id_for
 
     ids = [dataset_id_for(e.path) for e in block]
-    known = _stored_state(catalog, ids)
+    known = stored_state(catalog, ids)
     for entry, did in zip(block, ids):
         summary.seen += 1
         row = known.get(did)
-        if row is not None and not force and row["file_size"] == entry.size and row["mtime_us"] == entry.mtime_us \
-                and row["extractor_version"] == EXTRACTOR_VERSION and row["file_status"] != S.FileStatus.MISSING.value:
+        if not force and is_unchanged(row, entry):
             summary.unchanged += 1
             bar.update(1)
             continue
@@ -236,16 +234,29 @@ def _changed(catalog: Catalog, block: list[FileEntry], force: bool, summary: Ing
         yield entry
 
 
-def _stored_state(catalog: Catalog, ids: list[str]) -> dict[str, dict]:
+def is_unchanged(row: dict | None, entry: FileEntry) -> bool:
+    """Whether a stored row (from :func:`stored_state`) still describes ``entry``: same size and
+    modification time, made by the current extractor, and not marked missing."""
+    from cosmoscope.extract import EXTRACTOR_VERSION
+
+    return row is not None and row["file_size"] == entry.size and row["mtime_us"] == entry.mtime_us \
+        and row["extractor_version"] == EXTRACTOR_VERSION and row["file_status"] != S.FileStatus.MISSING.value
+
+
+def stored_state(catalog: Catalog, ids: list[str]) -> dict[str, dict]:
+    """What the catalog holds about these datasets' files: dataset_id -> {file_size, mtime_us,
+    extractor_version, file_status} (absent ids are not in the catalog)."""
     from cosmoscope.predicate import Predicate, Test
 
     out = {}
     cols = ["dataset_id", "file_size", "file_mtime", "extractor_version", "file_status"]
     for b in catalog.store.scan("observations", cols, Predicate.of(Test("dataset_id", "is_in", tuple(ids)))):
-        mt = b.column("file_mtime").cast("int64").to_pylist()
-        for row, m in zip(b.to_pylist(), mt):
-            row["mtime_us"] = m
-            out[row["dataset_id"]] = row
+        # Times as integers: making tz-aware datetimes of them cost more than the lookup itself.
+        values = [b.column(c).to_pylist() for c in ("dataset_id", "file_size", "extractor_version", "file_status")]
+        values.append(b.column("file_mtime").cast("int64").to_pylist())
+        for did, size, version, status, mtime in zip(*values):
+            out[did] = {"dataset_id": did, "file_size": size, "extractor_version": version,
+                        "file_status": status, "mtime_us": mtime}
     return out
 
 
@@ -266,32 +277,55 @@ def record_to_row(rec: dict) -> tuple[dict, list[dict]]:
     rec["dataset_id"] = dataset_id_for(path)
     rec["file_name"] = os.path.basename(rec["file_path"])
     rec["file_status"] = S.FileStatus.PRESENT.value
+    # A re-read file is a new look at it: an old content hash or validation verdict no longer
+    # describes it (validation would take a stale hash for silent corruption).
+    for stale in ("checksum", "validation_status", "validation_problems", "last_validated"):
+        rec.setdefault(stale, None)
     return rec, parents
 
 
 def _write(catalog: Catalog, batch: list[dict], planned: dict[str, str], summary: IngestSummary,
            run_id: str | None) -> None:
+    write_records(catalog, batch, run_id=run_id, summary=summary, planned=planned)
+
+
+def write_records(catalog: Catalog, records: list[dict], *, run_id: str | None = None,
+                  summary: IngestSummary | None = None, planned: dict[str, str] | None = None) -> list[dict]:
+    """Write extracted records as rows, with their audit events and the parents they name, in
+    one transaction; returns the rows written.
+
+    Shared by bulk ingest, the watcher and ``validate --fix``. ``summary`` (with ``planned``:
+    dataset_id -> "new" | "updated") is updated with what was written, when given.
+    """
     from cosmoscope.ingest.links import add_pending
 
     rows, pending = [], []
-    for rec in batch:
+    for rec in records:
         row, parents = record_to_row(rec)
         rows.append(row)
         for p in parents:
             pending.append((row["dataset_id"], p.get("name"), p.get("relationship")))
-        status = row.get("extraction_status")
-        if status == S.ExtractionStatus.ERROR.value:
-            summary.failed += 1
-            kind = failure_kind(row.get("extraction_error"))
-            summary.failures[kind] += 1
-            if len(summary.failure_examples[kind]) < 3:
-                summary.failure_examples[kind].append(row["file_path"])
-        elif status == S.ExtractionStatus.PARTIAL.value:
-            summary.partial += 1
-        if planned.pop(row["dataset_id"], "new") == "new":
-            summary.new += 1
-        else:
-            summary.updated += 1
+        if summary is not None:
+            _count(summary, row, planned if planned is not None else {})
+    if not rows:
+        return rows
     with catalog.store.transaction():
         catalog.add_records(rows, action="ingest", run_id=run_id)
         add_pending(catalog, pending)
+    return rows
+
+
+def _count(summary: IngestSummary, row: dict, planned: dict[str, str]) -> None:
+    status = row.get("extraction_status")
+    if status == S.ExtractionStatus.ERROR.value:
+        summary.failed += 1
+        kind = failure_kind(row.get("extraction_error"))
+        summary.failures[kind] += 1
+        if len(summary.failure_examples[kind]) < 3:
+            summary.failure_examples[kind].append(row["file_path"])
+    elif status == S.ExtractionStatus.PARTIAL.value:
+        summary.partial += 1
+    if planned.pop(row["dataset_id"], "new") == "new":
+        summary.new += 1
+    else:
+        summary.updated += 1
