@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import re
+import uuid
 
 import pytest
 
@@ -12,8 +14,15 @@ UTC = dt.timezone.utc
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 CORPUS = os.path.join(SHARED, "corpus")
 
+from tests.fakevast.fixtures import fake_vast  # noqa: E402,F401 - the session's fake VAST server
+
 #: Store backends every contract test runs against.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "vast"]
+#: A real cluster to run the "vast" backend against instead of the fake: vast://ENDPOINT/BUCKET
+#: (credentials from COSMOSCOPE_VAST_ACCESS_KEY/SECRET_KEY or AWS_*); each test gets a fresh schema.
+TEST_VAST_URL = os.environ.get("COSMOSCOPE_TEST_VAST_URL")
+#: Retries that keep fault tests fast against the fake (a real cluster keeps the defaults).
+FAKE_VAST_OPTIONS = "retry_wait=0.01&retry_seconds=20"
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +38,32 @@ def store_url(request, tmp_path):
     """A URL of an empty store of each backend."""
     if request.param == "sqlite":
         return f"sqlite://{tmp_path}/store.sqlite"
+    if request.param == "vast":
+        return vast_url_for(request)
     raise AssertionError(request.param)  # pragma: no cover
+
+
+def vast_url_for(request) -> str:
+    """A ``vast://`` URL of a schema no other test uses: on the cluster named by
+    ``COSMOSCOPE_TEST_VAST_URL`` if set, else on the session's fake server (whose credentials
+    are put in the environment for the test)."""
+    schema = "t_" + re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:40].strip("_") + "_" + uuid.uuid4().hex[:8]
+    if TEST_VAST_URL:
+        base, _, query = TEST_VAST_URL.partition("?")
+        return f"{base.rstrip('/')}/{schema}" + (f"?{query}" if query else "")
+    server = request.getfixturevalue("fake_vast")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
+    monkeypatch.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
+    before = len(server.internal_errors)
+    request.addfinalizer(lambda: _no_fake_errors(server, before))
+    return f"vast+http://{server.host}:{server.port}/{server.bucket}/{schema}?{FAKE_VAST_OPTIONS}"
+
+
+def _no_fake_errors(server, before: int) -> None:
+    new = server.internal_errors[before:]
+    if new:
+        pytest.fail("the fake VAST server hit an internal error:\n" + "\n".join(new))
 
 
 @pytest.fixture

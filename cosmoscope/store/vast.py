@@ -1,0 +1,718 @@
+"""VAST Database as the catalog's store, through the ``vastdb`` SDK.
+
+Open it with a ``vast://`` URL (forms and options in :mod:`cosmoscope.store.vast_config`)::
+
+    export COSMOSCOPE_VAST_ACCESS_KEY=... COSMOSCOPE_VAST_SECRET_KEY=...
+    cosmoscope --catalog vast://http://10.0.0.1:8080/cosmoscope/prod summary
+
+How the Store verbs map onto vastdb (which has no upsert and no keys):
+
+- Every call runs in a VAST transaction: the caller's (``store.transaction()``, nesting joins
+  it) or one of its own per batch of ``write_batch`` rows.
+- ``upsert`` selects the batch's keys with ``internal_row_id=True`` (``isin`` in chunks of
+  ``key_chunk`` keys), updates the rows found by ``$row_id`` and inserts the rest in slices
+  under the 5 MiB request limit, all in that one transaction. It is idempotent by key, which
+  is what makes retries safe: after a dropped connection or a lost commit answer the whole batch
+  runs again in a new transaction and finds what the first attempt may have written.
+- ``update``/``delete`` select by key with ``$row_id`` the same way.
+- ``scan`` pushes what vastdb can evaluate (:mod:`cosmoscope.store.vast_predicate`) and filters
+  the rest client-side with polars; huge ``is_in`` lists are read in chunks. Splits, sub-splits
+  and data endpoints come from the URL (``QueryConfig``); the SDK reads splits in parallel, one
+  thread per data endpoint.
+- Transient failures (503, ``SlowDown``, dropped connections, 409 conflicts of a transaction of
+  our own) retry with exponential backoff; permanent ones (bad credentials, missing bucket,
+  unreachable endpoint) fail at once with a sentence saying which.
+
+The logical Arrow schema and key of every table live in the table ``_cosmoscope_tables`` of the
+same VAST schema, so scans return exactly the types that were written
+(:mod:`cosmoscope.store.vast_types`). Keys are unique as long as one writer writes a given key
+at a time (``--shard`` splits ingest that way); rows duplicated by racing writers are folded
+back into one by the next upsert of their key.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
+from cosmoscope.predicate import Clause, Predicate, Test
+from cosmoscope.store.vast_config import (CONFLICT, LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify,
+                                          credentials_from_env, describe, parse_vast_url)
+from cosmoscope.store.vast_predicate import compile_for_vast
+from cosmoscope.store.vast_types import batch_to_logical, check_stored, storage_schema, to_storage
+
+log = logging.getLogger(__name__)
+
+META_TABLE = "_cosmoscope_tables"
+META_SCHEMA = pa.schema([("name", pa.string()), ("arrow_schema", pa.binary()), ("key", pa.string()),
+                         ("indexes", pa.string())])
+ROW_ID = "$row_id"
+#: Seconds between reloads of a table's row count (it sets how many splits a big read uses).
+STATS_TTL = 60.0
+#: Insert slices are cut to about this many bytes of Arrow data (the request limit is 5 MiB).
+INSERT_SLICE_BYTES = 3 * 2**20
+
+
+class _CommitUnknown(Exception):
+    """The commit's answer was lost: the transaction may or may not have been applied."""
+
+
+class VastStore:
+    """A catalog store in one schema of a VAST Database bucket (see the module docstring)."""
+
+    def __init__(self, location: VastLocation, *, readonly: bool = False, credentials=None):
+        self.loc = location
+        self.url = location.url
+        self.readonly = readonly
+        self._creds = credentials or credentials_from_env()
+        self._lock = threading.RLock()
+        self._tx = None
+        self._depth, self._owner = 0, None
+        self._marker: tuple[str, tuple[str, ...], tuple] | None = None
+        self._ddl = False
+        self._schemas: dict[str, pa.Schema] = {}
+        self._keys: dict[str, tuple[str, ...]] = {}
+        self._storage: dict[str, pa.Schema] = {}
+        self._meta: dict[str, object] = {}  # name -> vastdb TableMetadata
+        self._stats_at: dict[str, float] = {}
+        self._session = self._connect()
+        self._load()
+
+    @classmethod
+    def from_url(cls, url: str, *, readonly: bool = False) -> VastStore:
+        return cls(parse_vast_url(url), readonly=readonly)
+
+    def __repr__(self) -> str:
+        return f"VastStore({self.url!r})"
+
+    # -- connecting and loading ------------------------------------------------------------
+
+    def _connect(self):
+        import backoff
+        import vastdb
+        from vastdb.config import BackoffConfig
+
+        host, port = self.loc.host_port
+        connect_timeout = self.loc.option("connect_timeout")
+        try:
+            socket.create_connection((host, port), timeout=connect_timeout).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
+            raise CatalogOpenError(f"cannot reach VAST Database at {self.loc.endpoint} ({reason}); check the "
+                                   "endpoint in the catalog URL and that this machine can reach it") from None
+        verify = self.loc.option("verify")
+        verify = {"1": True, "true": True, "0": False, "false": False}.get(verify.lower(), verify)
+        wait = functools.partial(backoff.expo, factor=self.loc.option("retry_wait"))
+        try:
+            return vastdb.connect(
+                endpoint=self.loc.endpoint, access=self._creds.access, secret=self._creds.secret,
+                ssl_verify=verify, timeout=(connect_timeout, self.loc.option("timeout")),
+                backoff_config=BackoffConfig(wait_gen=wait, max_tries=self.loc.option("retries"),
+                                             max_time=self.loc.option("retry_seconds")))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+            raise CatalogOpenError(f"cannot open {self.url}: {describe(exc, self.loc, self._creds)}") from None
+
+    def _load(self) -> None:
+        """Read which tables the catalog holds; create the VAST schema on first use."""
+        exists = self._run(self._read_state, what="open the catalog")
+        if exists:
+            return
+        if self.readonly:
+            raise CatalogOpenError(f"there is no catalog at {self.url} yet; open it once without readonly "
+                                   "(e.g. `cosmoscope ingest PATH`) to create it")
+        self._run(self._create_schema, what="create the catalog schema", write=True)
+
+    def _bucket(self, tx):
+        from vastdb import errors as E
+
+        try:
+            return tx.bucket(self.loc.bucket)
+        except E.MissingBucket as exc:
+            raise CatalogOpenError(describe(exc, self.loc)) from None
+
+    def _vast_schema(self, tx, create: bool = False):
+        node = self._bucket(tx)
+        for name in self.loc.schema:
+            child = node.schema(name, fail_if_missing=False)
+            if child is None:
+                if not create:
+                    return None
+                child = node.create_schema(name, fail_if_exists=False)
+            node = child
+        return node
+
+    def _create_schema(self, tx) -> None:
+        self._vast_schema(tx, create=True)
+
+    def _read_state(self, tx) -> bool:
+        from vastdb.table_metadata import TableMetadata, TableRef
+
+        schema = self._vast_schema(tx)
+        if schema is None:
+            return False
+        names = set(schema.tablenames())
+        schemas, keys, storage, metas = {}, {}, {}, {}
+        if META_TABLE not in names:
+            if names:
+                raise SchemaError(
+                    f"{self.url} holds tables ({', '.join(sorted(names)[:5])}) but is not a cosmoscope catalog "
+                    f"(it has no {META_TABLE} table); it was left untouched. Choose another schema.")
+        else:
+            meta = TableMetadata(TableRef(self.loc.bucket, self.loc.schema_path, META_TABLE))
+            meta.load(tx)
+            problem = check_stored(META_TABLE, META_SCHEMA, meta.arrow_schema)
+            if problem:
+                raise SchemaError(f"{self.url}: {problem}; this is not a catalog this release can use")
+            metas[META_TABLE], storage[META_TABLE] = meta, META_SCHEMA
+            rows = tx.table_from_metadata(meta).select(columns=["name", "arrow_schema", "key"]).read_all()
+            for row in rows.to_pylist():
+                name = row["name"]
+                schemas[name] = pa.ipc.read_schema(pa.py_buffer(row["arrow_schema"]))
+                keys[name] = tuple(json.loads(row["key"]))
+                if name not in names:
+                    raise SchemaError(f"{self.url} records table {name!r} but VAST has no such table; it was "
+                                      "dropped outside cosmoscope. Restore it or use another schema.")
+                tm = TableMetadata(TableRef(self.loc.bucket, self.loc.schema_path, name))
+                tm.load(tx)
+                problem = check_stored(name, schemas[name], tm.arrow_schema)
+                if problem:
+                    raise SchemaError(f"{self.url}: {problem}; the table was changed outside cosmoscope, so "
+                                      "it was left untouched")
+                storage[name], metas[name] = storage_schema(schemas[name]), tm
+        self._schemas, self._keys, self._storage, self._meta = schemas, keys, storage, metas
+        self._stats_at = {name: time.monotonic() for name in metas}
+        return True
+
+    # -- running calls in transactions -----------------------------------------------------
+
+    def _check_writable(self):
+        if self.readonly:
+            raise StoreError(f"the catalog {self.url} was opened read-only; open it without readonly to write")
+
+    def _in_transaction(self) -> bool:
+        return self._depth > 0 and self._owner == threading.get_ident()
+
+    def _begin(self):
+        tx = self._session.transaction()
+        return tx.__enter__()
+
+    def _finish(self, tx, commit: bool) -> None:
+        """Commit (raising :class:`_CommitUnknown` when the answer is lost) or roll back quietly."""
+        txid, tx.txid = tx.txid, None  # the SDK's own exit logs a traceback on rollback; do it here
+        adbc = getattr(tx, "_adbc_conn", None)
+        if adbc is not None:
+            adbc.close()
+            tx._adbc_conn = None
+        api = self._session.api
+        if not commit:
+            try:
+                api.rollback_transaction(txid)
+            except Exception as exc:  # noqa: BLE001 - the server forgets it anyway
+                log.debug("rollback of %x: %s", txid, exc)
+            return
+        resent = False
+        for attempt in range(self.loc.option("retries")):
+            try:
+                api.commit_transaction(txid)
+                return
+            except Exception as exc:  # noqa: BLE001
+                kind = classify(exc)
+                if kind == LOST_TX and resent:
+                    raise _CommitUnknown() from exc  # committed by the lost answer, or lost with the server
+                if kind != TRANSIENT:
+                    raise
+                resent = True
+                self._sleep(attempt)
+        raise _CommitUnknown()
+
+    def _sleep(self, attempt: int) -> None:
+        wait = self.loc.option("retry_wait") * 2 ** attempt
+        time.sleep(random.uniform(wait / 2, wait))
+
+    def _run(self, fn, *, what: str, write: bool = False):
+        """``fn(tx)`` in a transaction of its own, retried whole on transient failures.
+
+        ``fn`` must be idempotent (upserts, updates and deletes by key are), so a retry after a
+        lost answer cannot write twice.
+        """
+        deadline = time.monotonic() + self.loc.option("retry_seconds")
+        attempts = self.loc.option("retries")
+        for attempt in range(attempts):
+            tx = None
+            try:
+                tx = self._begin()
+                result = fn(tx)
+                self._finish(tx, commit=write)
+                return result
+            except CosmoscopeError:
+                if tx is not None and tx.txid is not None:
+                    self._finish(tx, commit=False)
+                raise
+            except _CommitUnknown as exc:
+                error, kind = exc.__cause__ or exc, TRANSIENT
+            except Exception as exc:  # noqa: BLE001 - sorted into retry or report below
+                if tx is not None and tx.txid is not None:
+                    self._finish(tx, commit=False)
+                error, kind = exc, classify(exc)
+            if kind == PERMANENT or attempt == attempts - 1 or time.monotonic() > deadline:
+                break
+            log.info("%s: %s; trying again (%d/%d)", what, describe(error, self.loc, self._creds), attempt + 2,
+                     attempts)
+            self._sleep(attempt)
+        tried = f" after {attempt + 1} attempts" if attempt else ""
+        raise StoreError(f"could not {what}{tried}: {describe(error, self.loc, self._creds)}; nothing of it was "
+                         "kept") from error
+
+    def _write(self, fn, *, what: str):
+        """Run an idempotent write ``fn(tx)`` in the open transaction, or in one of its own."""
+        self._check_writable()
+        if not self._in_transaction():
+            with self._lock:
+                return self._run(fn, what=what, write=True)
+        for attempt in range(self.loc.option("retries")):
+            try:
+                return fn(self._tx)
+            except CosmoscopeError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                kind = classify(exc)
+                if kind != TRANSIENT or attempt == self.loc.option("retries") - 1:
+                    reason = ("the transaction was lost (the cluster restarted or it timed out)" if kind == LOST_TX
+                              else describe(exc, self.loc, self._creds))
+                    raise StoreError(f"could not {what}: {reason}; the transaction will be rolled back, so "
+                                     "nothing of it is kept") from exc
+                # Same transaction, same idempotent call: it finds whatever the failed try wrote.
+                log.info("%s: %s; trying again", what, describe(exc, self.loc, self._creds))
+                self._sleep(attempt)
+
+    @contextmanager
+    def transaction(self):
+        self._check_writable()
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                tx = self._begin()
+            except Exception as exc:  # noqa: BLE001
+                raise StoreError(f"could not start a transaction: {describe(exc, self.loc, self._creds)}") from exc
+            self._tx, self._depth, self._owner, self._marker, self._ddl = tx, 1, threading.get_ident(), None, False
+            try:
+                yield
+            except BaseException:
+                ddl = self._end_transaction()
+                self._finish(tx, commit=False)
+                if ddl:  # what the transaction created or altered is gone again: read the catalog back
+                    self._run(self._read_state, what="reload the catalog's tables")
+                raise
+            marker = self._marker
+            ddl = self._end_transaction()
+            try:
+                self._commit_outer(tx, marker)
+            except BaseException:
+                if ddl:
+                    self._run(self._read_state, what="reload the catalog's tables")
+                raise
+
+    def _end_transaction(self) -> bool:
+        """Forget the open transaction; True if it created or altered tables."""
+        ddl = self._ddl
+        self._tx, self._depth, self._owner, self._marker, self._ddl = None, 0, None, None, False
+        return ddl
+
+    def _commit_outer(self, tx, marker) -> None:
+        try:
+            self._finish(tx, commit=True)
+            return
+        except _CommitUnknown:
+            committed = self._probe(marker)
+            if committed:
+                log.info("the answer to a commit was lost, but its rows are there: it was applied")
+                return
+            if committed is None:
+                raise StoreError(f"the answer to a commit to {self.url} was lost and whether it was applied is "
+                                 "unknown; writes by key (ingest, update) are safe to run again") from None
+            error = "the commit did not reach VAST Database"
+        except Exception as exc:  # noqa: BLE001
+            kind = classify(exc)
+            error = ("another writer changed the same rows at the same time" if kind == CONFLICT
+                     else describe(exc, self.loc, self._creds))
+        raise StoreError(f"could not commit to {self.url}: {error}; nothing of the transaction was kept, "
+                         "run it again")
+
+    def _probe(self, marker) -> bool | None:
+        """Whether a row the lost transaction inserted is now there (None: no way to tell)."""
+        if marker is None:
+            return None
+        table, key, values = marker
+        pred = Predicate(tuple(Clause((Test(k, "==", v),)) for k, v in zip(key, values)))
+        try:
+            return any(b.num_rows for b in self.scan(table, list(key), pred, limit=1))
+        except CosmoscopeError:
+            return None
+
+    # -- schema management -----------------------------------------------------------------
+
+    def tables(self) -> dict[str, pa.Schema]:
+        return dict(self._schemas)
+
+    def _schema(self, table: str) -> pa.Schema:
+        try:
+            return self._schemas[table]
+        except KeyError:
+            raise UnknownNameError("table", table, self._schemas) from None
+
+    def create_table(self, name, schema, key, indexes=()) -> None:
+        self._check_writable()
+        if name in self._schemas:
+            return
+        if name == META_TABLE:
+            raise StoreError(f"{META_TABLE} is the store's own table; choose another name")
+        storage = storage_schema(schema)  # refuses types VAST cannot hold before anything is written
+        record = pa.table({"name": [name], "arrow_schema": [schema.serialize().to_pybytes()],
+                           "key": [json.dumps(list(key))], "indexes": [json.dumps([list(i) for i in indexes])]},
+                          schema=META_SCHEMA)
+
+        def create(tx):
+            from vastdb.table_metadata import TableMetadata, TableRef
+
+            vast_schema = self._vast_schema(tx, create=True)
+            if META_TABLE not in self._meta:
+                vast_schema.create_table(META_TABLE, META_SCHEMA, fail_if_exists=False)
+                self._meta[META_TABLE] = self._load_metadata(tx, META_TABLE)
+                self._storage[META_TABLE] = META_SCHEMA
+            vast_schema.create_table(name, storage, fail_if_exists=False)
+            tm = TableMetadata(TableRef(self.loc.bucket, self.loc.schema_path, name))
+            tm.load(tx)
+            problem = check_stored(name, schema, tm.arrow_schema)
+            if problem:
+                raise SchemaError(f"{self.url}: {problem}; it was made outside cosmoscope and left untouched")
+            self._upsert_batch(tx, META_TABLE, record, ("name",), ())
+            self._meta[name] = tm
+            self._stats_at[name] = time.monotonic()
+
+        self._ddl_write(create, f"create table {name!r}")
+        self._schemas[name], self._keys[name], self._storage[name] = schema, tuple(key), storage
+
+    def add_columns(self, name, fields) -> None:
+        self._check_writable()
+        schema = self._schema(name)
+        new = [f for f in fields if schema.get_field_index(f.name) < 0]
+        if not new:
+            return
+        for f in new:
+            schema = schema.append(f)
+        record = pa.table({"name": [name], "arrow_schema": [schema.serialize().to_pybytes()]})
+
+        def add(tx):
+            table = self._vast_schema(tx).table(name)
+            have = set(table.columns().names)
+            missing = storage_schema(pa.schema([f for f in new if f.name not in have]))
+            if len(missing):
+                table.add_column(missing)
+            self._upsert_batch(tx, META_TABLE, record, ("name",), ())
+            self._meta[name] = self._load_metadata(tx, name)
+
+        self._ddl_write(add, f"add columns to {name!r}")
+        self._schemas[name], self._storage[name] = schema, storage_schema(schema)
+
+    def _ddl_write(self, fn, what: str) -> None:
+        if self._in_transaction():
+            self._ddl = True
+        self._write(fn, what=what)
+
+    def _load_metadata(self, tx, name: str):
+        from vastdb.table_metadata import TableMetadata, TableRef
+
+        tm = TableMetadata(TableRef(self.loc.bucket, self.loc.schema_path, name))
+        tm.load(tx)
+        return tm
+
+    def _handle(self, tx, table: str, *, fresh_stats: bool = False):
+        """The vastdb table of ``table`` inside ``tx``, from cached metadata (no listing calls)."""
+        meta = self._meta[table]
+        if fresh_stats and time.monotonic() - self._stats_at.get(table, 0) > STATS_TTL:
+            meta.load_stats(tx)  # the row count sets the number of splits of a big read
+            self._stats_at[table] = time.monotonic()
+        return tx.table_from_metadata(meta)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _prepare(self, table: str, data: pa.Table) -> pa.Table:
+        """``data`` in storage types (columns checked, NaN as null, cells within limits)."""
+        schema = self._schema(table) if table != META_TABLE else META_SCHEMA
+        for name in data.column_names:
+            if schema.get_field_index(name) < 0:
+                raise UnknownNameError(f"column of {table}", name, schema.names)
+        storage = self._storage[table]
+        cols = [to_storage(data.column(n), schema.field(n).type, n, table) for n in data.column_names]
+        return pa.Table.from_arrays(cols, schema=pa.schema([storage.field(n) for n in data.column_names]))
+
+    def _batches(self, table: str, data: pa.Table, key: Sequence[str]) -> list[pa.Table]:
+        """Write batches of ``data`` (the last of duplicate keys wins, as in SQL upserts)."""
+        missing = [k for k in key if k not in data.column_names]
+        if missing:
+            raise StoreError(f"writing to {table} needs the key column(s) {', '.join(missing)}")
+        keys = pa.Table.from_arrays([data.column(k) for k in key], names=list(key))
+        for k in key:
+            if data.column(k).null_count:
+                raise StoreError(f"writing to {table}: the key column {k!r} is empty in some rows")
+        last = _last_of_each_key(keys)
+        if last is not None:
+            data = data.take(last)
+        n = self.loc.option("write_batch")
+        return [data.slice(i, n) for i in range(0, data.num_rows, n)]
+
+    def upsert(self, table, data, key, preserve=()) -> int:
+        self._check_writable()
+        self._prepare(table, data.slice(0, 0))
+        if data.num_rows == 0:
+            return 0
+        for batch in self._batches(table, data, key):
+            prepared = self._prepare(table, batch)
+            self._write(lambda tx, b=prepared: self._upsert_batch(tx, table, b, tuple(key), tuple(preserve)),
+                        what=f"write {b_rows(prepared)} to {table}")
+        return data.num_rows
+
+    def update(self, table, data, key) -> int:
+        self._check_writable()
+        self._prepare(table, data.slice(0, 0))
+        sets = [n for n in data.column_names if n not in key]
+        if data.num_rows == 0 or not sets:
+            return 0
+        total = 0
+        for batch in self._batches(table, data, key):
+            prepared = self._prepare(table, batch)
+            total += self._write(lambda tx, b=prepared: self._update_batch(tx, table, b, tuple(key), sets),
+                                 what=f"update {b_rows(prepared)} of {table}")
+        return total
+
+    def delete(self, table, keys) -> int:
+        self._check_writable()
+        self._prepare(table, keys.slice(0, 0))
+        if keys.num_rows == 0:
+            return 0
+        key = tuple(keys.column_names)
+        total = 0
+        for batch in self._batches(table, keys, key):
+            prepared = self._prepare(table, batch)
+            total += self._write(lambda tx, b=prepared: self._delete_batch(tx, table, b, key),
+                                 what=f"delete {b_rows(prepared)} from {table}")
+        return total
+
+    def _match(self, handle, table: str, data: pa.Table, key: tuple[str, ...]) -> tuple[list, dict]:
+        """The key tuples of ``data`` and the ``$row_id`` list stored for each of them."""
+        keys = list(zip(*(data.column(k).to_pylist() for k in key)))
+        wanted = set(keys)
+        found: dict[tuple, list[int]] = {}
+        first = data.column(key[0]).unique()
+        chunk = self.loc.option("key_chunk")
+        storage = self._storage[table]
+        for start in range(0, len(first), chunk):
+            part = tuple(first.slice(start, chunk).to_pylist())
+            compiled = compile_for_vast(Predicate.of(Test(key[0], "is_in", part)), storage)
+            pushed = None if compiled.residual else compiled.pushed  # unpushable key type: scan, match here
+            reader = handle.select(columns=list(key), predicate=pushed, config=self.loc.query_config(),
+                                   internal_row_id=True)
+            for batch in reader:
+                ids = batch.column(ROW_ID).to_pylist()
+                for rid, k in zip(ids, zip(*(batch.column(c).to_pylist() for c in key))):
+                    if k in wanted:
+                        found.setdefault(k, []).append(rid)
+            if pushed is None:
+                break
+        return keys, found
+
+    def _upsert_batch(self, tx, table, data: pa.Table, key, preserve) -> None:
+        handle = self._handle(tx, table)
+        keys, found = self._match(handle, table, data, key)
+        sets = [c for c in data.column_names if c not in key and c not in preserve]
+        upd_rows, upd_ids, new_rows, extra = [], [], [], []
+        for i, k in enumerate(keys):
+            ids = sorted(found.get(k, ()))
+            if not ids:
+                new_rows.append(i)
+                continue
+            upd_rows.append(i)
+            upd_ids.append(ids[0])
+            extra += ids[1:]
+        if upd_rows and sets:
+            _update_rows(handle, data.select(sets).take(upd_rows), upd_ids)
+        if extra:
+            log.warning("%s: %d rows duplicated a key (written by two writers at once); kept one of each",
+                        table, len(extra))
+            handle.delete(pa.table({ROW_ID: pa.array(extra, pa.uint64())}))
+        if new_rows:
+            self._insert(handle, table, data.take(new_rows))
+            if self._in_transaction() and table != META_TABLE:
+                self._marker = (table, key, keys[new_rows[0]])  # to tell later whether a commit was applied
+
+    def _insert(self, handle, table: str, data: pa.Table) -> None:
+        storage = self._storage[table]
+        cols = [data.column(f.name) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+                for f in storage]
+        full = pa.Table.from_arrays(cols, schema=storage).combine_chunks()
+        rows = max(1, int(full.num_rows * INSERT_SLICE_BYTES / max(full.nbytes, 1)))
+        for start in range(0, full.num_rows, rows):
+            handle.insert(full.slice(start, rows))
+
+    def _update_batch(self, tx, table, data, key, sets) -> int:
+        handle = self._handle(tx, table)
+        keys, found = self._match(handle, table, data, key)
+        rows, ids = [], []
+        for i, k in enumerate(keys):
+            for rid in found.get(k, ()):
+                rows.append(i)
+                ids.append(rid)
+        if rows:
+            _update_rows(handle, data.select(sets).take(rows), ids)
+        return len(ids)
+
+    def _delete_batch(self, tx, table, data, key) -> int:
+        handle = self._handle(tx, table)
+        _, found = self._match(handle, table, data, key)
+        ids = [rid for rids in found.values() for rid in rids]
+        if ids:
+            handle.delete(pa.table({ROW_ID: pa.array(ids, pa.uint64())}))
+        return len(ids)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None) -> Iterator[pa.RecordBatch]:
+        schema = self._schema(table)
+        columns = list(columns) if columns is not None else schema.names
+        for c in [*columns, *(predicate.columns if predicate else ())]:
+            if schema.get_field_index(c) < 0:
+                raise UnknownNameError(f"column of {table}", c, schema.names)
+        return self._scan(table, columns, predicate or Predicate(), limit)
+
+    def _scan(self, table, columns, predicate, limit) -> Iterator[pa.RecordBatch]:
+        if limit == 0:
+            return
+        storage = self._storage[table]
+        parts = [compile_for_vast(p, storage) for p in _chunk_is_in(predicate, self.loc.option("key_chunk"))]
+        parts = [p for p in parts if not p.empty]
+        if not parts:
+            return
+        residual = parts[0].residual
+        needed = list(columns) + sorted(residual.columns - set(columns))
+        log.debug("%s %s: pushed %s; residual %s", self.url, table, parts[0].pushed_text, residual)
+        if self._in_transaction():
+            yield from self._select(self._tx, table, columns, needed, parts, residual, limit)
+            return
+        attempts = self.loc.option("retries")
+        for attempt in range(attempts):
+            tx, rows, yielded = None, None, False
+            try:
+                tx = self._begin()
+                rows = self._select(tx, table, columns, needed, parts, residual, limit)
+                for batch in rows:
+                    yielded = True
+                    yield batch
+                return
+            except CosmoscopeError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                if yielded or classify(exc) == PERMANENT or attempt == attempts - 1:
+                    midway = " part way through" if yielded else ""
+                    raise StoreError(f"reading {table} from {self.url} failed{midway}: "
+                                     f"{describe(exc, self.loc, self._creds)}; read again") from exc
+                log.info("reading %s: %s; trying again", table, describe(exc, self.loc, self._creds))
+                self._sleep(attempt)
+            finally:
+                if rows is not None:
+                    rows.close()  # stops the SDK's split readers before their transaction ends
+                if tx is not None and tx.txid is not None:
+                    self._finish(tx, commit=False)  # a read changes nothing: end it without a commit
+
+    def _select(self, tx, table, columns, needed, parts, residual, limit) -> Iterator[pa.RecordBatch]:
+        logical = self._schema(table)
+        needed_schema = pa.schema([logical.field(c) for c in needed])
+        filter_expr = residual.to_polars()
+        remaining = limit
+        projection = needed or [self._keys[table][0]]  # a count still needs one column to read
+        handle = self._handle(tx, table, fresh_stats=limit is None)
+        for part in parts:
+            push_limit = remaining if filter_expr is None else None
+            reader = handle.select(columns=list(projection), predicate=part.pushed,
+                                   config=self.loc.query_config(), limit_rows=push_limit)
+            try:
+                for raw in reader:
+                    if raw.num_rows == 0:
+                        continue
+                    batch = batch_to_logical(raw, needed_schema) if needed else raw.select([])
+                    if filter_expr is not None:
+                        batch = _filter(batch, filter_expr)
+                    if needed != columns:
+                        batch = batch.select(columns)
+                    if remaining is not None:
+                        batch = batch.slice(0, remaining)
+                        remaining -= batch.num_rows
+                    if batch.num_rows:
+                        yield batch
+                    if remaining == 0:
+                        return
+            finally:
+                reader.close()
+
+    def close(self) -> None:
+        session, self._session = getattr(self, "_session", None), None
+        if session is not None:
+            try:
+                session.api.__exit__(None, None, None)  # closes its HTTP connections
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+def b_rows(data: pa.Table) -> str:
+    return f"{data.num_rows:,} row{'s' if data.num_rows != 1 else ''}"
+
+
+def _update_rows(handle, values: pa.Table, row_ids: list[int]) -> None:
+    rows = values.add_column(0, pa.field(ROW_ID, pa.uint64()), pa.array(row_ids, pa.uint64()))
+    handle.update(rows, columns=list(values.column_names))
+
+
+def _last_of_each_key(keys: pa.Table) -> list[int] | None:
+    """Row positions keeping the last row of each key, or None when keys are unique already."""
+    tuples = list(zip(*(c.to_pylist() for c in keys.columns)))
+    if len(set(tuples)) == len(tuples):
+        return None
+    last = {k: i for i, k in enumerate(tuples)}
+    return sorted(last.values())
+
+
+def _chunk_is_in(pred: Predicate, size: int) -> list[Predicate]:
+    """Split the longest lone ``is_in`` into chunks of ``size`` values: each chunk is read on its
+    own (the rows they match are disjoint), which keeps every request under the size limit."""
+    big = [i for i, c in enumerate(pred.clauses)
+           if len(c.tests) == 1 and c.tests[0].op == "is_in" and len(c.tests[0].value) > size]
+    if not big:
+        return [pred]
+    i = max(big, key=lambda j: len(pred.clauses[j].tests[0].value))
+    test = pred.clauses[i].tests[0]
+    values = list(dict.fromkeys(test.value))
+    return [Predicate(pred.clauses[:i] + (Clause((Test(test.column, "is_in", tuple(values[j:j + size])),)),)
+                      + pred.clauses[i + 1:]) for j in range(0, len(values), size)]
+
+
+def _filter(batch: pa.RecordBatch, expr) -> pa.RecordBatch:
+    import polars as pl
+
+    mask = pl.from_arrow(batch).select(expr.alias("_keep")).to_series().to_arrow()
+    return batch.filter(pc.fill_null(mask, False))
