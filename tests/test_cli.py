@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 import cosmoscope
+from cosmoscope import schema as S
 
 from .conftest import make_records
 
@@ -101,7 +102,7 @@ def test_summary_related_show_history_info(cat_path):
     hist = run("--catalog", cat_path, "history", ids[1]).stdout
     assert "link" in hist and "add" in hist
     info = run("--catalog", cat_path, "info").stdout
-    assert "120 rows" in info and "schema version:  1" in info
+    assert "120 rows" in info and f"schema version:  {S.SCHEMA_VERSION}" in info
 
 
 def test_sql_command(cat_path):
