@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime
 import getpass
 import json
 import logging
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 #: Rows per write transaction for bulk writes through the catalog.
 BATCH_ROWS = 20_000
+_THIRTY_DAYS = datetime.timedelta(days=30)
 
 
 def default_catalog_url() -> str:
@@ -316,11 +318,50 @@ class Catalog:
 
         return walk(self, dataset_id, direction=direction, depth=depth)
 
-    def history(self, dataset_id: str) -> pl.DataFrame:
-        """Every audit event about a dataset, oldest first."""
+    def history(self, dataset_id: str, *, upstream: bool = False) -> pl.DataFrame:
+        """Every audit event about a dataset, oldest first.
+
+        With ``upstream=True``, also the events of every dataset it was made from and of the
+        processing runs that made it: the trail from the raw files to this product (see
+        :func:`cosmoscope.pipeline.trail`).
+        """
         import polars as pl
 
+        if upstream:
+            from cosmoscope.pipeline.audit import trail
+
+            return trail(self, dataset_id)
         return self.events().filter(pl.col("dataset_id") == dataset_id).collect().sort("ts", "event_id")
+
+    # -- pipelines ---------------------------------------------------------------------
+
+    def available_datasets(self, mission=None, min_quality: float | None = 0.8, window=_THIRTY_DAYS,
+                           target: str | None = None, *, until=None) -> pl.LazyFrame:
+        """Datasets ready for a pipeline: good enough, recent enough, present, not being
+        processed (see :func:`cosmoscope.pipeline.available_datasets`)."""
+        from cosmoscope.pipeline.preflight import available_datasets
+
+        return available_datasets(self, mission, min_quality=min_quality, window=window, target=target, until=until)
+
+    def preflight(self, datasets_or_query, **options):
+        """Check datasets before processing them; returns a
+        :class:`~cosmoscope.pipeline.PreflightReport` (options: ``min_quality``,
+        ``require_calibrated``, ``output_dir``, ``output_factor``)."""
+        from cosmoscope.pipeline.preflight import preflight
+
+        return preflight(self, datasets_or_query, **options)
+
+    def processing_run(self, name: str, inputs=None, params: dict | None = None, **options):
+        """Claim ``inputs`` for a processing run; use it as a context manager.
+
+        >>> with cat.processing_run("calibrate", inputs=ids, params={"v": 2}) as run:  # doctest: +SKIP
+        ...     run.add_output("/out/calibrated.fits", relationship="raw->calibrated")
+
+        Options: ``lease_seconds``, ``wait`` (see :func:`cosmoscope.pipeline.start_run`).
+        """
+        from cosmoscope.pipeline.runs import start_run
+
+        return start_run(self, name, inputs, params, **options)
 
     # -- writes ------------------------------------------------------------------------
 
