@@ -306,6 +306,42 @@ class Catalog:
 
         return ingest(self, paths, **options)
 
+    # -- monitoring ----------------------------------------------------------------------
+
+    def watch(self, paths, **options):
+        """Catalog files under ``paths`` as they arrive, change and go, from background threads.
+
+        Returns the running :class:`~cosmoscope.ingest.watch.Watcher`: ``.stop()`` it, or use it
+        as a context manager. Options are those of the Watcher (``profile``, ``poll``, ``settle``,
+        ``workers``, ...).
+
+        >>> with cat.watch("/data/incoming") as watcher:  # doctest: +SKIP
+        ...     watcher.wait_idle()   # everything already there is cataloged
+        """
+        from cosmoscope.ingest.watch import Watcher
+
+        return Watcher(self, paths, **options).start()
+
+    def watchers(self) -> pl.DataFrame:
+        """Every watcher that has used this catalog: its heartbeat, backlog and last file."""
+        from cosmoscope.ingest.watch import watcher_status
+
+        return watcher_status(self)
+
+    def validate(self, **options):
+        """Check rows against their files and for impossible values; returns a
+        :class:`~cosmoscope.ingest.validate.ValidationReport`.
+
+        Options are those of :func:`cosmoscope.ingest.validate.validate`: ``mission``, ``since``,
+        ``fix``, ``checksums``, ``paths``, ``workers``, ``progress``.
+
+        >>> report = cat.validate(mission="COSMOS-7", fix=True)  # doctest: +SKIP
+        >>> print(report)  # doctest: +SKIP
+        """
+        from cosmoscope.ingest.validate import validate
+
+        return validate(self, **options)
+
     # -- lineage & audit ---------------------------------------------------------------
 
     def related(self, dataset_id: str, direction: str = "both", depth: int | None = None) -> pl.DataFrame:
@@ -500,6 +536,16 @@ class Catalog:
         with self.store.transaction():
             self._event(action, dataset_id=dataset_id, run_id=run_id, field=field,
                         from_value=_text(from_value), to_value=_text(to_value), details=details)
+
+    def log_events(self, events: Iterable[dict]) -> int:
+        """Append many audit events in one transaction; each a dict of ``action`` and any of
+        ``dataset_id``, ``run_id``, ``field``, ``from_value``, ``to_value``, ``details``."""
+        events = [dict(e, from_value=_text(e.get("from_value")), to_value=_text(e.get("to_value")))
+                  for e in events]
+        if events:
+            with self.store.transaction():
+                self._events(events, ts=now())
+        return len(events)
 
     def _event(self, action: str, **kw) -> None:
         self._events([dict(action=action, **kw)], ts=now())
