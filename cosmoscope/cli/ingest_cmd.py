@@ -13,6 +13,14 @@ examples:
   cosmoscope ingest /data/odd --profile helios-x       # force a mission profile
   cosmoscope ingest /archive --dry-run                 # what would change, writing nothing
   cosmoscope ingest /archive --shard 2/4               # machine 2 of 4 takes its quarter
+  cosmoscope --catalog vast://http://vip:80/cat/prod ingest --from-vast-catalog /cosmos7 \
+      --mounted-at /mnt/vast/cosmos7 --since 2d        # files the VAST Catalog lists as new
+
+Walking (PATH) works on any file system and always sees the current tree, but costs a directory
+listing of the whole tree each run. --from-vast-catalog asks the VAST cluster's own file
+catalog instead: one parallel query, filtered by path, --since and --extensions on the cluster,
+best for millions of files of which few are new. The VAST Catalog is a periodic snapshot, so
+the newest files arrive on a later run. See docs/vast.md.
 
 A second run over the same tree re-reads only files whose size or modification time changed.
 Files that cannot be read are cataloged with extraction_status=error and the reason; the exit
@@ -45,7 +53,7 @@ def register(sub, common) -> None:
                        description="Walk directories, read the metadata of every FITS, HDF5, netCDF and CSV "
                                    "file, and write it to the catalog, with lineage between products.",
                        epilog=INGEST_EPILOG)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to catalog")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to catalog")
     p.add_argument("--profile", metavar="P", help="mission profile name or TOML file to use for every file "
                    "(default: chosen by path; see `cosmoscope profiles list`)")
     p.add_argument("--workers", "-j", type=_workers, metavar="N",
@@ -59,6 +67,17 @@ def register(sub, common) -> None:
                    help="rows written per transaction (default: 1000); smaller batches hold the catalog's "
                         "write lock for less time")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    g = p.add_argument_group("discovery from the VAST Catalog (instead of walking PATHs)")
+    g.add_argument("--from-vast-catalog", metavar="PATH-PREFIX",
+                   help="list the files under this directory (as the VAST cluster names it) from the cluster's "
+                        "VAST Catalog instead of walking a tree")
+    g.add_argument("--vast-endpoint", metavar="URL", help="the cluster to ask, http://HOST:PORT (default: the "
+                   "endpoint of a vast:// --catalog); credentials from COSMOSCOPE_VAST_ACCESS_KEY/SECRET_KEY")
+    g.add_argument("--mounted-at", metavar="DIR", help="where PATH-PREFIX is mounted on this machine "
+                   "(default: the same path)")
+    g.add_argument("--since", metavar="WHEN", help="only files modified since then: a time (2026-11-27T08:00Z) "
+                   "or an age (6h, 2d)")
+    g.add_argument("--extensions", metavar="EXT,...", help="only files with these extensions, e.g. fits,fz,h5,nc,csv")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("demo", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,12 +97,21 @@ def register(sub, common) -> None:
 
 def cmd_ingest(args) -> int:
     from cosmoscope.cli import open_from_args, show_progress
+    from cosmoscope.errors import InvalidArgumentError
 
+    if bool(args.paths) == bool(args.from_vast_catalog):
+        raise InvalidArgumentError("give the PATHs to walk, or --from-vast-catalog PATH-PREFIX, but not both"
+                                   if args.paths else "give at least one PATH to walk, or --from-vast-catalog "
+                                   "PATH-PREFIX")
     with open_from_args(args) as cat:
-        summary = cat.ingest(args.paths, profile=args.profile, workers=args.workers, dry_run=args.dry_run,
+        paths, entries, problems = args.paths, None, []
+        if args.from_vast_catalog:
+            paths, entries = [args.from_vast_catalog], _vast_catalog_entries(args, cat, problems)
+        summary = cat.ingest(paths, profile=args.profile, workers=args.workers, dry_run=args.dry_run,
                              force=args.force, follow_symlinks=args.follow_symlinks, shard=args.shard,
-                             progress=show_progress(args) and not args.json,
+                             progress=show_progress(args) and not args.json, entries=entries,
                              **({"batch_rows": args.batch_rows} if args.batch_rows else {}))
+        summary.problems.extend(problems)
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2, default=str))
         else:
@@ -93,6 +121,27 @@ def cmd_ingest(args) -> int:
                       "cosmoscope search --columns file_path,extraction_error --format csv "
                       "| grep -v ',$'")
     return 0 if summary.ok else 1
+
+
+def _vast_catalog_entries(args, cat, problems: list):
+    """The files the VAST Catalog lists for ``--from-vast-catalog`` (a lazy iterator)."""
+    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.ingest.vast_catalog import catalog_entries
+    from cosmoscope.times import now, to_duration, to_utc
+
+    endpoint = args.vast_endpoint or (cat.url if cat.url.lower().startswith("vast") else None)
+    if endpoint is None:
+        raise InvalidArgumentError("--from-vast-catalog needs a VAST cluster: give --vast-endpoint http://HOST:PORT "
+                                   "or use a vast:// --catalog")
+    since = None
+    if args.since:
+        try:
+            since = now() - to_duration(args.since, name="--since")
+        except InvalidArgumentError:
+            since = to_utc(args.since, name="--since")
+    extensions = [e for e in (args.extensions or "").split(",") if e.strip()]
+    return catalog_entries(endpoint, args.from_vast_catalog, mounted_at=args.mounted_at, since=since,
+                           extensions=extensions, on_problem=lambda path, reason: problems.append((path, reason)))
 
 
 def cmd_demo(args) -> int:

@@ -125,7 +125,8 @@ def failure_kind(reason: str | None) -> str:
 def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str | None = None,
            workers: int | None = None, dry_run: bool = False, progress: bool = True, force: bool = False,
            follow_symlinks: bool = False, shard: Shard | str | None = None, batch_rows: int = BATCH_ROWS,
-           run_id: str | None = None) -> IngestSummary:
+           run_id: str | None = None, entries: Iterable[FileEntry] | None = None,
+           executor=None) -> IngestSummary:
     """Catalog every data file under ``paths``; see the module docstring for the guarantees.
 
     Parameters
@@ -138,8 +139,15 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         Walk and compare with the catalog, report what would change, write nothing.
     force
         Re-read every file, even unchanged ones.
+    executor
+        A ``dask.distributed.Client`` (or a :class:`~cosmoscope.ingest.dask_exec.DaskExecutor`):
+        its cluster extracts the files instead of local processes (``workers`` is then unused).
+        See :mod:`cosmoscope.ingest.dask_exec` for who writes and what happens when a worker dies.
     shard
         ``"I/N"`` or a :class:`Shard`: take only this machine's share of the files.
+    entries
+        Files found another way (e.g. :func:`cosmoscope.ingest.vast_catalog.catalog_entries`)
+        to use instead of walking ``paths``; ``paths`` then only label the run.
     """
     from cosmoscope.errors import InvalidArgumentError
 
@@ -154,7 +162,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         load_profiles().resolve(profile)  # an unknown profile fails here, before any work
     summary = IngestSummary(paths=paths, dry_run=dry_run)
     started = time.perf_counter()
-    bar = _progress(paths, progress, follow_symlinks, shard)
+    bar = _progress(paths, progress, follow_symlinks, shard, count=entries is None)
     planned: dict[str, str] = {}  # dataset_id -> "new" | "updated"
 
     def on_problem(path, reason):
@@ -163,7 +171,9 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
 
     def to_read() -> Iterator[FileEntry]:
         block: list[FileEntry] = []
-        for entry in crawl(paths, follow_symlinks=follow_symlinks, shard=shard, on_problem=on_problem):
+        found = (crawl(paths, follow_symlinks=follow_symlinks, shard=shard, on_problem=on_problem)
+                 if entries is None else (e for e in entries if shard is None or shard.owns(e.path)))
+        for entry in found:
             block.append(entry)
             if len(block) >= LOOKUP_BLOCK:
                 yield from _changed(catalog, block, force, summary, planned, bar)
@@ -177,6 +187,11 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
                 bar.update(1)
             summary.new = sum(1 for v in planned.values() if v == "new")
             summary.updated = len(planned) - summary.new
+        elif executor is not None:
+            from cosmoscope.ingest.dask_exec import ingest_on_cluster
+
+            ingest_on_cluster(executor, catalog, to_read(), summary=summary, planned=planned, bar=bar,
+                              profile=profile, batch_rows=batch_rows, run_id=run_id, force=force)
         else:
             with ExtractionPool(workers, profile) as pool:
                 batch: list[dict] = []
@@ -203,10 +218,10 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
     return summary
 
 
-def _progress(paths, enabled, follow, shard):
+def _progress(paths, enabled, follow, shard, count=True):
     from tqdm.auto import tqdm
 
-    total = count_files(paths, follow_symlinks=follow, shard=shard) if enabled else None
+    total = count_files(paths, follow_symlinks=follow, shard=shard) if enabled and count else None
     return tqdm(total=total, unit="file", desc="ingest", disable=not enabled, smoothing=0.05)
 
 
@@ -297,22 +312,36 @@ def write_records(catalog: Catalog, records: list[dict], *, run_id: str | None =
     Shared by bulk ingest, the watcher and ``validate --fix``. ``summary`` (with ``planned``:
     dataset_id -> "new" | "updated") is updated with what was written, when given.
     """
-    from cosmoscope.ingest.links import add_pending
+    rows, pending = rows_and_parents(records)
+    if summary is not None:
+        for row in rows:
+            _count(summary, row, planned if planned is not None else {})
+    commit_rows(catalog, rows, pending, run_id=run_id)
+    return rows
 
+
+def rows_and_parents(records: list[dict]) -> tuple[list[dict], list[tuple[str, str | None, str | None]]]:
+    """Extracted records as observations rows, and the ``(child_id, parent_name, relationship)``
+    each names (for :func:`cosmoscope.ingest.links.add_pending`)."""
     rows, pending = [], []
     for rec in records:
         row, parents = record_to_row(rec)
         rows.append(row)
         for p in parents:
             pending.append((row["dataset_id"], p.get("name"), p.get("relationship")))
-        if summary is not None:
-            _count(summary, row, planned if planned is not None else {})
-    if not rows:
-        return rows
+    return rows, pending
+
+
+def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | None = None) -> None:
+    """Write rows (dicts or an Arrow table), their ingest events and pending parents in one
+    transaction."""
+    from cosmoscope.ingest.links import add_pending
+
+    if not len(rows):
+        return
     with catalog.store.transaction():
         catalog.add_records(rows, action="ingest", run_id=run_id)
         add_pending(catalog, pending)
-    return rows
 
 
 def _count(summary: IngestSummary, row: dict, planned: dict[str, str]) -> None:

@@ -99,29 +99,7 @@ class VastStore:
     # -- connecting and loading ------------------------------------------------------------
 
     def _connect(self):
-        import backoff
-        import vastdb
-        from vastdb.config import BackoffConfig
-
-        host, port = self.loc.host_port
-        connect_timeout = self.loc.option("connect_timeout")
-        try:
-            socket.create_connection((host, port), timeout=connect_timeout).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
-            raise CatalogOpenError(f"cannot reach VAST Database at {self.loc.endpoint} ({reason}); check the "
-                                   "endpoint in the catalog URL and that this machine can reach it") from None
-        verify = self.loc.option("verify")
-        verify = {"1": True, "true": True, "0": False, "false": False}.get(verify.lower(), verify)
-        wait = functools.partial(backoff.expo, factor=self.loc.option("retry_wait"))
-        try:
-            return vastdb.connect(
-                endpoint=self.loc.endpoint, access=self._creds.access, secret=self._creds.secret,
-                ssl_verify=verify, timeout=(connect_timeout, self.loc.option("timeout")),
-                backoff_config=BackoffConfig(wait_gen=wait, max_tries=self.loc.option("retries"),
-                                             max_time=self.loc.option("retry_seconds")))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
-            raise CatalogOpenError(f"cannot open {self.url}: {describe(exc, self.loc, self._creds)}") from None
+        return connect_session(self.loc, self._creds)
 
     def _load(self) -> None:
         """Read which tables the catalog holds; create the VAST schema on first use."""
@@ -669,6 +647,7 @@ class VastStore:
                         return
             finally:
                 reader.close()
+                del reader  # the SDK's readers stop when it is freed: before their transaction ends
 
     def close(self) -> None:
         session, self._session = getattr(self, "_session", None), None
@@ -677,6 +656,34 @@ class VastStore:
                 session.api.__exit__(None, None, None)  # closes its HTTP connections
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+
+def connect_session(loc: VastLocation, creds):
+    """A vastdb session on ``loc.endpoint``; an unreachable endpoint or refused credentials fail
+    at once with :class:`CatalogOpenError` (a TCP probe first, so no retries are spent on them)."""
+    import backoff
+    import vastdb
+    from vastdb.config import BackoffConfig
+
+    host, port = loc.host_port
+    connect_timeout = loc.option("connect_timeout")
+    try:
+        socket.create_connection((host, port), timeout=connect_timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
+        raise CatalogOpenError(f"cannot reach VAST Database at {loc.endpoint} ({reason}); check the endpoint "
+                               "in the URL and that this machine can reach it") from None
+    verify = loc.option("verify")
+    verify = {"1": True, "true": True, "0": False, "false": False}.get(verify.lower(), verify)
+    wait = functools.partial(backoff.expo, factor=loc.option("retry_wait"))
+    try:
+        return vastdb.connect(
+            endpoint=loc.endpoint, access=creds.access, secret=creds.secret, ssl_verify=verify,
+            timeout=(connect_timeout, loc.option("timeout")),
+            backoff_config=BackoffConfig(wait_gen=wait, max_tries=loc.option("retries"),
+                                         max_time=loc.option("retry_seconds")))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
+        raise CatalogOpenError(f"cannot open {loc.url}: {describe(exc, loc, creds)}") from None
 
 
 def b_rows(data: pa.Table) -> str:
