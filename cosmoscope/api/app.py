@@ -80,6 +80,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
 
     from cosmoscope import __version__
     from cosmoscope.api import read, stream, write
+    from cosmoscope.api.read import ERRORS
 
     if token is not None and not str(token).strip():
         raise InvalidArgumentError("the write token is empty; give a real token or none (read-only)")
@@ -101,7 +102,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
             catalog.close()
 
     app = FastAPI(
-        title="cosmoscope", version=__version__, lifespan=lifespan,
+        title="cosmoscope", version=__version__, lifespan=lifespan, responses=ERRORS,
         summary="Search the catalog of satellite observation files, check datasets before processing, "
                 "and follow new data as it is cataloged.",
         description="Read endpoints are open. Writes (status, quality, lineage, processing runs) need "

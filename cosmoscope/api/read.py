@@ -22,6 +22,21 @@ Format = Literal["json", "ndjson", "csv", "parquet", "arrow"]
 
 # -- response models (for the OpenAPI description) -----------------------------------------
 
+class Problem(BaseModel):
+    """Why a request failed, in words (``errors``: the parameter-level details of a 422)."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+#: Error answers every endpoint may give.
+ERRORS = {code: {"model": Problem, "description": text} for code, text in (
+    (400, "The request cannot be carried out"), (404, "No such dataset, mission or run"),
+    (409, "Held by a processing run, or the run has ended"), (413, "Too many ids, or too large a body"),
+    (422, "An invalid parameter (the message names it)"), (503, "The catalog is busy; try again"))}
+
+
 class Page(BaseModel):
     """A page of datasets. ``next_cursor`` (or the ``next`` link) fetches the next page."""
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cosmoscope import schema as S
 from cosmoscope.api.formats import json_response, records
-from cosmoscope.api.read import Text, get_catalog, get_settings, run_record
+from cosmoscope.api.read import Problem, Text, get_catalog, get_settings, run_record
 from cosmoscope.errors import InvalidArgumentError
 
 _bearer = HTTPBearer(auto_error=False, description="The server's write token.")
@@ -43,8 +43,8 @@ def require_token(request: Request,
 
 
 router = APIRouter(dependencies=[Depends(require_token)],
-                   responses={401: {"description": "No bearer token"},
-                              403: {"description": "Read-only server, or a wrong token"}})
+                   responses={401: {"model": Problem, "description": "No bearer token"},
+                              403: {"model": Problem, "description": "Read-only server, or a wrong token"}})
 
 
 class StatusUpdate(BaseModel):

@@ -175,21 +175,18 @@ class PreflightReport:
         return ", ".join(parts)
 
     def __str__(self) -> str:
-        import polars as pl
-
         lines = [f"Pre-flight at {self.checked_at:%Y-%m-%d %H:%M:%S} UTC ({self._conditions()})", self.summary()]
         if self.space is not None:
             lines.append(str(self.space))
-        if self.datasets:
-            df = self.to_polars().with_columns(
-                pl.when(pl.col("ok")).then(pl.lit("ready")).otherwise(pl.lit("BLOCKED")).alias("verdict"),
-                pl.coalesce("detail", "warning", pl.lit("")).alias("why"))
-            df = df.sort("ok", "dataset_id").select("dataset_id", "verdict", "why", "file_path")
-            with pl.Config(tbl_rows=min(df.height, 50), tbl_cols=-1, fmt_str_lengths=70, tbl_width_chars=160,
-                           tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-                lines.append(str(df))
-            if df.height > 50:
-                lines.append(f"... {df.height - 50:,} more rows: use report.to_polars()")
+        shown = sorted(self.datasets, key=lambda d: (d.ok, d.dataset_id))
+        width = max((len(d.dataset_id) for d in shown[:50]), default=0)
+        for d in shown[:50]:
+            why = "; ".join(d.details) if d.details else (d.file_path or "")
+            if d.warnings:
+                why += ("; " if why else "") + "note: " + "; ".join(d.warnings)
+            lines.append(f"  {'ready  ' if d.ok else 'BLOCKED'}  {d.dataset_id:<{width}}  {why}")
+        if len(shown) > 50:
+            lines.append(f"  ... {len(shown) - 50:,} more: use report.to_polars()")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
