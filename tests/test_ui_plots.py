@@ -1,0 +1,105 @@
+"""The hvplot charts: the small frames they are drawn from, checked against polars on the same
+rows in memory, and the charts themselves rendered to Bokeh."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import holoviews as hv
+import polars as pl
+import pytest
+
+import cosmoscope
+from cosmoscope.ui import plots
+from cosmoscope.ui.query import Filters
+from tests.test_ui_widgets import build_catalog
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def cat(tmp_path):
+    c, _ = build_catalog(f"sqlite://{tmp_path}/ui.sqlite")
+    yield c
+    c.close()
+
+
+def test_chart_frames_match_polars_on_the_same_rows(cat):
+    df = cat.observations().collect()
+    data = plots.chart_data(cat)
+    assert data.total == df.height
+    assert data.period == "day"  # the test rows span 20 days
+
+    timed = df.filter(pl.col("observation_timestamp").is_not_null())
+    per_mission = dict(data.timeline.group_by("mission_id").agg(pl.col("n").sum()).iter_rows())
+    assert per_mission == dict(timed.group_by("mission_id").len().iter_rows())
+    tie_day = data.timeline.filter((pl.col("period") == dt.datetime(2026, 11, 10)) & (pl.col("mission_id") == "LYRA"))
+    assert tie_day["n"].item() == timed.filter(
+        (pl.col("observation_timestamp").dt.date() == dt.date(2026, 11, 10)) & (pl.col("mission_id") == "LYRA")).height
+
+    q = df["data_quality_score"].drop_nulls()
+    assert data.quality.height == 20 and data.quality["n"].sum() == q.len()
+    assert data.n_without_quality == df.height - q.len()
+    assert data.quality.filter(pl.col("bin") == 0.95)["n"].item() == q.filter(q >= 0.95).len()
+    assert data.quality.filter(pl.col("bin") == 0.5)["n"].item() == q.filter((q >= 0.5) & (q < 0.55)).len()
+
+    assert data.volume["bytes"].sum() == timed["file_size"].sum()
+    assert data.volume.height == timed["observation_timestamp"].dt.date().n_unique()
+
+    status = {(m, s): n for m, s, n in data.status.iter_rows()}
+    assert status[("AURORA-2", "processed")] == 1 and status[("AURORA-2", "failed")] == 1
+    assert sum(status.values()) == df.height
+
+    both = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+    assert not data.sky_density and data.n_positions == both.height == data.sky.height
+
+
+def test_charts_follow_the_filters_and_read_only_their_columns(cat, caplog):
+    with caplog.at_level(logging.DEBUG, logger="cosmoscope.store.lazy"):
+        data = plots.chart_data(cat, Filters(missions=("HELIOS-X",), min_quality=0.5))
+    scans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scan observations")]
+    assert len(scans) == 1
+    columns = scans[0].split("columns:", 1)[1].split("\n", 1)[0]
+    assert [c.strip() for c in columns.split(",")] == plots.CHART_COLUMNS
+    assert "mission_id == 'HELIOS-X'" in scans[0] and "residual: (none)" in scans[0]
+    expected = cat.observations().filter((pl.col("mission_id") == "HELIOS-X")
+                                         & (pl.col("data_quality_score") >= 0.5)).collect()
+    assert data.total == expected.height > 0
+    assert set(data.timeline["mission_id"]) == set(data.status["mission_id"]) == {"HELIOS-X"}
+
+
+def test_many_positions_become_a_density_map_and_long_spans_coarser_bins(cat, monkeypatch):
+    monkeypatch.setattr(plots, "SKY_POINTS_MAX", 10)
+    data = plots.chart_data(cat)
+    assert data.sky_density and data.sky["n"].sum() == data.n_positions
+    assert data.sky["ra"].min() >= plots.SKY_BIN_DEG / 2 and data.sky["dec"].max() <= 90
+    long = pl.DataFrame({"mission_id": ["A", "A", "B"], "observation_timestamp": [
+        dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2021, 6, 1, tzinfo=UTC), dt.datetime(2023, 1, 1, tzinfo=UTC)],
+        "data_quality_score": [1.0, 0.0, None], "file_size": [1, 2, 3], "processing_status": ["raw"] * 3,
+        "ra": [None] * 3, "dec": [None] * 3}, schema_overrides={"ra": pl.Float64, "dec": pl.Float64})
+    summary = plots.summarize(long)
+    assert summary.period == "month" and summary.timeline["n"].sum() == 3
+    assert summary.quality.filter(pl.col("bin") == 0.95)["n"].item() == 1  # 1.0 is in the top bin
+
+
+def test_every_chart_renders_to_bokeh(cat):
+    data = plots.chart_data(cat)
+    layout = plots.charts(data)
+    assert len(layout) == 5
+    fig = hv.render(layout, backend="bokeh")
+    assert type(fig).__name__ == "GridPlot"
+    titles = [hv.render(fn(data, width=400, height=250)).title.text for fn in plots.CHARTS.values()]
+    assert titles == ["Observations per day", f"Quality distribution ({data.n_without_quality} without a score)",
+                      "Data volume per day", "Processing status by mission", f"Sky positions ({data.n_positions})"]
+
+
+def test_charts_of_nothing_say_so(tmp_path, cat):
+    data = plots.chart_data(cat, Filters(target="No Such Target"))
+    assert data.total == 0
+    for fn in plots.CHARTS.values():
+        element = fn(data)
+        assert isinstance(element, hv.Text) and "No" in element.text
+    hv.render(plots.charts(data), backend="bokeh")
+    with cosmoscope.open_catalog(f"sqlite://{tmp_path}/empty.sqlite") as empty:
+        assert plots.chart_data(empty).total == 0
