@@ -207,6 +207,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
                 if batch:
                     _write(catalog, batch, planned, summary, run_id)
                 summary.crashes = pool.crashes
+        if not dry_run:
             from cosmoscope.ingest.links import resolve_pending
 
             summary.lineage_links, summary.lineage_pending = resolve_pending(catalog, run_id=run_id)
