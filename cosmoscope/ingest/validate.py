@@ -135,7 +135,7 @@ class ValidationReport:
 
 def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: bool = False, checksums: bool = False,
              workers: int = 1, threads: int = 8, progress: bool = True, run_id: str | None = None,
-             block: int = BLOCK) -> ValidationReport:
+             block: int = BLOCK, executor=None) -> ValidationReport:
     """Validate the catalog's rows (all, or those of ``mission``, changed ``since``, under ``paths``).
 
     Parameters
@@ -156,6 +156,9 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
         Extraction processes for ``fix`` (0: in this process).
     threads
         Files inspected at once (stat and hashing are I/O: threads help, most on network disks).
+    executor
+        A ``dask.distributed.Client``: its workers inspect (and, with ``fix``, re-extract) the
+        files instead of local threads and processes; the files must be at the same paths there.
     """
     from tqdm.auto import tqdm
 
@@ -168,7 +171,12 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
     ids = _select(catalog, mission=mission, since=since, paths=paths)
     bar = tqdm(total=len(ids), unit="file", desc="validate", disable=not progress, smoothing=0.05)
     try:
-        with ThreadPoolExecutor(max(1, threads)) as io, ExtractionPool(workers) as pool:
+        cluster = None
+        if executor is not None:
+            from cosmoscope.ingest.dask_exec import as_executor
+
+            cluster = as_executor(executor)  # offers the .map and .extract used below
+        with cluster or ThreadPoolExecutor(max(1, threads)) as io, cluster or ExtractionPool(workers) as pool:
             for start in range(0, len(ids), block):
                 _validate_block(catalog, ids[start:start + block], report, io, pool if fix else None, run_id)
                 bar.update(min(block, len(ids) - start))
