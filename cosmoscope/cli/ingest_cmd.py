@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 
@@ -13,6 +14,8 @@ examples:
   cosmoscope ingest /data/odd --profile helios-x       # force a mission profile
   cosmoscope ingest /archive --dry-run                 # what would change, writing nothing
   cosmoscope ingest /archive --shard 2/4               # machine 2 of 4 takes its quarter
+  cosmoscope ingest /archive --dask-scheduler tcp://scheduler:8786   # workers of a Dask cluster read
+  cosmoscope ingest /archive --dask local:4            # a Dask LocalCluster of 4 processes here
   cosmoscope --catalog vast://http://vip:80/cat/prod ingest --from-vast-catalog /cosmos7 \
       --mounted-at /mnt/vast/cosmos7 --since 2d        # files the VAST Catalog lists as new
 
@@ -21,6 +24,12 @@ listing of the whole tree each run. --from-vast-catalog asks the VAST cluster's 
 catalog instead: one parallel query, filtered by path, --since and --extensions on the cluster,
 best for millions of files of which few are new. The VAST Catalog is a periodic snapshot, so
 the newest files arrive on a later run. See docs/vast.md.
+
+--dask-scheduler uses a Dask cluster that is already running (dask-jobqueue, Dask Gateway,
+`dask scheduler`): this machine walks the tree and skips unchanged files; the workers read the
+rest, so they need cosmoscope installed and the files at the same paths. With a SQLite catalog
+this machine writes every row; with a VAST catalog each worker writes its own (credentials from
+the workers' environment). See docs/scaling.md for when to use --shard, --from-vast-catalog or Dask.
 
 A second run over the same tree re-reads only files whose size or modification time changed.
 Files that cannot be read are cataloged with extraction_status=error and the reason; the exit
@@ -78,6 +87,12 @@ def register(sub, common) -> None:
     g.add_argument("--since", metavar="WHEN", help="only files modified since then: a time (2026-11-27T08:00Z) "
                    "or an age (6h, 2d)")
     g.add_argument("--extensions", metavar="EXT,...", help="only files with these extensions, e.g. fits,fz,h5,nc,csv")
+    g = p.add_argument_group("extraction on a Dask cluster (needs: pip install 'cosmoscope[dask]')")
+    x = g.add_mutually_exclusive_group()
+    x.add_argument("--dask-scheduler", metavar="ADDRESS", help="the workers of the Dask cluster whose scheduler "
+                   "is at ADDRESS (tcp://HOST:8786, or a scheduler JSON file) read the files")
+    x.add_argument("--dask", metavar="local:N", help="start a Dask LocalCluster of N worker processes on this "
+                   "machine for the run (local: one per CPU)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("demo", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -103,13 +118,13 @@ def cmd_ingest(args) -> int:
         raise InvalidArgumentError("give the PATHs to walk, or --from-vast-catalog PATH-PREFIX, but not both"
                                    if args.paths else "give at least one PATH to walk, or --from-vast-catalog "
                                    "PATH-PREFIX")
-    with open_from_args(args) as cat:
+    with open_from_args(args) as cat, _dask_client(args) as executor:
         paths, entries, problems = args.paths, None, []
         if args.from_vast_catalog:
             paths, entries = [args.from_vast_catalog], _vast_catalog_entries(args, cat, problems)
         summary = cat.ingest(paths, profile=args.profile, workers=args.workers, dry_run=args.dry_run,
                              force=args.force, follow_symlinks=args.follow_symlinks, shard=args.shard,
-                             progress=show_progress(args) and not args.json, entries=entries,
+                             progress=show_progress(args) and not args.json, entries=entries, executor=executor,
                              **({"batch_rows": args.batch_rows} if args.batch_rows else {}))
         summary.problems.extend(problems)
         if args.json:
@@ -121,6 +136,25 @@ def cmd_ingest(args) -> int:
                       "cosmoscope search --columns file_path,extraction_error --format csv "
                       "| grep -v ',$'")
     return 0 if summary.ok else 1
+
+
+@contextlib.contextmanager
+def _dask_client(args):
+    """The Dask client ``--dask-scheduler``/``--dask`` ask for (None without them, or for a dry
+    run, which reads no file)."""
+    from cosmoscope.errors import InvalidArgumentError
+
+    if not (args.dask_scheduler or args.dask) or args.dry_run:
+        yield None
+        return
+    if args.workers is not None:
+        raise InvalidArgumentError("--workers sets local extraction processes; with --dask or --dask-scheduler "
+                                   "the cluster's workers read the files: give one or the other")
+    from cosmoscope.ingest.dask_exec import open_client, parse_local
+
+    local = parse_local(args.dask) if args.dask else None
+    with open_client(scheduler=args.dask_scheduler, local_workers=local) as client:
+        yield client
 
 
 def _vast_catalog_entries(args, cat, problems: list):
