@@ -72,26 +72,26 @@ class _Follower:
         self.sent: dict[str, int] = {}  # ids sent within the look-back window -> their µs
         self.first = True
 
-    def poll(self) -> list[dict]:
+    def poll(self) -> list[tuple[str, dict]]:
         import polars as pl
 
         from cosmoscope.api.formats import records
 
         after_us, after_id = self.cursor
-        lo = after_us if self.first else after_us - int(LATE_COMMIT_SECONDS * 1e6)
-        lo_t = _EPOCH + dt.timedelta(microseconds=lo)
+        lo_t = _EPOCH + dt.timedelta(microseconds=after_us - int(LATE_COMMIT_SECONDS * 1e6))
         lf = self.catalog.observations().filter(pl.col("ingested_at") >= lo_t)
         if self.expr is not None:
             lf = lf.filter(self.expr)
-        df = (lf.select(self.columns)
-              .with_columns(pl.col("ingested_at").dt.epoch("us").alias("_us"))
-              .sort("_us", "dataset_id").head(MAX_PER_POLL + len(self.sent)).collect())
+        df = (lf.select(self.columns).with_columns(pl.col("ingested_at").dt.epoch("us").alias("_us"))
+              .sort("_us", "dataset_id").collect())
         if self.first:
-            df = df.filter((pl.col("_us") > after_us) | ((pl.col("_us") == after_us) & (pl.col("dataset_id") > after_id)))
-        elif self.sent:
+            # Rows at or before the starting cursor count as delivered: only later ones are news.
+            old = df.filter((pl.col("_us") < after_us) | ((pl.col("_us") == after_us) & (pl.col("dataset_id") <= after_id)))
+            self.sent.update(zip(old["dataset_id"].to_list(), old["_us"].to_list()))
+            self.first = False
+        if self.sent:
             df = df.filter(~pl.col("dataset_id").is_in(list(self.sent)))
         df = df.head(MAX_PER_POLL)
-        self.first = False
         if df.height:
             last = df.row(df.height - 1, named=True)
             if (last["_us"], last["dataset_id"]) > self.cursor:
@@ -99,9 +99,8 @@ class _Follower:
             self.sent.update(zip(df["dataset_id"].to_list(), df["_us"].to_list()))
         floor = self.cursor[0] - int(LATE_COMMIT_SECONDS * 1e6)
         self.sent = {k: v for k, v in self.sent.items() if v >= floor}
-        rows = records(df.drop("_us"))
         ids = [f"{u}:{i}" for u, i in zip(df["_us"].to_list(), df["dataset_id"].to_list())]
-        return list(zip(ids, rows))
+        return list(zip(ids, records(df.drop("_us"))))
 
 
 @router.get("/stream", summary="Server-sent events: datasets as they are cataloged",
