@@ -324,7 +324,7 @@ class Catalog:
 
     def watchers(self) -> pl.DataFrame:
         """Every watcher that has used this catalog: its heartbeat, backlog and last file."""
-        from cosmoscope.ingest.watch import watcher_status
+        from cosmoscope.ingest.heartbeat import watcher_status
 
         return watcher_status(self)
 

@@ -157,7 +157,25 @@ def row_problems(row: dict, facts: FileFacts) -> list[dict]:
         ms = _json(row.get("mission_specific"))
         if ms.get("checksum") == "invalid":
             add("checksum", "; ".join(ms.get("checksum_problems") or ["CHECKSUM or DATASUM does not match"]))
+    if stat_ok and facts.content_hash is None:
+        # What an earlier run found by reading the bytes, only reading them again can clear.
+        seen = {p["kind"] for p in out}
+        for p in _previous(row):
+            if p.get("kind") in ("content", "checksum") and p["kind"] not in seen:
+                detail = p.get("detail", "").removesuffix(_NOT_RECHECKED)
+                add(p["kind"], detail + _NOT_RECHECKED)
     return out + value_problems(row)
+
+
+_NOT_RECHECKED = " (found by an earlier run with checksums; run with checksums to check again)"
+
+
+def _previous(row: dict) -> list[dict]:
+    try:
+        v = json.loads(row.get("validation_problems") or "[]")
+    except ValueError:
+        return []
+    return [p for p in v if isinstance(p, dict)] if isinstance(v, list) else []
 
 
 def value_problems(row: dict) -> list[dict]:

@@ -138,7 +138,7 @@ class Reconciler:
     def scan(self, paths: list[str], *, full: bool) -> None:
         from cosmoscope.ingest.bulk import is_unchanged, stored_state
         from cosmoscope.ingest.crawl import crawl
-        from cosmoscope.ingest.watch import GONE, SCAN
+        from cosmoscope.ingest.intake import GONE, SCAN
         from cosmoscope.ingest.workers import looks_like_data
         from cosmoscope.records import dataset_id_for
 

@@ -14,7 +14,8 @@ A file is cataloged once the writer is done with it, never half-written:
 3. **And its format agrees.** :func:`incomplete_reason` checks what the format promises: a FITS
    file ends with every header's END card and all the data its headers declare; an HDF5 or
    netCDF-4 file is as long as its superblock's end-of-file address and not marked open for
-   writing; a netCDF-3 file holds every byte its header places. A file that fails waits until
+   writing; a netCDF-3 file holds every byte its header places; a gzip or bzip2 stream reaches
+   its end. A file that fails waits until
    it changes or has been still for ``stall`` seconds; then it is cataloged anyway, and the
    extractor records why it cannot be read.
 """
@@ -32,6 +33,8 @@ from cosmoscope.ingest.crawl import FileEntry
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _CDF_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 _UNDEFINED = {4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
+#: Largest compressed FITS file whose stream is checked for its end (a full decompression).
+MAX_DECOMPRESS = 256 << 20
 
 
 def incomplete_reason(path: str, size: int | None = None) -> str | None:
@@ -51,6 +54,12 @@ def incomplete_reason(path: str, size: int | None = None) -> str | None:
         return f"cannot read it: {exc.strerror or exc}"
     if head.startswith(b"SIMPLE  ="):
         return _fits_incomplete(path)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":
+        from cosmoscope.extract.fits import is_fits_head
+
+        if is_fits_head(head):
+            return _compressed_incomplete(path, "gzip" if head[:2] == b"\x1f\x8b" else "bzip2")
+        return None
     for off in (0, 512, 1024, 2048):
         if head[off:off + 8] == _HDF5_MAGIC:
             return _hdf5_incomplete(head, off, size)
@@ -68,14 +77,34 @@ def _fits_incomplete(path: str) -> str | None:
     except OSError as exc:
         return f"cannot read it: {exc.strerror or exc}"
     try:
-        if compression:  # completeness of a compressed stream costs a full decompression
-            return None
+        if compression:  # not reached from incomplete_reason, which sniffs compression first
+            return _compressed_incomplete(path, compression)
         walk(stream, verify=False, budget=0)  # headers only; data are skipped by seeking
     except ExtractionError as exc:
         return str(exc)
     finally:
         stream.close()
     return None
+
+
+def _compressed_incomplete(path: str, compression: str) -> str | None:
+    """Whether a gzip or bzip2 stream reaches its end marker (only the first member is checked;
+    files over :data:`MAX_DECOMPRESS` bytes are taken as they are: checking costs a full pass)."""
+    import bz2
+    import zlib
+
+    if os.path.getsize(path) > MAX_DECOMPRESS:
+        return None
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS) if compression == "gzip" else bz2.BZ2Decompressor()
+    try:
+        with open(path, "rb") as fh:
+            while not d.eof and (chunk := fh.read(1 << 20)):
+                d.decompress(chunk, 1 << 20) if compression == "gzip" else d.decompress(chunk)
+                while compression == "gzip" and d.unconsumed_tail and not d.eof:
+                    d.decompress(d.unconsumed_tail, 1 << 20)
+    except (zlib.error, OSError, EOFError, ValueError) as exc:
+        return f"damaged {compression} stream: {exc}"
+    return None if d.eof else f"the {compression} stream has not ended yet"
 
 
 def _hdf5_incomplete(head: bytes, off: int, size: int) -> str | None:

@@ -245,6 +245,9 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
     verdicts = _check(rows, io, report.checksums)
     before = {v.row["dataset_id"]: v for v in verdicts}
     first_kinds = {did: v.kinds for did, v in before.items()}
+    # A re-extracted row comes back with its verdict cleared; events compare with the old one.
+    previous = {did: (v.row.get("validation_status"), v.row.get("validation_problems"), v.row.get("file_status"))
+                for did, v in before.items()}
     if pool is not None:
         todo = [v for v in verdicts if v.facts.exists and v.facts.error is None and (
             v.kinds & REEXTRACT_KINDS or v.row.get("extractor_version") != EXTRACTOR_VERSION
@@ -256,7 +259,7 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
                     before[v.row["dataset_id"]] = v
             verdicts = list(before.values())
     _where_moved(catalog, verdicts)
-    _record(catalog, verdicts, report, first_kinds, run_id)
+    _record(catalog, verdicts, report, first_kinds, previous, run_id)
 
 
 def _check(rows: list[dict], io: ThreadPoolExecutor, checksums: bool) -> list[Verdict]:
@@ -301,7 +304,7 @@ def _where_moved(catalog: Catalog, verdicts: list[Verdict]) -> None:
 
 
 def _record(catalog: Catalog, verdicts: list[Verdict], report: ValidationReport, first_kinds: dict,
-            run_id: str) -> None:
+            previous: dict, run_id: str) -> None:
     """Store each verdict on its row, count it, and log the changes as events."""
     from cosmoscope.times import now
 
@@ -339,14 +342,14 @@ def _record(catalog: Catalog, verdicts: list[Verdict], report: ValidationReport,
         cols["last_validated"].append(stamp)
         cols["file_status"].append(v.file_status)
         cols["checksum"].append(checksum)
-        old_status, old_problems = row.get("validation_status"), row.get("validation_problems")
+        old_status, old_problems, old_file_status = previous[did]
         if (old_status, old_problems) != (status, problems) and (old_status is not None or v.problems):
             events.append(dict(action="validate", dataset_id=did, run_id=run_id, field="validation_status",
                                from_value=old_status, to_value=status,
                                details={"problems": v.problems} if v.problems else None))
-        if row.get("file_status") != v.file_status:
+        if row.get("file_status") != v.file_status and old_file_status != v.file_status:
             events.append(dict(action="update", dataset_id=did, run_id=run_id, field="file_status",
-                               from_value=row.get("file_status"), to_value=v.file_status,
+                               from_value=old_file_status, to_value=v.file_status,
                                details={"reason": "validate"}))
     if not cols["dataset_id"]:
         return

@@ -43,97 +43,21 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
-from cosmoscope.errors import CosmoscopeError, InvalidArgumentError
-from cosmoscope.ingest.crawl import is_candidate
+from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.ingest.heartbeat import WatcherBusyError, refuse_if_busy, watcher_id_for, write_heartbeat
+from cosmoscope.ingest.intake import CLOSED, DIR_GONE, DIR_NEW, FILE_FLAGS, MOVED_IN, WRITTEN, EventHandler, Intake
+from cosmoscope.ingest.intake import wanted as _wanted
 from cosmoscope.ingest.settle import SettleTracker
 
 if TYPE_CHECKING:
-    import polars as pl
-
     from cosmoscope.catalog import Catalog
 
+__all__ = ["Watcher", "WatcherBusyError"]
+
 log = logging.getLogger(__name__)
-
-# What happened to a path (bits, merged while it waits in the intake).
-CREATED, WRITTEN, CLOSED, MOVED_IN, GONE, SCAN, DIR_GONE, DIR_NEW = (1 << i for i in range(8))
-_FILE_FLAGS = CREATED | WRITTEN | CLOSED | MOVED_IN | GONE | SCAN
-
-
-class WatcherBusyError(CosmoscopeError):
-    """Another live watcher already watches the same paths from this machine."""
-
-
-class Intake:
-    """Paths heard of and not looked at yet: ``path -> flags``, bounded at ``limit`` paths."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._items: dict[str, int] = {}
-        self._moved_to: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self.wake = threading.Event()
-        self.overflowed = False
-        self.dropped = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def add(self, path: str, flag: int, *, moved_to: str | None = None) -> bool:
-        """Note ``flag`` for ``path``; False (and ``overflowed``) if the intake is full."""
-        with self._lock:
-            old = self._items.get(path)
-            if old is None and len(self._items) >= self.limit:
-                self.overflowed = True
-                self.dropped += 1
-                return False
-            self._merge(path, old or 0, flag, moved_to)
-        self.wake.set()
-        return True
-
-    def add_waiting(self, path: str, flag: int, stop: threading.Event) -> bool:
-        """Like :meth:`add`, but wait for room (leaving half for live events); False if stopped."""
-        with self._room:
-            while path not in self._items and len(self._items) >= self.limit // 2:
-                if stop.is_set():
-                    return False
-                self._room.wait(0.2)
-            self._merge(path, self._items.get(path, 0), flag, None)
-        self.wake.set()
-        return True
-
-    def _merge(self, path: str, old: int, flag: int, moved_to: str | None) -> None:
-        if flag & WRITTEN:
-            old &= ~CLOSED  # written after it was last closed: still open
-        self._items[path] = old | flag
-        if moved_to:
-            self._moved_to[path] = moved_to
-
-    def take(self, n: int) -> list[tuple[str, int, str | None]]:
-        """Remove and return up to ``n`` entries ``(path, flags, moved_to)``."""
-        with self._room:
-            if n >= len(self._items):
-                items, self._items = self._items, {}
-            else:
-                items = {}
-                for path in list(self._items)[:n]:
-                    items[path] = self._items.pop(path)
-            out = [(p, f, self._moved_to.pop(p, None)) for p, f in items.items()]
-            self._room.notify_all()
-        return out
-
-
-def watcher_id_for(host: str, roots: Iterable[str]) -> str:
-    """A stable id for a watcher of ``roots`` on ``host``: a restart takes over its own row."""
-    import hashlib
-
-    text = "\n".join([host, *sorted(roots)])
-    return "w-" + hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
-
 
 class Watcher:
     """Catalogs files under ``paths`` as they arrive, change and go. See the module docstring.
@@ -310,7 +234,7 @@ class Watcher:
                                      FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileModifiedEvent,
                                      FileMovedEvent)
 
-        self._refuse_if_busy()
+        refuse_if_busy(self.catalog, self.watcher_id, self.host, self.roots, self.heartbeat_every)
         if self.poll:
             from watchdog.observers.polling import PollingObserver
 
@@ -328,7 +252,7 @@ class Watcher:
         # Not opens and read-only closes: the watcher's own reads would wake it for nothing.
         wanted = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileMovedEvent,
                   FileDeletedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
-        handler = _Handler(self)
+        handler = EventHandler(self._intake, self.wanted)
         for root in self.roots:
             observer.schedule(handler, root, recursive=True, event_filter=wanted)
         observer.start()  # before the first scan: nothing written during the scan is missed
@@ -344,23 +268,6 @@ class Watcher:
         log.info("watching %s (%s observer, settle %.1f s, %d worker%s); catalog %s; watcher %s",
                  ", ".join(self.roots), self._observer_name(), self.settle, self.workers,
                  "" if self.workers == 1 else "s", self.catalog.url, self.watcher_id)
-
-    def _refuse_if_busy(self) -> None:
-        import polars as pl
-
-        rows = self.catalog.frame(S.WATCHERS.name).filter(pl.col("watcher_id") == self.watcher_id).collect()
-        if rows.height == 0:
-            return
-        row = rows.row(0, named=True)
-        if row["state"] != S.WatcherState.RUNNING.value or row["host"] != self.host or row["pid"] == os.getpid():
-            return
-        fresh = row["heartbeat_at"] is not None and \
-            (_now() - row["heartbeat_at"]).total_seconds() < 3 * (row["heartbeat_seconds"] or self.heartbeat_every)
-        if fresh and _pid_alive(row["pid"]):
-            raise WatcherBusyError(
-                f"process {row['pid']} on {self.host} already watches {', '.join(self.roots)} (watcher "
-                f"{self.watcher_id}, last heartbeat {row['heartbeat_at']:%H:%M:%S}); stop it first, or watch "
-                "other directories")
 
     def _run_loop(self) -> None:
         from cosmoscope.ingest.workers import ExtractionPool
@@ -437,15 +344,8 @@ class Watcher:
     # -- the loop's work ---------------------------------------------------------------
 
     def wanted(self, path: str) -> bool:
-        """Whether ``path`` is a file name the catalog could hold (not hidden, not temporary,
-        not inside a hidden directory)."""
-        if not is_candidate(os.path.basename(path)):
-            return False
-        for root in self.roots:
-            if path.startswith(root + "/") or root == "/":
-                rel = path[len(root):].lstrip("/")
-                return not any(part.startswith(".") for part in rel.split("/")[:-1])
-        return False
+        """Whether ``path`` is a file name the catalog could hold (see :func:`~cosmoscope.ingest.intake.wanted`)."""
+        return _wanted(self.roots, path)
 
     def _pull(self) -> None:
         room = max(self.max_pending - len(self._tracker), 0)
@@ -454,7 +354,7 @@ class Watcher:
                 self._gone_dirs.add(path)
             if flags & DIR_NEW:
                 self._reconciler.request([path], full=False)
-            if not flags & _FILE_FLAGS:
+            if not flags & FILE_FLAGS:
                 continue
             try:
                 st = os.stat(path)
@@ -549,8 +449,6 @@ class Watcher:
         return n
 
     def _beat(self, stopping: bool = False) -> None:
-        from cosmoscope.records import to_table
-
         stamp = _now()
         row = {"watcher_id": self.watcher_id, "host": self.host, "pid": os.getpid(), "paths": json.dumps(self.roots),
                "observer": self._observer_name(), "profile": self.profile, "actor": self.catalog.actor,
@@ -561,71 +459,13 @@ class Watcher:
                "files_failed": self.counts["failed"], "files_missing": self.counts["missing"],
                "last_file": self.last_file, "last_file_at": self.last_file_at,
                "last_reconcile_at": self.last_reconcile_at}
-        self.catalog.store.upsert(S.WATCHERS.name, to_table(S.WATCHERS.name, [row]), S.WATCHERS.key)
-
-
-class _Handler:
-    """Turns watchdog events into intake entries (runs in the observer's thread: keep it short)."""
-
-    def __init__(self, watcher: Watcher):
-        self.w = watcher
-
-    def dispatch(self, event) -> None:
-        w, intake = self.w, self.w._intake
-        kind = event.event_type
-        src = os.fsdecode(event.src_path) if event.src_path else ""
-        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
-        if event.is_directory:
-            if kind == "deleted" or (kind == "moved" and src):
-                intake.add(src, DIR_GONE)
-            if kind == "created" or (kind == "moved" and dest):
-                target = dest or src
-                if w.wanted(os.path.join(target, "x")):
-                    intake.add(target, DIR_NEW)
-            return
-        if kind == "moved":
-            if src and w.wanted(src):
-                intake.add(src, GONE, moved_to=dest if dest and w.wanted(dest) else None)
-            if dest and w.wanted(dest):
-                intake.add(dest, MOVED_IN)
-            return
-        # A touch or chmod (attrib) is only a reason to look again, like a creation.
-        flag = {"created": CREATED, "modified": WRITTEN, "attrib": CREATED, "closed": CLOSED,
-                "deleted": GONE}.get(kind)
-        if flag is not None and w.wanted(src):
-            intake.add(src, flag)
-
-
-def watcher_status(catalog: Catalog) -> pl.DataFrame:
-    """Every watcher of ``catalog`` with its liveness: ``status`` is ``running``, ``not responding``
-    (no heartbeat for three intervals: killed, or its machine is down), ``stopped`` or ``failed``;
-    ``heartbeat_age_s`` is the age of its last heartbeat in seconds."""
-    import polars as pl
-
-    df = catalog.frame(S.WATCHERS.name).collect()
-    age = (pl.lit(_now()) - pl.col("heartbeat_at")).dt.total_microseconds() / 1e6
-    stale = age > 3 * pl.col("heartbeat_seconds").fill_null(5.0)
-    status = (pl.when((pl.col("state") == S.WatcherState.RUNNING.value) & stale).then(pl.lit("not responding"))
-              .otherwise(pl.col("state")))
-    return df.with_columns(status.alias("status"), age.round(1).alias("heartbeat_age_s")).sort("watcher_id")
+        write_heartbeat(self.catalog, row)
 
 
 def _is_regular(st: os.stat_result) -> bool:
     import stat
 
     return stat.S_ISREG(st.st_mode)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now():
