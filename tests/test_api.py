@@ -351,7 +351,6 @@ def test_stream_sends_new_datasets_and_resumes(api):
 
 def _fuzz(op, mode, n, checks):
     """A hypothesis test sending ``n`` generated requests for ``op`` and checking each answer."""
-    import schemathesis  # noqa: F401
     from hypothesis import HealthCheck, given, settings
 
     @given(case=op.as_strategy(generation_mode=mode))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import shutil
 import signal
@@ -164,6 +165,21 @@ def test_preflight_only_warns_about_a_claim_whose_lease_ran_out(cat):
     report = cat.preflight(ids, min_quality=None)
     assert report.go
     assert all("lease ran out" in d.warnings[0] for d in report.datasets)
+
+
+def test_preflight_command_exits_by_verdict(cat, capsys):
+    from cosmoscope.cli import main
+
+    raws = raw_ids(cat)
+    assert main(["--catalog", cat.url, "preflight", *raws, "--min-quality", "0.5"]) == 0
+    assert "GO: all 2 datasets are ready" in capsys.readouterr().out
+    assert main(["--catalog", cat.url, "preflight", "--mission", "HELIOS-X", "--require-calibrated",
+                 "--format", "csv"]) == 1
+    df = pl.read_csv(io.StringIO(capsys.readouterr().out))
+    assert df.filter(~pl.col("ok"))["reasons"].to_list() == ["not_calibrated", "not_calibrated"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--catalog", cat.url, "preflight"])
+    assert exit_.value.code == 2 and "give dataset ids or search filters" in capsys.readouterr().err
 
 
 # -- processing runs -------------------------------------------------------------------------

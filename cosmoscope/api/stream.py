@@ -86,7 +86,8 @@ class _Follower:
               .sort("_us", "dataset_id").collect())
         if self.first:
             # Rows at or before the starting cursor count as delivered: only later ones are news.
-            old = df.filter((pl.col("_us") < after_us) | ((pl.col("_us") == after_us) & (pl.col("dataset_id") <= after_id)))
+            old = df.filter((pl.col("_us") < after_us)
+                            | ((pl.col("_us") == after_us) & (pl.col("dataset_id") <= after_id)))
             self.sent.update(zip(old["dataset_id"].to_list(), old["_us"].to_list()))
             self.first = False
         if self.sent:

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from cosmoscope import schema as S
 from cosmoscope.api.formats import json_response, records
 from cosmoscope.api.read import Problem, Text, get_catalog, get_settings, run_record
-from cosmoscope.errors import InvalidArgumentError
 
 _bearer = HTTPBearer(auto_error=False, description="The server's write token.")
 
@@ -176,10 +175,7 @@ def add_output(request: Request, run_id: RunId, body: Annotated[OutputRequest, B
     settings = get_settings(request)
     run = _attach(request, run_id)
     real = inside_roots(body.path, settings.output_roots, "path")
-    try:
-        dataset_id = run.add_output(real, body.relationship, parents=body.parents)
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"parameter 'path': {exc}") from None
+    dataset_id = run.add_output(real, body.relationship, parents=body.parents)
     return json_response(_dataset(get_catalog(request), dataset_id), status_code=201)
 
 

@@ -31,7 +31,8 @@ def trail(catalog: Catalog, dataset_id: str) -> pl.DataFrame:
     events = catalog.events().filter(pl.col("dataset_id").is_in(ids)).collect()
     runs = {r for r in events["run_id"].to_list() + related["run_id"].to_list() if r is not None}
     if runs:
-        run_events = catalog.events().filter(pl.col("run_id").is_in(sorted(runs)), pl.col("dataset_id").is_null()).collect()
+        run_events = (catalog.events().filter(pl.col("run_id").is_in(sorted(runs)), pl.col("dataset_id").is_null())
+                      .collect())
         events = pl.concat([events, run_events])
     hops = pl.DataFrame({"dataset_id": ids, "depth": [depth[i] for i in ids]},
                         schema={"dataset_id": pl.String, "depth": pl.Int32})

@@ -227,7 +227,8 @@ def available_datasets(catalog: Catalog, mission=None, min_quality: float | None
     start = end - window if window is not None else None
     lf = catalog.search(mission=mission, target=target, min_quality=min_quality, start=start,
                         end=end if window is not None or until is not None else None)
-    ready = [s.value for s in S.ProcessingStatus if s not in (S.ProcessingStatus.PROCESSING, S.ProcessingStatus.ARCHIVED)]
+    busy = (S.ProcessingStatus.PROCESSING, S.ProcessingStatus.ARCHIVED)
+    ready = [s.value for s in S.ProcessingStatus if s not in busy]
     return lf.filter(
         pl.col("processing_status").is_in(ready) | pl.col("processing_status").is_null(),
         pl.col("file_status").is_in([S.FileStatus.PRESENT.value]) | pl.col("file_status").is_null(),
