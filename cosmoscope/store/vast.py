@@ -62,6 +62,20 @@ ROW_ID = "$row_id"
 STATS_TTL = 60.0
 #: Insert slices are cut to about this many bytes of Arrow data (the request limit is 5 MiB).
 INSERT_SLICE_BYTES = 3 * 2**20
+#: vastdb builds each ``isin`` value into the request in Python (~0.2 ms of client CPU each), so
+#: many keys are first looked up as one ``between(min, max)`` range, which is exact after a
+#: client-side check and far cheaper when the keys are close together (time-ordered event ids,
+#: a small table). Reading more than this many rows per key costs more than ``isin``: then the
+#: range read is abandoned for ``isin`` in chunks.
+RANGE_ROWS_PER_KEY = {"match": 64, "scan": 16}
+#: Lists shorter than this go straight to ``isin``.
+RANGE_MIN_KEYS = 200
+#: A range read may always read this many rows.
+RANGE_MIN_BUDGET = 10_000
+
+
+class _OverBudget(Exception):
+    """A range read found more rows than reading by ``isin`` would cost."""
 
 
 class _CommitUnknown(Exception):
@@ -120,6 +134,9 @@ class VastStore:
             raise CatalogOpenError(describe(exc, self.loc)) from None
 
     def _vast_schema(self, tx, create: bool = False):
+        cached = getattr(self, "_schema_of_tx", None)
+        if cached is not None and cached[0] is tx:
+            return cached[1]  # one lookup per transaction (creating the catalog makes a dozen tables)
         node = self._bucket(tx)
         for name in self.loc.schema:
             child = node.schema(name, fail_if_missing=False)
@@ -128,6 +145,7 @@ class VastStore:
                     return None
                 child = node.create_schema(name, fail_if_exists=False)
             node = child
+        self._schema_of_tx = (tx, node)
         return node
 
     def _create_schema(self, tx) -> None:
@@ -498,23 +516,37 @@ class VastStore:
         keys = list(zip(*(data.column(k).to_pylist() for k in key)))
         wanted = set(keys)
         found: dict[tuple, list[int]] = {}
-        first = data.column(key[0]).unique()
-        chunk = self.loc.option("key_chunk")
-        storage = self._storage[table]
-        for start in range(0, len(first), chunk):
-            part = tuple(first.slice(start, chunk).to_pylist())
-            compiled = compile_for_vast(Predicate.of(Test(key[0], "is_in", part)), storage)
-            pushed = None if compiled.residual else compiled.pushed  # unpushable key type: scan, match here
-            reader = handle.select(columns=list(key), predicate=pushed, config=self.loc.query_config(),
-                                   internal_row_id=True)
-            for batch in reader:
-                ids = batch.column(ROW_ID).to_pylist()
-                for rid, k in zip(ids, zip(*(batch.column(c).to_pylist() for c in key))):
-                    if k in wanted:
-                        found.setdefault(k, []).append(rid)
-            if pushed is None:
-                break
+        for batch in self._rows_with(handle, table, key[0], data.column(key[0]).unique(), list(key)):
+            ids = batch.column(ROW_ID).to_pylist()
+            for rid, k in zip(ids, zip(*(batch.column(c).to_pylist() for c in key))):
+                if k in wanted:
+                    found.setdefault(k, []).append(rid)
         return keys, found
+
+    def _rows_with(self, handle, table, column, values: pa.Array, columns) -> Iterator[pa.RecordBatch]:
+        """Stored rows (``columns`` and ``$row_id``, storage types) whose ``column`` is one of
+        ``values``, and maybe others (the caller checks)."""
+        storage = self._storage[table]
+        config = self.loc.query_config()
+        if len(values) >= RANGE_MIN_KEYS:
+            lo, hi = pc.min_max(values).values()
+            budget = max(RANGE_MIN_BUDGET, RANGE_ROWS_PER_KEY["match"] * len(values))
+            compiled = compile_for_vast(Predicate.of(Test(column, "between", (lo.as_py(), hi.as_py(), "both"))),
+                                        storage)
+            if not compiled.residual:
+                batches = handle.select(columns=list(columns), predicate=compiled.pushed, config=config,
+                                        internal_row_id=True, limit_rows=budget + 1).read_all().to_batches()
+                if sum(b.num_rows for b in batches) <= budget:
+                    yield from batches
+                    return
+        chunk = self.loc.option("key_chunk")
+        for start in range(0, len(values), chunk):
+            part = tuple(values.slice(start, chunk).to_pylist())
+            compiled = compile_for_vast(Predicate.of(Test(column, "is_in", part)), storage)
+            pushed = None if compiled.residual else compiled.pushed  # unpushable key type: read all, match here
+            yield from handle.select(columns=list(columns), predicate=pushed, config=config, internal_row_id=True)
+            if pushed is None:
+                return
 
     def _upsert_batch(self, tx, table, data: pa.Table, key, preserve) -> None:
         handle = self._handle(tx, table)
@@ -583,22 +615,19 @@ class VastStore:
         if limit == 0:
             return
         storage = self._storage[table]
-        parts = [compile_for_vast(p, storage) for p in _chunk_is_in(predicate, self.loc.option("key_chunk"))]
-        parts = [p for p in parts if not p.empty]
-        if not parts:
-            return
-        residual = parts[0].residual
-        needed = list(columns) + sorted(residual.columns - set(columns))
-        log.debug("%s %s: pushed %s; residual %s", self.url, table, parts[0].pushed_text, residual)
+        plans = [[compile_for_vast(p, storage) for p in _chunk_is_in(predicate, self.loc.option("key_chunk"))]]
+        ranged = _as_range(predicate, storage)
+        if ranged is not None:
+            plans.insert(0, ranged)  # tried first, within a row budget
         if self._in_transaction():
-            yield from self._select(self._tx, table, columns, needed, parts, residual, limit)
+            yield from self._read_plans(self._tx, table, columns, plans, limit)
             return
         attempts = self.loc.option("retries")
         for attempt in range(attempts):
             tx, rows, yielded = None, None, False
             try:
                 tx = self._begin()
-                rows = self._select(tx, table, columns, needed, parts, residual, limit)
+                rows = self._read_plans(tx, table, columns, plans, limit)
                 for batch in rows:
                     yielded = True
                     yield batch
@@ -618,7 +647,26 @@ class VastStore:
                 if tx is not None and tx.txid is not None:
                     self._finish(tx, commit=False)  # a read changes nothing: end it without a commit
 
-    def _select(self, tx, table, columns, needed, parts, residual, limit) -> Iterator[pa.RecordBatch]:
+    def _read_plans(self, tx, table, columns, plans, limit) -> Iterator[pa.RecordBatch]:
+        """Read by the first plan that stays within its row budget (only the last has none)."""
+        for n, parts in enumerate(plans):
+            parts = [p for p in parts if not p.empty]
+            if not parts:
+                return
+            residual = parts[0].residual
+            needed = list(columns) + sorted(residual.columns - set(columns))
+            log.debug("%s %s: pushed %s; residual %s", self.url, table, parts[0].pushed_text, residual)
+            if n < len(plans) - 1:
+                budget = _budget(parts[0].residual)
+                try:
+                    batches = list(self._select(tx, table, columns, needed, parts, residual, limit, budget))
+                except _OverBudget:
+                    continue
+                yield from batches
+                return
+            yield from self._select(tx, table, columns, needed, parts, residual, limit)
+
+    def _select(self, tx, table, columns, needed, parts, residual, limit, budget=None) -> Iterator[pa.RecordBatch]:
         logical = self._schema(table)
         needed_schema = pa.schema([logical.field(c) for c in needed])
         filter_expr = residual.to_polars()
@@ -626,11 +674,15 @@ class VastStore:
         projection = needed or [self._keys[table][0]]  # a count still needs one column to read
         handle = self._handle(tx, table, fresh_stats=limit is None)
         for part in parts:
-            push_limit = remaining if filter_expr is None else None
+            push_limit = remaining if filter_expr is None else (budget + 1 if budget else None)
             reader = handle.select(columns=list(projection), predicate=part.pushed,
                                    config=self.loc.query_config(), limit_rows=push_limit)
+            read = 0
             try:
                 for raw in reader:
+                    read += raw.num_rows
+                    if budget is not None and read > budget:
+                        raise _OverBudget()
                     if raw.num_rows == 0:
                         continue
                     batch = batch_to_logical(raw, needed_schema) if needed else raw.select([])
@@ -716,6 +768,31 @@ def _chunk_is_in(pred: Predicate, size: int) -> list[Predicate]:
     values = list(dict.fromkeys(test.value))
     return [Predicate(pred.clauses[:i] + (Clause((Test(test.column, "is_in", tuple(values[j:j + size])),)),)
                       + pred.clauses[i + 1:]) for j in range(0, len(values), size)]
+
+
+def _as_range(pred: Predicate, storage: pa.Schema) -> list | None:
+    """A plan reading the values of a long lone ``is_in`` as one ``between`` range, checked here."""
+    big = [c for c in pred.clauses if len(c.tests) == 1 and c.tests[0].op == "is_in"
+           and len(c.tests[0].value) >= RANGE_MIN_KEYS]
+    if not big:
+        return None
+    clause = max(big, key=lambda c: len(c.tests[0].value))
+    try:
+        lo, hi = min(clause.tests[0].value), max(clause.tests[0].value)
+    except TypeError:  # values that do not order (mixed types): no range
+        return None
+    rest = tuple(c for c in pred.clauses if c is not clause)
+    compiled = compile_for_vast(Predicate((Clause((Test(clause.column, "between", (lo, hi, "both")),)), *rest)),
+                                storage)
+    if any(c.column == clause.column for c in compiled.residual.clauses):
+        return None  # the range itself cannot be pushed
+    compiled.residual = Predicate(compiled.residual.clauses + (clause,))
+    return [compiled]
+
+
+def _budget(residual: Predicate) -> int:
+    n = max((len(c.tests[0].value) for c in residual.clauses if c.tests[0].op == "is_in"), default=0)
+    return max(RANGE_MIN_BUDGET, RANGE_ROWS_PER_KEY["scan"] * n)
 
 
 def _filter(batch: pa.RecordBatch, expr) -> pa.RecordBatch:
