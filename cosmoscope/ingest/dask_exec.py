@@ -34,9 +34,11 @@ from a completed result (SQLite), or in one transaction that either committed or
 Nothing is duplicated: rows are upserted by key, and a VAST worker first looks whether an earlier
 attempt of its chunk already committed those files (same size, time and extractor) and writes
 only the rest, so a retry adds no second ingest event. A chunk that keeps killing workers (Dask
-gives up with ``KilledWorker``) is split and its files are sent one by one; the file that still
+gives up with ``KilledWorker``) may be innocent (every task queued on a dying worker dies with
+it), so its files are then run one at a time, each alone on the cluster; the file that still
 kills its worker is recorded as an error row ("reading this file crashed the format library"),
-as in a local run.
+as in a local run. With Dask's default of 3 allowed failures such a file costs a few worker
+restarts before it is found.
 
 Workers need cosmoscope installed (the same version) and the files at the same paths as the
 client; a ``--profile`` given as a TOML path must exist on the workers too.
@@ -157,26 +159,37 @@ class DaskExecutor:
                    chunk_files: int | None = None) -> Iterator[tuple[list, Any]]:
         """``(chunk, fn(chunk, *args))`` for chunks of ``items``, in completion order.
 
-        A chunk the cluster gives up on (``KilledWorker``: its workers kept dying) is sent again
-        one item at a time; an item that still kills its worker is yielded as ``(chunk, None)``
-        and counted in :attr:`crashes`. Any other error of a task is raised here, after the
-        chunks still in flight are cancelled.
+        A chunk the cluster gives up on (``KilledWorker``: workers kept dying while it was on
+        them) may be innocent: every task queued on a dying worker goes down with it. So new work
+        stops, what is in flight finishes, and that chunk's items are run one at a time, each
+        alone on the cluster; an item that still kills its worker is yielded as ``(chunk, None)``
+        and counted in :attr:`crashes`, and the rest are yielded as usual. Any other error of a
+        task is raised here, after the chunks still in flight are cancelled.
         """
         distributed = require_distributed()
         size = chunk_files or self.chunk_files
         source = _chunks(items, size)
-        retry: deque[list] = deque()
+        suspects: deque[list] = deque()
         in_flight: dict = {}
+        alone: set = set()  # futures of suspects running with nothing else in flight
         done = distributed.as_completed(with_results=True, raise_errors=False)
 
+        def submit(chunk):
+            fut = self.client.submit(fn, chunk, *args, key=f"cosmoscope-{name}-{uuid.uuid4().hex}", pure=False)
+            in_flight[fut] = chunk
+            done.add(fut)
+            return fut
+
         def top_up():
+            if suspects:
+                if not in_flight:
+                    alone.add(submit(suspects.popleft()))
+                return
             while len(in_flight) < self._in_flight_limit():
-                chunk = retry.popleft() if retry else next(source, None)
+                chunk = next(source, None)
                 if chunk is None:
                     return
-                fut = self.client.submit(fn, chunk, *args, key=f"cosmoscope-{name}-{uuid.uuid4().hex}", pure=False)
-                in_flight[fut] = chunk
-                done.add(fut)
+                submit(chunk)
 
         try:
             top_up()
@@ -184,21 +197,24 @@ class DaskExecutor:
                 chunk = in_flight.pop(fut)
                 if fut.status == "finished":
                     yield chunk, result
-                elif isinstance(result, distributed.KilledWorker):
-                    if len(chunk) > 1:
-                        log.warning("workers kept dying on a chunk of %d items; sending them one by one", len(chunk))
-                        retry.extend([item] for item in chunk)
-                    else:
-                        self.crashes += 1
-                        log.warning("%s kept killing its Dask worker", getattr(chunk[0], "path", chunk[0]))
-                        yield chunk, None
                 elif fut.status == "cancelled":
                     raise DaskUnavailableError(
                         "the Dask cluster dropped this run's work (the scheduler restarted or the client lost "
                         "it); what was written is kept: run the same command again to finish, unchanged files "
-                        "are skipped") from (result if isinstance(result, BaseException) else None)
-                else:
-                    raise result
+                        "are skipped")
+                else:  # "error": (type, exception, traceback), with raise_errors=False
+                    _, exc, tb = result
+                    if not isinstance(exc, distributed.KilledWorker):
+                        raise exc.with_traceback(tb)
+                    if fut in alone:
+                        self.crashes += 1
+                        log.warning("%s kills its Dask worker every time", getattr(chunk[0], "path", chunk[0]))
+                        yield chunk, None
+                    else:
+                        log.warning("Dask workers kept dying while a chunk of %d items was on them; running "
+                                    "them one at a time to find the cause", len(chunk))
+                        suspects.extend([item] for item in chunk)
+                alone.discard(fut)
                 del fut, result
                 top_up()
         finally:
@@ -408,9 +424,9 @@ def _worker_catalog(url: str, actor: str) -> Catalog:
         try:
             cat = cache[(url, actor)] = open_catalog(url, actor=actor)
         except CosmoscopeError as exc:
-            raise CatalogOpenError(f"a Dask worker could not open the catalog: {exc} (workers read the VAST credentials "
-                            "from their own environment: COSMOSCOPE_VAST_ACCESS_KEY and "
-                            "COSMOSCOPE_VAST_SECRET_KEY)") from None
+            raise CatalogOpenError(f"a Dask worker could not open the catalog: {exc} (workers read the VAST "
+                                   "credentials from their own environment: COSMOSCOPE_VAST_ACCESS_KEY and "
+                                   "COSMOSCOPE_VAST_SECRET_KEY)") from None
     return cat
 
 
@@ -440,11 +456,14 @@ def parse_local(text: str) -> int:
 
 
 @contextmanager
-def open_client(*, scheduler: str | None = None, local_workers: int | None = None,
-                timeout: float = 20.0) -> Iterator:
+def open_client(*, scheduler: str | None = None, local_workers: int | None = None) -> Iterator:
     """A ``distributed.Client`` on the scheduler at ``scheduler`` (an address, or a scheduler
     JSON file as written by ``dask scheduler --scheduler-file``), or on a LocalCluster of
-    ``local_workers`` single-threaded worker processes that lives for the ``with`` block."""
+    ``local_workers`` single-threaded worker processes that lives for the ``with`` block.
+
+    How long to try to reach a scheduler is Dask's own setting,
+    ``distributed.comm.timeouts.connect`` (e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s``).
+    """
     import os
 
     distributed = require_distributed()
@@ -456,7 +475,7 @@ def open_client(*, scheduler: str | None = None, local_workers: int | None = Non
         return
     kwargs = ({"scheduler_file": scheduler} if scheduler and os.path.isfile(scheduler) else {"address": scheduler})
     try:
-        client = distributed.Client(timeout=timeout, **kwargs)
+        client = distributed.Client(**kwargs)
     except (OSError, TimeoutError) as exc:
         raise DaskUnavailableError(f"could not reach the Dask scheduler at {scheduler} ({exc}); check the address "
                                    "(tcp://HOST:8786) and that this machine can reach it") from None
