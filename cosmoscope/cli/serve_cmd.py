@@ -1,0 +1,142 @@
+"""``cosmoscope serve``: the read-only dashboard in a browser.
+
+Examples
+--------
+1. The dashboard of the default catalog at http://localhost:5006/dashboard::
+
+    $ cosmoscope serve
+
+2. Another catalog, port and refresh interval::
+
+    $ cosmoscope serve --catalog sqlite:///data/catalog.sqlite --port 8080 --refresh 30
+
+3. Behind a proxy that forwards ``/user/alice/cosmoscope/`` with the path kept (binder's
+   jupyter-server-proxy with ``absolute_url``)::
+
+    $ cosmoscope serve --port 5006 --prefix /user/alice/cosmoscope
+
+4. For a team on the local network (give the host names browsers will use)::
+
+    $ cosmoscope serve --address 0.0.0.0 --allow-websocket-origin obs-catalog.example.org:5006
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+#: The Panel app ``panel serve`` runs.
+DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui", "dashboard.py")
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"could not read {text!r} as a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"port {n} is outside 0-65535")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        s = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"could not read {text!r} as seconds, e.g. 10") from None
+    if s < 0:
+        raise argparse.ArgumentTypeError("the refresh interval cannot be negative; 0 turns it off")
+    return s
+
+
+def _prefix(text: str) -> str:
+    text = text.strip()
+    if not text.strip("/"):
+        return ""
+    return "/" + text.strip("/")
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser(
+        "serve", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="serve the dashboard (search, summaries, charts, lineage, problems) in a browser",
+        description="Serve the read-only Panel dashboard of a catalog with `panel serve`. It refreshes by "
+                    "itself when new data arrive.",
+        epilog="examples:\n"
+               "  cosmoscope serve\n"
+               "  cosmoscope serve --catalog sqlite:///data/catalog.sqlite --port 8080\n"
+               "  cosmoscope serve --prefix /user/alice/cosmoscope      # behind jupyter-server-proxy\n"
+               "  cosmoscope serve --address 0.0.0.0 --allow-websocket-origin host.example.org:5006")
+    p.add_argument("--port", type=_port, default=5006, help="port to listen on (default 5006; 0 picks a free one)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--prefix", type=_prefix, default="",
+                   help="URL path the dashboard lives under when a proxy forwards it with the path kept, "
+                        "e.g. /user/alice/cosmoscope; implies --allow-websocket-origin '*' unless that is given")
+    p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
+                   help="host a browser may connect from (repeatable); default: the address and port served")
+    p.add_argument("--refresh", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how often open pages check for new data (default 10; 0: never)")
+    p.add_argument("--page-size", type=int, default=25, metavar="N", help="rows per results page (default 25)")
+    p.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
+    p.set_defaults(func=cmd_serve)
+
+
+def panel_command(args, url: str) -> list[str]:
+    """The ``panel serve`` command line for these arguments."""
+    cmd = [sys.executable, "-m", "panel", "serve", DASHBOARD, "--port", str(args.port), "--address", args.address]
+    origins = list(args.allow_websocket_origin or [])
+    if args.prefix:
+        cmd += ["--prefix", args.prefix]
+        # Behind a proxy the browser's Origin is the proxy's host, which cannot be known here.
+        origins = origins or ["*"]
+    elif not origins and args.port:
+        # Bokeh allows only localhost:PORT by default; a browser at 127.0.0.1 or at the served
+        # address is just as local.
+        hosts = ["localhost", "127.0.0.1"] + ([args.address] if args.address not in ("127.0.0.1", "0.0.0.0", "::",
+                                                                                     "localhost") else [])
+        origins = [f"{h}:{args.port}" for h in hosts]
+    for origin in origins:
+        cmd += ["--allow-websocket-origin", origin]
+    if args.show:
+        cmd.append("--show")
+    cmd += ["--args", "--catalog", url, "--refresh", str(args.refresh), "--page-size", str(args.page_size)]
+    return cmd
+
+
+def cmd_serve(args) -> int:
+    from cosmoscope.catalog import default_catalog_url, open_catalog
+    from cosmoscope.errors import InvalidArgumentError
+
+    if args.page_size < 1:
+        raise InvalidArgumentError(f"--page-size must be at least 1, not {args.page_size}")
+    url = getattr(args, "catalog", None) or default_catalog_url()
+    # Fail here, in words, rather than on a web page nobody is looking at yet.
+    with open_catalog(url, readonly=True) as cat:
+        url = cat.url
+    cmd = panel_command(args, url)
+    env = dict(os.environ, COSMOSCOPE_CATALOG=url)
+    host = "localhost" if args.address in ("127.0.0.1", "0.0.0.0", "::") else args.address
+    if args.port and not getattr(args, "quiet", False):
+        print(f"cosmoscope: dashboard of {url} at http://{host}:{args.port}{args.prefix}/dashboard "
+              "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd, env=env)
+
+    def stop(signum, frame):  # pass a termination on to the server, then wait for it below
+        proc.send_signal(signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
