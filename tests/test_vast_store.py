@@ -286,11 +286,11 @@ def test_unpushable_tests_give_the_same_rows_as_python(fresh):
 
 @pytest.mark.parametrize("spread", [False, True])
 def test_a_huge_is_in_is_read_as_a_range_or_in_chunks(fresh_fake_vast, creds, monkeypatch, spread):  # noqa: F811
-    from cosmoscope.store import vast
+    from cosmoscope.store import vast_predicate
 
     if spread:  # keys far apart: the range would read too many rows, so isin chunks are used
-        monkeypatch.setattr(vast, "RANGE_MIN_BUDGET", 100)
-        monkeypatch.setattr(vast, "RANGE_ROWS_PER_KEY", {"match": 0, "scan": 0})
+        monkeypatch.setattr(vast_predicate, "RANGE_MIN_BUDGET", 100)
+        monkeypatch.setattr(vast_predicate, "RANGE_ROWS_PER_KEY", {"match": 0, "scan": 0})
     store = open_store(url_of(fresh_fake_vast, key_chunk=500))
     store.create_table("t", SCHEMA, ["id"])
     store.upsert("t", rows(3000), ["id"])

@@ -21,7 +21,8 @@ How the Store verbs map onto vastdb (which has no upsert and no keys):
   thread per data endpoint.
 - Transient failures (503, ``SlowDown``, dropped connections, 409 conflicts of a transaction of
   our own) retry with exponential backoff; permanent ones (bad credentials, missing bucket,
-  unreachable endpoint) fail at once with a sentence saying which.
+  unreachable endpoint) fail at once with a sentence saying which
+  (:mod:`cosmoscope.store.vast_tx`).
 
 The logical Arrow schema and key of every table live in the table ``_cosmoscope_tables`` of the
 same VAST schema, so scans return exactly the types that were written
@@ -32,24 +33,21 @@ back into one by the next upsert of their key.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import random
-import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
-from cosmoscope.predicate import Clause, Predicate, Test
-from cosmoscope.store.vast_config import (CONFLICT, LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify,
-                                          credentials_from_env, describe, parse_vast_url)
+from cosmoscope.predicate import Predicate, Test
+from cosmoscope.store import vast_predicate as plan
+from cosmoscope.store.vast_config import (PERMANENT, VastLocation, classify, credentials_from_env, describe,
+                                          parse_vast_url)
 from cosmoscope.store.vast_predicate import compile_for_vast
+from cosmoscope.store.vast_tx import VastTransactions, connect_session
 from cosmoscope.store.vast_types import batch_to_logical, check_stored, storage_schema, to_storage
 
 log = logging.getLogger(__name__)
@@ -62,27 +60,9 @@ ROW_ID = "$row_id"
 STATS_TTL = 60.0
 #: Insert slices are cut to about this many bytes of Arrow data (the request limit is 5 MiB).
 INSERT_SLICE_BYTES = 3 * 2**20
-#: vastdb builds each ``isin`` value into the request in Python (~0.2 ms of client CPU each), so
-#: many keys are first looked up as one ``between(min, max)`` range, which is exact after a
-#: client-side check and far cheaper when the keys are close together (time-ordered event ids,
-#: a small table). Reading more than this many rows per key costs more than ``isin``: then the
-#: range read is abandoned for ``isin`` in chunks.
-RANGE_ROWS_PER_KEY = {"match": 64, "scan": 16}
-#: Lists shorter than this go straight to ``isin``.
-RANGE_MIN_KEYS = 200
-#: A range read may always read this many rows.
-RANGE_MIN_BUDGET = 10_000
 
 
-class _OverBudget(Exception):
-    """A range read found more rows than reading by ``isin`` would cost."""
-
-
-class _CommitUnknown(Exception):
-    """The commit's answer was lost: the transaction may or may not have been applied."""
-
-
-class VastStore:
+class VastStore(VastTransactions):
     """A catalog store in one schema of a VAST Database bucket (see the module docstring)."""
 
     def __init__(self, location: VastLocation, *, readonly: bool = False, credentials=None):
@@ -90,11 +70,7 @@ class VastStore:
         self.url = location.url
         self.readonly = readonly
         self._creds = credentials or credentials_from_env()
-        self._lock = threading.RLock()
-        self._tx = None
-        self._depth, self._owner = 0, None
-        self._marker: tuple[str, tuple[str, ...], tuple] | None = None
-        self._ddl = False
+        self._init_transactions()
         self._schemas: dict[str, pa.Schema] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
         self._storage: dict[str, pa.Schema] = {}
@@ -189,178 +165,6 @@ class VastStore:
         self._schemas, self._keys, self._storage, self._meta = schemas, keys, storage, metas
         self._stats_at = {name: time.monotonic() for name in metas}
         return True
-
-    # -- running calls in transactions -----------------------------------------------------
-
-    def _check_writable(self):
-        if self.readonly:
-            raise StoreError(f"the catalog {self.url} was opened read-only; open it without readonly to write")
-
-    def _in_transaction(self) -> bool:
-        return self._depth > 0 and self._owner == threading.get_ident()
-
-    def _begin(self):
-        tx = self._session.transaction()
-        return tx.__enter__()
-
-    def _finish(self, tx, commit: bool) -> None:
-        """Commit (raising :class:`_CommitUnknown` when the answer is lost) or roll back quietly."""
-        txid, tx.txid = tx.txid, None  # the SDK's own exit logs a traceback on rollback; do it here
-        adbc = getattr(tx, "_adbc_conn", None)
-        if adbc is not None:
-            adbc.close()
-            tx._adbc_conn = None
-        api = self._session.api
-        if not commit:
-            try:
-                api.rollback_transaction(txid)
-            except Exception as exc:  # noqa: BLE001 - the server forgets it anyway
-                log.debug("rollback of %x: %s", txid, exc)
-            return
-        resent = False
-        for attempt in range(self.loc.option("retries")):
-            try:
-                api.commit_transaction(txid)
-                return
-            except Exception as exc:  # noqa: BLE001
-                kind = classify(exc)
-                if kind == LOST_TX and resent:
-                    raise _CommitUnknown() from exc  # committed by the lost answer, or lost with the server
-                if kind != TRANSIENT:
-                    raise
-                resent = True
-                self._sleep(attempt)
-        raise _CommitUnknown()
-
-    def _sleep(self, attempt: int) -> None:
-        wait = self.loc.option("retry_wait") * 2 ** attempt
-        time.sleep(random.uniform(wait / 2, wait))
-
-    def _run(self, fn, *, what: str, write: bool = False):
-        """``fn(tx)`` in a transaction of its own, retried whole on transient failures.
-
-        ``fn`` must be idempotent (upserts, updates and deletes by key are), so a retry after a
-        lost answer cannot write twice.
-        """
-        deadline = time.monotonic() + self.loc.option("retry_seconds")
-        attempts = self.loc.option("retries")
-        for attempt in range(attempts):
-            tx = None
-            try:
-                tx = self._begin()
-                result = fn(tx)
-                self._finish(tx, commit=write)
-                return result
-            except CosmoscopeError:
-                if tx is not None and tx.txid is not None:
-                    self._finish(tx, commit=False)
-                raise
-            except _CommitUnknown as exc:
-                error, kind = exc.__cause__ or exc, TRANSIENT
-            except Exception as exc:  # noqa: BLE001 - sorted into retry or report below
-                if tx is not None and tx.txid is not None:
-                    self._finish(tx, commit=False)
-                error, kind = exc, classify(exc)
-            if kind == PERMANENT or attempt == attempts - 1 or time.monotonic() > deadline:
-                break
-            log.info("%s: %s; trying again (%d/%d)", what, describe(error, self.loc, self._creds), attempt + 2,
-                     attempts)
-            self._sleep(attempt)
-        tried = f" after {attempt + 1} attempts" if attempt else ""
-        raise StoreError(f"could not {what}{tried}: {describe(error, self.loc, self._creds)}; nothing of it was "
-                         "kept") from error
-
-    def _write(self, fn, *, what: str):
-        """Run an idempotent write ``fn(tx)`` in the open transaction, or in one of its own."""
-        self._check_writable()
-        if not self._in_transaction():
-            with self._lock:
-                return self._run(fn, what=what, write=True)
-        for attempt in range(self.loc.option("retries")):
-            try:
-                return fn(self._tx)
-            except CosmoscopeError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                kind = classify(exc)
-                if kind != TRANSIENT or attempt == self.loc.option("retries") - 1:
-                    reason = ("the transaction was lost (the cluster restarted or it timed out)" if kind == LOST_TX
-                              else describe(exc, self.loc, self._creds))
-                    raise StoreError(f"could not {what}: {reason}; the transaction will be rolled back, so "
-                                     "nothing of it is kept") from exc
-                # Same transaction, same idempotent call: it finds whatever the failed try wrote.
-                log.info("%s: %s; trying again", what, describe(exc, self.loc, self._creds))
-                self._sleep(attempt)
-
-    @contextmanager
-    def transaction(self):
-        self._check_writable()
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            try:
-                tx = self._begin()
-            except Exception as exc:  # noqa: BLE001
-                raise StoreError(f"could not start a transaction: {describe(exc, self.loc, self._creds)}") from exc
-            self._tx, self._depth, self._owner, self._marker, self._ddl = tx, 1, threading.get_ident(), None, False
-            try:
-                yield
-            except BaseException:
-                ddl = self._end_transaction()
-                self._finish(tx, commit=False)
-                if ddl:  # what the transaction created or altered is gone again: read the catalog back
-                    self._run(self._read_state, what="reload the catalog's tables")
-                raise
-            marker = self._marker
-            ddl = self._end_transaction()
-            try:
-                self._commit_outer(tx, marker)
-            except BaseException:
-                if ddl:
-                    self._run(self._read_state, what="reload the catalog's tables")
-                raise
-
-    def _end_transaction(self) -> bool:
-        """Forget the open transaction; True if it created or altered tables."""
-        ddl = self._ddl
-        self._tx, self._depth, self._owner, self._marker, self._ddl = None, 0, None, None, False
-        return ddl
-
-    def _commit_outer(self, tx, marker) -> None:
-        try:
-            self._finish(tx, commit=True)
-            return
-        except _CommitUnknown:
-            committed = self._probe(marker)
-            if committed:
-                log.info("the answer to a commit was lost, but its rows are there: it was applied")
-                return
-            if committed is None:
-                raise StoreError(f"the answer to a commit to {self.url} was lost and whether it was applied is "
-                                 "unknown; writes by key (ingest, update) are safe to run again") from None
-            error = "the commit did not reach VAST Database"
-        except Exception as exc:  # noqa: BLE001
-            kind = classify(exc)
-            error = ("another writer changed the same rows at the same time" if kind == CONFLICT
-                     else describe(exc, self.loc, self._creds))
-        raise StoreError(f"could not commit to {self.url}: {error}; nothing of the transaction was kept, "
-                         "run it again")
-
-    def _probe(self, marker) -> bool | None:
-        """Whether a row the lost transaction inserted is now there (None: no way to tell)."""
-        if marker is None:
-            return None
-        table, key, values = marker
-        pred = Predicate(tuple(Clause((Test(k, "==", v),)) for k, v in zip(key, values)))
-        try:
-            return any(b.num_rows for b in self.scan(table, list(key), pred, limit=1))
-        except CosmoscopeError:
-            return None
 
     # -- schema management -----------------------------------------------------------------
 
@@ -528,9 +332,9 @@ class VastStore:
         ``values``, and maybe others (the caller checks)."""
         storage = self._storage[table]
         config = self.loc.query_config()
-        if len(values) >= RANGE_MIN_KEYS:
+        if len(values) >= plan.RANGE_MIN_KEYS:
             lo, hi = pc.min_max(values).values()
-            budget = max(RANGE_MIN_BUDGET, RANGE_ROWS_PER_KEY["match"] * len(values))
+            budget = max(plan.RANGE_MIN_BUDGET, plan.RANGE_ROWS_PER_KEY["match"] * len(values))
             compiled = compile_for_vast(Predicate.of(Test(column, "between", (lo.as_py(), hi.as_py(), "both"))),
                                         storage)
             if not compiled.residual:
@@ -615,8 +419,8 @@ class VastStore:
         if limit == 0:
             return
         storage = self._storage[table]
-        plans = [[compile_for_vast(p, storage) for p in _chunk_is_in(predicate, self.loc.option("key_chunk"))]]
-        ranged = _as_range(predicate, storage)
+        plans = [[compile_for_vast(p, storage) for p in plan.chunk_is_in(predicate, self.loc.option("key_chunk"))]]
+        ranged = plan.as_range(predicate, storage)
         if ranged is not None:
             plans.insert(0, ranged)  # tried first, within a row budget
         if self._in_transaction():
@@ -657,10 +461,10 @@ class VastStore:
             needed = list(columns) + sorted(residual.columns - set(columns))
             log.debug("%s %s: pushed %s; residual %s", self.url, table, parts[0].pushed_text, residual)
             if n < len(plans) - 1:
-                budget = _budget(parts[0].residual)
+                budget = plan.range_budget(parts[0].residual)
                 try:
                     batches = list(self._select(tx, table, columns, needed, parts, residual, limit, budget))
-                except _OverBudget:
+                except plan.OverBudget:
                     continue
                 yield from batches
                 return
@@ -682,12 +486,12 @@ class VastStore:
                 for raw in reader:
                     read += raw.num_rows
                     if budget is not None and read > budget:
-                        raise _OverBudget()
+                        raise plan.OverBudget()
                     if raw.num_rows == 0:
                         continue
                     batch = batch_to_logical(raw, needed_schema) if needed else raw.select([])
                     if filter_expr is not None:
-                        batch = _filter(batch, filter_expr)
+                        batch = plan.filter_batch(batch, filter_expr)
                     if needed != columns:
                         batch = batch.select(columns)
                     if remaining is not None:
@@ -710,34 +514,6 @@ class VastStore:
                 pass
 
 
-def connect_session(loc: VastLocation, creds):
-    """A vastdb session on ``loc.endpoint``; an unreachable endpoint or refused credentials fail
-    at once with :class:`CatalogOpenError` (a TCP probe first, so no retries are spent on them)."""
-    import backoff
-    import vastdb
-    from vastdb.config import BackoffConfig
-
-    host, port = loc.host_port
-    connect_timeout = loc.option("connect_timeout")
-    try:
-        socket.create_connection((host, port), timeout=connect_timeout).close()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__.replace("Error", " error").lower()
-        raise CatalogOpenError(f"cannot reach VAST Database at {loc.endpoint} ({reason}); check the endpoint "
-                               "in the URL and that this machine can reach it") from None
-    verify = loc.option("verify")
-    verify = {"1": True, "true": True, "0": False, "false": False}.get(verify.lower(), verify)
-    wait = functools.partial(backoff.expo, factor=loc.option("retry_wait"))
-    try:
-        return vastdb.connect(
-            endpoint=loc.endpoint, access=creds.access, secret=creds.secret, ssl_verify=verify,
-            timeout=(connect_timeout, loc.option("timeout")),
-            backoff_config=BackoffConfig(wait_gen=wait, max_tries=loc.option("retries"),
-                                         max_time=loc.option("retry_seconds")))
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
-        raise CatalogOpenError(f"cannot open {loc.url}: {describe(exc, loc, creds)}") from None
-
-
 def b_rows(data: pa.Table) -> str:
     return f"{data.num_rows:,} row{'s' if data.num_rows != 1 else ''}"
 
@@ -754,49 +530,3 @@ def _last_of_each_key(keys: pa.Table) -> list[int] | None:
         return None
     last = {k: i for i, k in enumerate(tuples)}
     return sorted(last.values())
-
-
-def _chunk_is_in(pred: Predicate, size: int) -> list[Predicate]:
-    """Split the longest lone ``is_in`` into chunks of ``size`` values: each chunk is read on its
-    own (the rows they match are disjoint), which keeps every request under the size limit."""
-    big = [i for i, c in enumerate(pred.clauses)
-           if len(c.tests) == 1 and c.tests[0].op == "is_in" and len(c.tests[0].value) > size]
-    if not big:
-        return [pred]
-    i = max(big, key=lambda j: len(pred.clauses[j].tests[0].value))
-    test = pred.clauses[i].tests[0]
-    values = list(dict.fromkeys(test.value))
-    return [Predicate(pred.clauses[:i] + (Clause((Test(test.column, "is_in", tuple(values[j:j + size])),)),)
-                      + pred.clauses[i + 1:]) for j in range(0, len(values), size)]
-
-
-def _as_range(pred: Predicate, storage: pa.Schema) -> list | None:
-    """A plan reading the values of a long lone ``is_in`` as one ``between`` range, checked here."""
-    big = [c for c in pred.clauses if len(c.tests) == 1 and c.tests[0].op == "is_in"
-           and len(c.tests[0].value) >= RANGE_MIN_KEYS]
-    if not big:
-        return None
-    clause = max(big, key=lambda c: len(c.tests[0].value))
-    try:
-        lo, hi = min(clause.tests[0].value), max(clause.tests[0].value)
-    except TypeError:  # values that do not order (mixed types): no range
-        return None
-    rest = tuple(c for c in pred.clauses if c is not clause)
-    compiled = compile_for_vast(Predicate((Clause((Test(clause.column, "between", (lo, hi, "both")),)), *rest)),
-                                storage)
-    if any(c.column == clause.column for c in compiled.residual.clauses):
-        return None  # the range itself cannot be pushed
-    compiled.residual = Predicate(compiled.residual.clauses + (clause,))
-    return [compiled]
-
-
-def _budget(residual: Predicate) -> int:
-    n = max((len(c.tests[0].value) for c in residual.clauses if c.tests[0].op == "is_in"), default=0)
-    return max(RANGE_MIN_BUDGET, RANGE_ROWS_PER_KEY["scan"] * n)
-
-
-def _filter(batch: pa.RecordBatch, expr) -> pa.RecordBatch:
-    import polars as pl
-
-    mask = pl.from_arrow(batch).select(expr.alias("_keep")).to_series().to_arrow()
-    return batch.filter(pc.fill_null(mask, False))
