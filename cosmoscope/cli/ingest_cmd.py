@@ -16,8 +16,8 @@ examples:
   cosmoscope ingest /archive --shard 2/4               # machine 2 of 4 takes its quarter
   cosmoscope ingest /archive --dask-scheduler tcp://scheduler:8786   # workers of a Dask cluster read
   cosmoscope ingest /archive --dask local:4            # a Dask LocalCluster of 4 processes here
-  cosmoscope --catalog vast://http://vip:80/cat/prod ingest --from-vast-catalog /cosmos7 \
-      --mounted-at /mnt/vast/cosmos7 --since 2d        # files the VAST Catalog lists as new
+  cosmoscope ingest --from-vast-catalog /cosmos7 --mounted-at /mnt/vast/cosmos7 --since 2d
+                                                       # files the VAST Catalog lists as new
 
 Walking (PATH) works on any file system and always sees the current tree, but costs a directory
 listing of the whole tree each run. --from-vast-catalog asks the VAST cluster's own file
