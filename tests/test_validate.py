@@ -101,7 +101,10 @@ def test_each_fault_is_found_and_fix_repairs_what_can_be_repaired(tree):
         faults["modified"]: set(), faults["bitrot"]: {"content", "checksum"}, faults["edited"]: set()}
     assert fixed.with_problems == 3 and fixed.reextracted == 3  # truncated, modified, edited
     assert fixed.fixed[("changed", "COSMOS-7")] == 1 and fixed.remaining[("missing", "HELIOS-X")] == 1
-    assert "truncated" in cat.get(dataset_id_for(faults["truncated"]))["extraction_error"]
+    broken = cat.get(dataset_id_for(faults["truncated"]))
+    # unreadable now: says why, and keeps what was known (re-read beside readable files or not)
+    assert "truncated" in broken["extraction_error"] and broken["mission_id"] == "LYRA"
+    assert fixed.remaining[("extraction_error", "LYRA")] == 1
     # what changed is on record, from and to
     changes = cat.history(edited_id).filter(pl.col("action") == "reextract")
     target = changes.filter(pl.col("field") == "target_object")

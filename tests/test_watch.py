@@ -286,3 +286,20 @@ def test_incomplete_reason_on_real_partial_files(tmp_path):
     short.write_bytes(data[: len(data) // 2])
     assert "netCDF-3" in incomplete_reason(str(short))
     assert incomplete_reason(str(tmp_path / "nowhere.fits")).startswith("cannot read it")
+
+
+def test_watch_then_validate_on_every_backend(catalog, tmp_path):
+    """The same watcher and validation on each store (SQLite, VAST Database)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    with catalog.watch(root, settle=0.2, workers=0, heartbeat_every=0.5) as w:
+        assert w.wait_idle(60)
+        paths = [write_file(s, root) for s in specs("HELIOS-X", 4, seed=4)]
+        wait_for(lambda: catalog.count() == 4 or None, 60, "four rows")
+        paths[0].unlink()
+        wait_for(lambda: catalog.get(dataset_id_for(paths[0]))["file_status"] == "missing" or None, 30,
+                 "the deleted file's row to be missing")
+    assert catalog.watchers()["status"].to_list() == ["stopped"]
+    report = catalog.validate(progress=False)
+    assert report.with_problems == 1 and report.remaining[("missing", "HELIOS-X")] == 1
+    assert catalog.get(dataset_id_for(paths[1]))["validation_status"] == "passed"

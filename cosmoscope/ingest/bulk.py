@@ -340,8 +340,18 @@ def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | N
 
     if not len(rows):
         return
+    # Each dict row sets exactly the columns its record carries: an unreadable file's record has
+    # no mission or times, and must not blank those of the row it updates just because a
+    # readable file in the same batch brought those columns (rows are written column-wise).
+    groups: list = [rows]
+    if isinstance(rows, list):
+        shapes: dict[frozenset, list[dict]] = {}
+        for row in rows:
+            shapes.setdefault(frozenset(row), []).append(row)
+        groups = list(shapes.values())
     with catalog.store.transaction():
-        catalog.add_records(rows, action="ingest", run_id=run_id)
+        for group in groups:
+            catalog.add_records(group, action="ingest", run_id=run_id)
         add_pending(catalog, pending)
 
 

@@ -246,8 +246,8 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
     before = {v.row["dataset_id"]: v for v in verdicts}
     first_kinds = {did: v.kinds for did, v in before.items()}
     # A re-extracted row comes back with its verdict cleared; events compare with the old one.
-    previous = {did: (v.row.get("validation_status"), v.row.get("validation_problems"), v.row.get("file_status"))
-                for did, v in before.items()}
+    previous = {did: (v.row.get("validation_status"), v.row.get("validation_problems"), v.row.get("file_status"),
+                      v.row.get("mission_id")) for did, v in before.items()}
     if pool is not None:
         todo = [v for v in verdicts if v.facts.exists and v.facts.error is None and (
             v.kinds & REEXTRACT_KINDS or v.row.get("extractor_version") != EXTRACTOR_VERSION
@@ -314,7 +314,8 @@ def _record(catalog: Catalog, verdicts: list[Verdict], report: ValidationReport,
     events = []
     for v in verdicts:
         row, did = v.row, v.row["dataset_id"]
-        mission = row.get("mission_id")
+        old_status, old_problems, old_file_status, mission = previous[did]
+        mission = mission or row.get("mission_id")
         status = S.ValidationStatus.PROBLEMS.value if v.problems else S.ValidationStatus.PASSED.value
         problems = json.dumps(v.problems, sort_keys=True, default=str) if v.problems else None
         report.checked += 1
@@ -342,7 +343,6 @@ def _record(catalog: Catalog, verdicts: list[Verdict], report: ValidationReport,
         cols["last_validated"].append(stamp)
         cols["file_status"].append(v.file_status)
         cols["checksum"].append(checksum)
-        old_status, old_problems, old_file_status = previous[did]
         if (old_status, old_problems) != (status, problems) and (old_status is not None or v.problems):
             events.append(dict(action="validate", dataset_id=did, run_id=run_id, field="validation_status",
                                from_value=old_status, to_value=status,

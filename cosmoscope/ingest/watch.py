@@ -43,10 +43,11 @@ import os
 import socket
 import threading
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
-from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.errors import CosmoscopeError, InvalidArgumentError
 from cosmoscope.ingest.heartbeat import WatcherBusyError, refuse_if_busy, watcher_id_for, write_heartbeat
 from cosmoscope.ingest.intake import CLOSED, DIR_GONE, DIR_NEW, FILE_FLAGS, MOVED_IN, WRITTEN, EventHandler, Intake
 from cosmoscope.ingest.intake import wanted as _wanted
@@ -55,9 +56,13 @@ from cosmoscope.ingest.settle import SettleTracker
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
 
-__all__ = ["Watcher", "WatcherBusyError"]
+__all__ = ["WatchError", "Watcher", "WatcherBusyError"]
 
 log = logging.getLogger(__name__)
+
+class WatchError(CosmoscopeError):
+    """The file system would not let the watcher watch (limits, permissions)."""
+
 
 class Watcher:
     """Catalogs files under ``paths`` as they arrive, change and go. See the module docstring.
@@ -253,9 +258,19 @@ class Watcher:
         wanted = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent, FileMovedEvent,
                   FileDeletedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
         handler = EventHandler(self._intake, self.wanted)
-        for root in self.roots:
-            observer.schedule(handler, root, recursive=True, event_filter=wanted)
-        observer.start()  # before the first scan: nothing written during the scan is missed
+        # watchdog warns when a directory created and filled in a hurry is registered twice;
+        # the second registration is the right one, and the scan inside new directories covers both.
+        warnings.filterwarnings("ignore", message="Callback with id .* already exists", category=RuntimeWarning)
+        try:
+            for root in self.roots:
+                observer.schedule(handler, root, recursive=True, event_filter=wanted)
+            observer.start()  # before the first scan: nothing written during the scan is missed
+        except OSError as exc:
+            if observer.is_alive():
+                observer.stop()
+            hint = ("raise fs.inotify.max_user_watches (one watch per directory; see docs/operations.md) "
+                    "or use poll=True" if "inotify" in str(exc) else "check the path, or use poll=True")
+            raise WatchError(f"cannot watch {', '.join(self.roots)}: {exc}; {hint}") from exc
         self._observer = observer
         self.started_at = _now()
         self.state = S.WatcherState.RUNNING.value
