@@ -199,6 +199,31 @@ def test_a_table_changed_outside_cosmoscope_is_reported(fake_vast, creds, vast_s
         cosmoscope.open_catalog(url)
 
 
+def test_an_older_catalog_is_migrated_on_open(fake_vast, creds):
+    from cosmoscope import schema as S
+
+    url = url_of(fake_vast)
+    store = open_store(url)  # a catalog from before the events table and the validation columns
+    old = S.OBSERVATIONS.schema
+    for col in ("validation_status", "validation_problems", "last_validated"):
+        old = old.remove(old.get_field_index(col))
+    for spec in S.TABLES.values():
+        if spec.name != "events":
+            store.create_table(spec.name, old if spec.name == "observations" else spec.schema, spec.key)
+    store.upsert("cosmoscope_meta", pa.table({"key": ["schema_version"], "value": ["0"]}), ["key"])
+    store.upsert("observations", pa.table({"dataset_id": ["ds-1"], "mission_id": ["X"]}), ["dataset_id"])
+    store.close()
+    with cosmoscope.open_catalog(url) as cat:
+        assert cat.schema_version == S.SCHEMA_VERSION
+        assert cat.store.tables()["observations"].names[-3:] == ["validation_status", "validation_problems",
+                                                                  "last_validated"]
+        row = cat.observations().collect().row(0, named=True)
+        assert row["mission_id"] == "X" and row["validation_status"] is None
+        assert cat.events().collect()["action"].to_list() == ["migrate"]
+    with cosmoscope.open_catalog(url) as again:  # what the migration wrote is what a new open reads
+        assert again.store.tables() == cat.store.tables()
+
+
 def test_a_cell_over_the_limit_is_refused_before_writing(fresh):
     server, store = fresh
     big = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int32())}).append_column(
