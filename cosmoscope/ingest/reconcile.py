@@ -114,6 +114,12 @@ class Reconciler:
         """Ask for a scan of ``paths`` (``full``: also mark rows of vanished files missing)."""
         with self._lock:
             key = tuple(paths)
+            waiting = [root for request in self._requests for root in request]
+            if not full and all(any(_under(p, root) for root in waiting) for p in paths):
+                return  # a waiting scan covers it (a tree moved in announces every directory)
+            if not full and len(paths) == 1:
+                for other in [k for k, f in self._requests.items() if not f and all(_under(x, paths[0]) for x in k)]:
+                    del self._requests[other]
             self._requests[key] = self._requests.get(key, False) or full
         self._wake.set()
 
@@ -191,3 +197,7 @@ class Reconciler:
             w._scans_done += 1
         log.info("scanned %s: %d files, %d new or changed, %d gone, in %.1f s", ", ".join(paths), seen, queued,
                  gone, time.monotonic() - started)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")

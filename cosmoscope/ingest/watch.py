@@ -288,6 +288,8 @@ class Watcher:
         from cosmoscope.ingest.workers import ExtractionPool
 
         pool = ExtractionPool(self.workers, self.profile)
+        if self.workers:
+            _start_workers(pool)
         next_beat = time.monotonic() + self.heartbeat_every
         next_reconcile = time.monotonic() + self.reconcile_every if self.reconcile_every else None
         failures = 0
@@ -444,7 +446,8 @@ class Watcher:
             log.info("cataloged %d files (%d new, %d updated, %d unreadable)%s%s in %.2f s; backlog %d",
                      len(result.rows), len(result.new), len(result.updated), len(result.failed),
                      f", {missing} marked missing" if missing else "",
-                     f", {linked} lineage links" if linked else "", time.monotonic() - started, self.backlog)
+                     f", {linked} lineage links" if linked else "", time.monotonic() - started,
+                     len(self._intake) + len(self._tracker))
 
     def _mark_missing(self) -> int:
         """Mark the rows of files (and directories) that went away as missing; returns how many."""
@@ -475,6 +478,21 @@ class Watcher:
                "last_file": self.last_file, "last_file_at": self.last_file_at,
                "last_reconcile_at": self.last_reconcile_at}
         write_heartbeat(self.catalog, row)
+
+
+def _start_workers(pool) -> None:
+    """Start the extraction processes now, so the first file waits for no start-up, and deaf to
+    SIGINT: Ctrl-C in a terminal reaches the whole process group, and the watcher decides when
+    its workers stop (an ignored signal is the one disposition a spawned process inherits)."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pool._pool = pool._new_pool(pool.workers)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
 
 
 def _is_regular(st: os.stat_result) -> bool:
