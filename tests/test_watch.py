@@ -303,3 +303,30 @@ def test_watch_then_validate_on_every_backend(catalog, tmp_path):
     report = catalog.validate(progress=False)
     assert report.with_problems == 1 and report.remaining[("missing", "HELIOS-X")] == 1
     assert catalog.get(dataset_id_for(paths[1]))["validation_status"] == "passed"
+
+
+def test_a_removed_directory_ends_the_watcher_and_an_empty_mount_point_deletes_nothing(tmp_path, caplog):
+    with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
+        gone = tmp_path / "gone"
+        for s in specs("LYRA", 3):
+            write_file(s, gone)
+        w = cat.watch(gone, settle=0.1, workers=0)
+        assert w.wait_idle(30) and cat.count() == 3
+        shutil.rmtree(gone)
+        wait_for(lambda: w.state == "failed" or None, 30, "the watcher to give up")
+        w.stop()
+        assert "was removed" in w.message
+        assert cat.observations().filter(pl.col("file_status") == "missing").collect().height == 3
+        # A share that is not mounted: its mount point is there, and empty.
+        mount = tmp_path / "mnt"
+        for s in specs("HELIOS-X", 3):
+            write_file(s, mount)
+        cat.ingest(mount, workers=0, progress=False)
+        parked = tmp_path / "parked"
+        os.rename(mount, parked)
+        mount.mkdir()
+        with cat.watch(mount, settle=0.1, workers=0) as w2:
+            assert w2.wait_idle(30)
+        rows = cat.observations().filter(pl.col("file_path").str.starts_with(str(mount))).collect()
+        assert rows.height == 3 and set(rows["file_status"]) == {"present"}
+        assert "is it unmounted?" in caplog.text

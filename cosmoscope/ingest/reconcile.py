@@ -183,7 +183,13 @@ class Reconciler:
         gone = 0
         if full:
             for root in paths:
-                for path in rows_under(w.catalog, root):
+                rows = rows_under(w.catalog, root)
+                if rows and _empty(root):
+                    # An unmounted share leaves an empty mount point: that is not 10,000 deletions.
+                    log.warning("%s is empty but the catalog holds %d files under it; is it unmounted? "
+                                "Their rows are left as they are", root, len(rows))
+                    continue
+                for path in rows:
                     if stop.is_set():
                         return
                     if not os.path.lexists(path):
@@ -201,3 +207,11 @@ class Reconciler:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _empty(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as it:
+            return next(it, None) is None
+    except OSError:
+        return True

@@ -288,12 +288,12 @@ class Watcher:
         from cosmoscope.ingest.workers import ExtractionPool
 
         pool = ExtractionPool(self.workers, self.profile)
-        if self.workers:
-            _start_workers(pool)
         next_beat = time.monotonic() + self.heartbeat_every
         next_reconcile = time.monotonic() + self.reconcile_every if self.reconcile_every else None
         failures = 0
         try:
+            if self.workers:
+                _start_workers(pool)
             while not self._stop.is_set():
                 due = self._tracker.next_due()
                 self._intake.wake.wait(0.25 if due is None else min(0.25, max(due, 0.01)))
@@ -328,12 +328,20 @@ class Watcher:
                     self._reconciler.request(self.roots, full=True)
                     next_reconcile = now_m + self.reconcile_every
                 if now_m >= next_beat:
-                    self._beat()
+                    try:
+                        self._beat()
+                    except Exception as exc:  # a busy catalog must not end the watcher; status shows the gap
+                        log.warning("could not write a heartbeat: %s", exc)
                     next_beat = now_m + self.heartbeat_every
+                gone = [r for r in self.roots if not os.path.isdir(r)]
+                if gone and not self._gone_dirs:  # rows under it are marked missing by now
+                    raise WatchError(f"the watched directory {gone[0]} was removed (or unmounted)")
         except BaseException as exc:
             self._error = exc
             self.state, self.message = S.WatcherState.FAILED.value, f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, CosmoscopeError):
+                log.error("watcher %s cannot go on: %s", self.watcher_id, exc)
+            elif not isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 log.exception("watcher %s failed", self.watcher_id)
         finally:
             self._stop.set()
