@@ -149,11 +149,11 @@ def test_dashboard_objects_search_page_and_refresh(catalog_url):
     d.tabs.active = TABS.index("Summary")
     assert len(d.summary_table.value) == 4
     d.tabs.active = TABS.index("Charts")
-    assert len(d.charts.objects) == 5 and "matching mission LYRA, quality &gt;= 0.5" in d.charts_caption.object
+    assert sum(len(row) for row in d.charts.objects) == 5 and "matching mission LYRA, quality &gt;= 0.5" in d.charts_caption.object
     d.show_lineage(chain["calibrated"])
-    assert "parents" in d.lineage_graph.objects[0].objects[0].object
+    assert "parents" in d.lineage.graph.objects[0].objects[0].object
     d.show_lineage("ds-nope")
-    assert "No dataset <code>ds-nope</code>" in d.lineage_message.object and d.lineage_graph.objects == []
+    assert "No dataset <code>ds-nope</code>" in d.lineage.message.object and d.lineage.graph.objects == []
     d.close()
 
 
@@ -181,6 +181,12 @@ def test_search_filter_table_and_lineage_in_chromium(page, console, serve, catal
     expect(caption).to_contain_text(f"of {n} observations")
     expect(missions.first).to_have_text("HELIOS-X")
     assert set(missions.all_inner_texts()) == {"HELIOS-X"}
+
+    page.get_by_text("Charts", exact=True).click()
+    expect(page.get_by_text(f"Charts of the {n} observations matching mission HELIOS-X.")).to_be_visible(timeout=20_000)
+    expect(page.locator(".bk-Figure")).to_have_count(5, timeout=20_000)
+    shot(page, "dashboard-charts.png")
+    page.get_by_text("Search", exact=True).click()
 
     page.locator(".tabulator-row").nth(1).click()
     page.get_by_role("button", name="Show lineage of selected row").click()

@@ -16,6 +16,7 @@ count and newest audit event) refreshes whatever is on show when new data arrive
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -23,9 +24,9 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
-from cosmoscope.errors import CosmoscopeError, DatasetNotFoundError
+from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ui import query as Q
-from cosmoscope.ui.graph import STATUS_COLORS, lineage_graph
+from cosmoscope.ui.panel_lineage import LineageView, md as _md, note as _note
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
@@ -49,16 +50,6 @@ _CSS = """
 .cs-url {word-break: break-all;}
 .cs-note {padding: 10px 14px; border-radius: 6px; background: #e7f1ff; color: #084298; margin: 6px 0;}
 """
-
-
-def _note(text: str, raw: bool = False) -> str:
-    return f"<div class='cs-note'>{text if raw else escape(text)}</div>"
-
-
-def _md(text: str, **kw):
-    import panel as pn
-
-    return pn.pane.HTML(text, **kw)
 
 
 class Dashboard:
@@ -138,19 +129,9 @@ class Dashboard:
         self.summary_table = pn.widgets.Tabulator(None, disabled=True, show_index=False,
                                                   sizing_mode="stretch_width", layout="fit_data_table")
         self.summary_caption = _md("")
-        self.charts = pn.GridBox(ncols=2, sizing_mode="stretch_width")
+        self.charts = pn.Column(sizing_mode="stretch_width")
         self.charts_caption = _md("", css_classes=["cs-muted"])
-        self.lineage_id = pn.widgets.TextInput(label="Dataset id", placeholder="paste a dataset_id, or pick a row "
-                                               "in Search", width=420)
-        self.lineage_depth = pn.widgets.IntInput(label="Generations", value=2, start=1, end=10, width=110)
-        self.lineage_back = pn.widgets.Button(label="◀ Back", width=90, disabled=True)
-        self.lineage_message = _md("")
-        self.lineage_graph = pn.Row(sizing_mode="stretch_width", styles={"overflow-x": "auto"})
-        self.lineage_details = _md("")
-        self.lineage_history: list[str] = []
-        self.lineage_id.param.watch(lambda e: self.show_lineage(e.new), "value")
-        self.lineage_depth.param.watch(lambda e: self.show_lineage(self.lineage_id.value, remember=False), "value")
-        self.lineage_back.on_click(lambda _: self._lineage_back())
+        self.lineage = LineageView(self.catalog)
         self.problem_badges = _md("")
         self.problem_table = pn.widgets.Tabulator(None, disabled=True, show_index=False, pagination="local",
                                                   page_size=20, sizing_mode="stretch_width",
@@ -164,9 +145,7 @@ class Dashboard:
                                  self.table, sizing_mode="stretch_width")),
             ("Summary", pn.Column(self.summary_caption, self.summary_table, sizing_mode="stretch_width")),
             ("Charts", pn.Column(self.charts_caption, self.charts, sizing_mode="stretch_width")),
-            ("Lineage", pn.Column(pn.Row(self.lineage_back, self.lineage_id, self.lineage_depth),
-                                  self.lineage_message, self.lineage_graph, self.lineage_details,
-                                  sizing_mode="stretch_width")),
+            ("Lineage", self.lineage.panel),
             ("Problems", pn.Column(self.problem_badges, self.problem_table, sizing_mode="stretch_width")),
             dynamic=False, sizing_mode="stretch_width")
         self.tabs.param.watch(lambda e: self._render_tab(), "active")
@@ -268,8 +247,6 @@ class Dashboard:
         self._show_results()
 
     _quiet = False
-    _syncing = False
-    _lineage_focus: str | None = None
 
     def _on_filter(self, event) -> None:
         if self._quiet or self.catalog is None:
@@ -339,8 +316,8 @@ class Dashboard:
                 self._show_charts()
             elif name == "Problems":
                 self._show_problems()
-            elif name == "Lineage" and self.lineage_id.value:
-                self.show_lineage(self.lineage_id.value, remember=False)
+            elif name == "Lineage":
+                self.lineage.show(self.lineage.id_input.value, remember=False)
         except CosmoscopeError as exc:
             log.warning("%s tab: %s", name, exc)
 
@@ -373,22 +350,51 @@ class Dashboard:
 
         from cosmoscope.ui import plots
 
+        filters = self.filters
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            # In a server the scan runs in a thread, so other pages are not held up meanwhile.
+            self.charts_caption.object = "Drawing charts…"
+
+            async def draw():
+                try:
+                    data = await asyncio.to_thread(plots.chart_data, self.catalog, filters)
+                except CosmoscopeError as exc:
+                    data = exc
+                if filters == self.filters:  # not overtaken by another filter change
+                    self._fill_charts(data, filters)
+
+            pn.state.execute(draw)
+            return
         try:
-            data = plots.chart_data(self.catalog, self.filters)
+            data = plots.chart_data(self.catalog, filters)
         except CosmoscopeError as exc:
-            self.charts_caption.object = escape(str(exc))
+            data = exc
+        self._fill_charts(data, filters)
+
+    def _fill_charts(self, data, filters: Q.Filters) -> None:
+        import panel as pn
+
+        from cosmoscope.ui import plots
+
+        if isinstance(data, Exception):
+            self.charts_caption.object = _note(str(data))
             self.charts.objects = []
-            return
-        if data.total == 0:
+        elif data.total == 0:
             self.charts_caption.object = _note(
-                f"No observations match {self.filters.describe()}, so there is nothing to chart."
-                if self.filters.active else "This catalog is empty: nothing to chart yet.")
+                f"No observations match {filters.describe()}, so there is nothing to chart."
+                if filters.active else "This catalog is empty: nothing to chart yet.")
             self.charts.objects = []
-            return
-        self.charts_caption.object = (f"Charts of the {data.total:,} observations matching {escape(self.filters.describe())}."
-                                      if self.filters.active else f"Charts of all {data.total:,} observations.")
-        self.charts.objects = [pn.pane.HoloViews(fn(data, responsive=True, height=330), sizing_mode="stretch_width",
-                                                 min_width=420) for fn in plots.CHARTS.values()]
+        else:
+            self.charts_caption.object = (
+                f"Charts of the {data.total:,} observations matching {escape(filters.describe())}."
+                if filters.active else f"Charts of all {data.total:,} observations.")
+            # Unlinked: the charts share dimension names ("observations") but not scales.
+            panes = [pn.pane.HoloViews(fn(data, responsive=True, height=340), sizing_mode="stretch_width",
+                                       linked_axes=False) for fn in plots.CHARTS.values()]
+            # Rows of two that stretch: a GridBox keeps each cell at its first width.
+            self.charts.objects = [pn.Row(*panes[i:i + 2], sizing_mode="stretch_width")
+                                   for i in range(0, len(panes), 2)]
 
     def _show_problems(self) -> None:
         counts = Q.problem_counts(self.catalog)
@@ -403,72 +409,10 @@ class Dashboard:
         self.problem_badges.object = badges + f"<p class='cs-muted'>{df.height:,} datasets listed{more}.</p>"
         self.problem_table.value = Q.display_frame(df).to_pandas()
 
-    def show_lineage(self, dataset_id: str, *, remember: bool = True) -> None:
+    def show_lineage(self, dataset_id: str) -> None:
         """Show the lineage of ``dataset_id`` in the Lineage tab."""
-        import panel as pn
-
-        dataset_id = (dataset_id or "").strip()
-        if not dataset_id or self.catalog is None or self._syncing:
-            return
         self._dirty.discard("Lineage")
-        current = self._lineage_focus
-        if remember and current and current != dataset_id:
-            self.lineage_history.append(current)
-        self._lineage_focus = dataset_id
-        self.lineage_back.disabled = not self.lineage_history
-        if self.lineage_id.value != dataset_id:
-            self._syncing = True  # the id box shows the focus without asking for it again
-            try:
-                self.lineage_id.value = dataset_id
-            finally:
-                self._syncing = False
-        try:
-            graph = lineage_graph(self.catalog, dataset_id, depth=self.lineage_depth.value)
-        except DatasetNotFoundError:
-            self.lineage_message.object = _note(f"No dataset <code>{escape(dataset_id)}</code> in this catalog. "
-                                                "Check the id, or pick a row in Search.", raw=True)
-            self.lineage_graph.objects, self.lineage_details.object = [], ""
-            return
-        legend = " ".join(f"<span style='color:{c}'>■</span> {s}" for s, c in STATUS_COLORS.items() if s)
-        self.lineage_message.object = ("<p>No recorded parents or children for this dataset.</p>" if graph.empty
-                                       else "<p class='cs-muted'>Parents on the left, children on the right; click "
-                                            f"a dataset to move the focus to it. Status: {legend}</p>")
-        columns = []
-        for title, nodes, hidden in graph.columns():
-            items = [_md(f"<b>{escape(title)}</b>")]
-            items += [self._node(n, n.dataset_id == dataset_id) for n in nodes]
-            if hidden:
-                items.append(_md(f"<span class='cs-muted'>… and {hidden:,} more</span>"))
-            columns.append(pn.Column(*items, width=240, margin=(0, 12, 0, 0)))
-        self.lineage_graph.objects = columns
-        f = graph.focus
-        rows = [("dataset", f.dataset_id), ("file", f.file_path or ""), ("mission", f.mission_id or ""),
-                ("instrument", f.instrument_type or ""), ("processing", f.processing_status or ""),
-                ("calibration", f"{f.calibration_status or ''} (level {f.calib_level if f.calib_level is not None else '?'})"),
-                ("quality", f.quality_text)]
-        self.lineage_details.object = "<table class='table table-sm' style='max-width:900px'>" + "".join(
-            f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
-
-    def _node(self, node, is_focus: bool):
-        import panel as pn
-
-        # !important: the theme's button colours are more specific than a plain class rule.
-        css = (f".bk-btn {{background-color: {node.color} !important; color: white !important; border: "
-               f"{'3px solid #111' if is_focus else '1px solid transparent'} !important; text-align: left; "
-               "white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}")
-        button = pn.widgets.Button(label=node.name, description=node.tooltip(), width=220, stylesheets=[css],
-                                   css_classes=["cs-node"])
-        if not is_focus:
-            button.on_click(lambda _, i=node.dataset_id: self.show_lineage(i))
-        edge = f" · via {', '.join(node.relationships)}" if node.relationships else ""
-        return pn.Column(button, _md(f"<span class='cs-muted'>{escape(node.status_text + edge)}</span>",
-                                     margin=(0, 10)), margin=(0, 0, 6, 0))
-
-    def _lineage_back(self) -> None:
-        if self.lineage_history:
-            previous = self.lineage_history.pop()
-            self._lineage_focus = None
-            self.show_lineage(previous, remember=False)
+        self.lineage.show(dataset_id)
 
     def _show_unavailable(self) -> None:
         self._alert(f"The catalog cannot be shown: {self.error}", "danger")

@@ -42,6 +42,7 @@ QUALITY_BIN = 0.05
 _COUNT = "%d"
 
 _PERIODS = [(62, "1d", "day"), (2 * 366, "1w", "week"), (25 * 366, "1mo", "month"), (None, "1y", "year")]
+_EVERY = {p: e for _, e, p in _PERIODS}
 
 
 @dataclass
@@ -124,6 +125,11 @@ def _empty(title: str, message: str = "No observations to chart", **opts):
                                            xlim=(0, 1), ylim=(0, 1), **size)
 
 
+def _fill_gaps(df: pl.DataFrame, column: str, every: str) -> pl.DataFrame:
+    """Add the empty bins between the first and last as zeros, so areas drop to zero there."""
+    return df.upsample(column, every=every).fill_null(0)
+
+
 def _pandas(df: pl.DataFrame):
     return df.to_pandas()
 
@@ -135,13 +141,14 @@ def timeline_chart(data: ChartData, **opts):
     title = f"Observations per {data.period}"
     if data.timeline.height == 0:
         return _empty(title, **opts)
-    wide = data.timeline.pivot(on="mission_id", index="period", values="n").fill_null(0).sort("period")
+    wide = _fill_gaps(data.timeline.pivot(on="mission_id", index="period", values="n").sort("period"), "period",
+                      _EVERY[data.period])
     missions = [c for c in wide.columns if c != "period"]
     _hv()
     peak = wide.select(pl.sum_horizontal(missions).max()).item() or 1
     return _pandas(wide.with_columns(pl.col(missions).cast(pl.Int64))).hvplot.area(
         x="period", y=missions, stacked=True, title=title, xlabel="start (UTC)", ylabel="observations",
-        group_label="mission", legend="right", line_width=0, alpha=0.85, ylim=(0, peak * 1.05),
+        group_label="mission", legend="top", line_width=0, alpha=0.85, ylim=(0, peak * 1.05),
         yformatter=_COUNT, **opts)
 
 
@@ -169,7 +176,7 @@ def volume_chart(data: ChartData, **opts):
     if data.volume.height == 0:
         return _empty(title, **opts)
     _hv()
-    df = data.volume.with_columns((pl.col("bytes") / 1e9).alias("GB"))
+    df = _fill_gaps(data.volume, "day", "1d").with_columns((pl.col("bytes") / 1e9).alias("GB"))
     return _pandas(df).hvplot.area(x="day", y="GB", title=title, xlabel="day (UTC)", ylabel="GB",
                                    color="#dd8452", line_width=0, yformatter="%.0f", **opts)
 
@@ -187,7 +194,7 @@ def status_chart(data: ChartData, **opts):
     colors = [STATUS_COLORS.get(s, STATUS_COLORS[None]) for s in order]
     return _pandas(wide.select("mission_id", *order)).hvplot.barh(
         x="mission_id", y=order, stacked=True, title=title, xlabel="mission", ylabel="observations",
-        color=colors, legend="right", group_label="status", xformatter=_COUNT, **opts)
+        color=colors, legend="top", group_label="status", xformatter=_COUNT, **opts)
 
 
 def sky_chart(data: ChartData, **opts):
@@ -204,7 +211,7 @@ def sky_chart(data: ChartData, **opts):
             clabel="observations", **opts)
     title = f"Sky positions ({data.n_positions:,})"
     return _pandas(data.sky.rename({"mission_id": "mission"})).hvplot.points(
-        **common, by="mission", size=12, alpha=0.7, title=title, legend="right", **opts)
+        **common, by="mission", size=12, alpha=0.7, title=title, legend="top", **opts)
 
 
 #: The chart functions by name. Each takes a :class:`ChartData` and hvplot options (``width``,

@@ -184,8 +184,6 @@ class ResultSet:
 
     @cached_property
     def _keys(self):
-        import polars as pl
-
         column, descending = SORTS[self.sort]
         keys = self.frame().select(column).collect()[column]
         valid = keys.drop_nulls().sort(descending=descending)
