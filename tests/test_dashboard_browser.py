@@ -356,6 +356,27 @@ def test_cosmoscope_serve_behind_a_prefix_proxy(page, console, catalog_url, tmp_
         assert s.connect_ex(("127.0.0.1", port)) != 0, out
 
 
+def test_serve_command_line_for_prefixes_and_origins():
+    from cosmoscope.cli import build_parser
+    from cosmoscope.cli.serve_cmd import DASHBOARD, panel_command
+
+    def command(*argv):
+        return panel_command(build_parser().parse_args(["serve", *argv]), "sqlite:///c.sqlite")
+
+    plain = command("--port", "5100")
+    assert plain[1:5] == ["-m", "panel", "serve", DASHBOARD] and os.path.exists(DASHBOARD)
+    assert plain[plain.index("--address") + 1] == "127.0.0.1" and "--prefix" not in plain
+    origins = [plain[i + 1] for i, a in enumerate(plain) if a == "--allow-websocket-origin"]
+    assert origins == ["localhost:5100", "127.0.0.1:5100"]
+    assert plain[plain.index("--args") + 1:] == ["--catalog", "sqlite:///c.sqlite", "--refresh", "10.0",
+                                                  "--page-size", "25"]
+    proxied = command("--prefix", "user/alice/cosmoscope/", "--refresh", "0")
+    assert proxied[proxied.index("--prefix") + 1] == "/user/alice/cosmoscope"
+    assert proxied[proxied.index("--allow-websocket-origin") + 1] == "*"
+    chosen = command("--prefix", "/x", "--allow-websocket-origin", "hub.example.org")
+    assert [chosen[i + 1] for i, a in enumerate(chosen) if a == "--allow-websocket-origin"] == ["hub.example.org"]
+
+
 def test_serve_refuses_a_catalog_that_is_not_there(tmp_path):
     from cosmoscope.cli import main
 

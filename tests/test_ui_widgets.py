@@ -310,3 +310,11 @@ def test_lineage_bad_ids_and_lonely_datasets(chain_cat):
     assert lx.dataset_id == chain["lonely"] and lx.graph.empty
     assert "No recorded parents or children" in lx.message.value
     assert list(lx.node_buttons) == [chain["lonely"]]
+
+
+def test_charts_tab_draws_the_current_selection(cat):
+    ex = SearchExplorer(cat)
+    ex.mission.value = ("LYRA",)
+    ex.charts_button.click()
+    assert len(ex.last_charts) == 5
+    assert [d.name for d in ex.last_charts[0].vdims] == ["LYRA"]  # one area per mission: only LYRA
