@@ -300,11 +300,11 @@ class Watcher:
                 self._intake.wake.clear()
                 if self._stop.is_set():
                     break
+                self._busy = True  # from the intake to the catalog, files are in no queue: count them
                 try:
                     self._pull()
                     ready = self._tracker.ready(self.batch_files)
                     if ready or self._gone or self._gone_dirs:
-                        self._busy = True
                         self._process(pool, ready)
                     failures = 0
                 except (KeyboardInterrupt, SystemExit):
