@@ -67,7 +67,8 @@ def register(sub, common) -> None:
                    "(default: chosen by path)")
     p.add_argument("--poll", action="store_true", help="poll the trees instead of listening for events "
                    "(NFS, SMB and other file systems without change events)")
-    p.add_argument("--poll-interval", type=_duration, default=2.0, metavar="S", help="seconds between polls (default: 2)")
+    p.add_argument("--poll-interval", type=_duration, default=2.0, metavar="S",
+                   help="seconds between polls (default: 2)")
     p.add_argument("--settle", type=_duration, default=2.0, metavar="S",
                    help="seconds a file must stay unchanged when no close event is expected (default: 2)")
     p.add_argument("--stall", type=_duration, default=30.0, metavar="S",
@@ -170,7 +171,8 @@ def cmd_status(args) -> int:
             pl.col("last_file").str.split("/").list.last().alias("last_file"),
             pl.col("last_file_at").dt.strftime("%Y-%m-%d %H:%M:%S"))
         write_frame(shown, "table", args.output, title="Watchers")
-        for row in watchers.filter(pl.col("message").is_not_null() & (pl.col("status") != "running")).iter_rows(named=True):
+        stopped = watchers.filter(pl.col("message").is_not_null() & (pl.col("status") != "running"))
+        for row in stopped.iter_rows(named=True):
             print(f"  {row['watcher_id']}: {row['message']}")
     total = int(states["len"].sum()) if states.height else 0
     if total:

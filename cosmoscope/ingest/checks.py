@@ -141,7 +141,8 @@ def row_problems(row: dict, facts: FileFacts) -> list[dict]:
         if row.get("file_size") != facts.size:
             parts.append(f"size {_n(row.get('file_size'))} -> {_n(facts.size)} bytes")
         if stored_mtime_us(row) != facts.mtime_us:
-            parts.append(f"modified {_t(row.get('file_mtime'))} -> {_t(_EPOCH + dt.timedelta(microseconds=facts.mtime_us))}")
+            now_mtime = _EPOCH + dt.timedelta(microseconds=facts.mtime_us)
+            parts.append(f"modified {_t(row.get('file_mtime'))} -> {_t(now_mtime)}")
         add("changed", "; ".join(parts))
     stored = row.get("checksum")
     if facts.content_hash and stored and stored.split(":", 1)[0] == facts.content_hash.split(":", 1)[0] \

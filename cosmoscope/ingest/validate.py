@@ -114,7 +114,10 @@ class ValidationReport:
                     for k, m in sorted(set(self.found) | set(self.remaining),
                                        key=lambda x: (list(KINDS).index(x[0]), x[1] or ""))]
             widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-            fmt = lambda r: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+
+            def fmt(cells):  # text columns to the left, counts to the right
+                return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
             lines += ["", fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)]
             lines.append("")
             for kind in KINDS:
