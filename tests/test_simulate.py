@@ -423,6 +423,15 @@ def test_write_slowly_partial_and_atomic_give_the_same_file(tmp_path):
         write_slowly(spec, tmp_path / "x", chunk_bytes=0)
 
 
+@pytest.mark.parametrize("chunk", [1000, 4095, 70_001])
+def test_write_slowly_with_chunks_not_aligned_to_pages_gives_the_same_file(tmp_path, chunk):
+    specs = [s for s in iter_file_specs(["HELIOS-X", "COSMOS-7"], files=6, days=1, seed=2) if not s.compression][:3]
+    for i, spec in enumerate(specs):
+        whole = write_file(spec, tmp_path / f"whole{i}")
+        slow = write_slowly(spec, tmp_path / f"slow{i}", chunk_bytes=chunk, delay=0.0)
+        assert slow.read_bytes() == whole.read_bytes(), spec
+
+
 def test_generate_one_is_write_file():
     from cosmoscope.simulate import generate_one
 

@@ -99,14 +99,15 @@ def _via_temp(spec: FileSpec, dest: Path, chunk_bytes: int, delay: float, stop: 
 def _copy_in_chunks(src: Path, dest: Path, chunk_bytes: int, delay: float, stop: float | None) -> None:
     size = src.stat().st_size
     end = size if stop is None else int(size * stop)
-    with open(src, "rb") as fin, open(dest, "wb", buffering=0) as fout:
+    # pread, not a buffered reader: probing holes with lseek(SEEK_DATA) moves the descriptor
+    # under a buffered reader's feet, which corrupted chunks not aligned to 4096 bytes.
+    with open(src, "rb", buffering=0) as fin, open(dest, "wb", buffering=0) as fout:
         fd = fin.fileno()
         offset = 0
         while offset < end:
             n = min(chunk_bytes, end - offset)
             if _has_data(fd, offset, n):
-                fin.seek(offset)
-                chunk = fin.read(n)
+                chunk = os.pread(fd, n, offset)
                 if chunk.count(0) == len(chunk):
                     fout.truncate(offset + n)  # zeros: leave a hole
                 else:
