@@ -140,6 +140,10 @@ class Catalog:
             for name, fields in plan.new_columns.items():
                 if fields:
                     self.store.add_columns(name, fields)
+            create_indexes = getattr(self.store, "create_indexes", None)  # optional: VAST has none
+            if create_indexes is not None:
+                for spec in S.TABLES.values():
+                    create_indexes(spec.name, spec.indexes)
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
 

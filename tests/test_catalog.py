@@ -289,6 +289,7 @@ def test_an_older_catalog_is_migrated_on_open(tmp_path):
     con.execute("UPDATE _cosmoscope_tables SET arrow_schema=? WHERE name='observations'", (old.serialize().to_pybytes(),))
     con.execute("DROP TABLE events")
     con.execute("DELETE FROM _cosmoscope_tables WHERE name='events'")
+    con.execute("DROP INDEX ix_observations_observation_timestamp")  # an index added since
     con.execute("UPDATE cosmoscope_meta SET value='0' WHERE key='schema_version'")
     con.commit()
     con.close()
@@ -299,6 +300,10 @@ def test_an_older_catalog_is_migrated_on_open(tmp_path):
         assert row["mission_id"] == "X" and row["validation_status"] is None
         assert cat.events().collect()["action"].to_list() == ["migrate"]
     del pa
+    con = sqlite3.connect(p)
+    indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    con.close()
+    assert "ix_observations_observation_timestamp" in indexes
 
 
 def test_unwritable_location_says_where_and_why(tmp_path):

@@ -82,7 +82,8 @@ class Store(Protocol):
 
     # Optional: ``aggregate(table, group_by, aggregations, predicate) -> pa.Table`` computes
     # grouped :class:`Agg` aggregates inside the store. Stores without it are summarised by
-    # :func:`aggregate_by_scan`.
+    # :func:`aggregate_by_scan`. ``create_indexes(table, indexes)`` adds the secondary indexes
+    # a migration brings, where the backend has any.
 
     def transaction(self) -> AbstractContextManager[None]:
         """All writes inside commit together or not at all; nesting joins the outer one."""

@@ -341,13 +341,19 @@ class SQLiteStore:
         cols = ", ".join(f"{_q(f.name)} {_sql_type(f.type)}" for f in schema)
         with self.transaction():
             self._con.execute(f"CREATE TABLE IF NOT EXISTS {_q(name)} ({cols}, PRIMARY KEY ({', '.join(map(_q, key))}))")
-            for cols_ in indexes:
-                ix = _q(f"ix_{name}_{'_'.join(cols_)}")
-                self._con.execute(f"CREATE INDEX IF NOT EXISTS {ix} ON {_q(name)} ({', '.join(map(_q, cols_))})")
+            self.create_indexes(name, indexes)
             self._con.execute(f"INSERT OR REPLACE INTO {_q(_META_TABLE)} VALUES (?, ?, ?)",
                               (name, schema.serialize().to_pybytes(), json.dumps(list(key))))
         self._schemas[name] = schema
         self._keys[name] = tuple(key)
+
+    def create_indexes(self, name: str, indexes) -> None:
+        """Create the secondary indexes a table lacks (a migration may bring new ones)."""
+        self._check_writable()
+        with self.transaction():
+            for cols_ in indexes:
+                ix = _q(f"ix_{name}_{'_'.join(cols_)}")
+                self._con.execute(f"CREATE INDEX IF NOT EXISTS {ix} ON {_q(name)} ({', '.join(map(_q, cols_))})")
 
     def add_columns(self, name, fields) -> None:
         self._check_writable()
