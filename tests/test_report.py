@@ -1,0 +1,184 @@
+"""``cosmoscope report`` and :mod:`cosmoscope.reports`: finding notebooks, reading parameters,
+the HTML it writes (tables, charts, verdict), failing cells, and the shipped notebooks themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import polars as pl
+import pytest
+
+from cosmoscope.cli import main
+from cosmoscope.errors import InvalidArgumentError, UnknownNameError
+from cosmoscope.reports import (
+    NOTEBOOK_DIR,
+    NotebookInfo,
+    Parameter,
+    list_notebooks,
+    notebook_info,
+    output_paths,
+    parse_parameters,
+    run_report,
+    table,
+)
+from tests.notebook_env import SKY_END, SKY_START, jupyter_env, sky  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = ["explore", "ingest", "pipeline_preflight", "validation_report"]
+
+
+# -- the notebooks as files ---------------------------------------------------------------------
+
+def test_the_top_level_notebooks_are_the_packaged_ones():
+    packaged = {p.name: p.read_bytes() for p in NOTEBOOK_DIR.glob("*.ipynb")}
+    top = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert sorted(packaged) == sorted(top) == [f"{n}.ipynb" for n in NAMES]
+    for name in packaged:
+        assert packaged[name] == top[name], (
+            f"notebooks/{name} differs from cosmoscope/notebooks/{name} (which `cosmoscope report` runs); "
+            "edit one, then copy it over the other")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_notebook_is_clean_and_parameterised(name):
+    path = NOTEBOOK_DIR / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"  # present in every Jupyter, binder's included
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and code[0] is tagged[0]
+    ids = [c.id for c in nb.cells]
+    assert len(set(ids)) == len(ids)
+    info = notebook_info(name)
+    assert {"catalog_url", "result_path"} <= set(info.parameters)
+    for p in info.parameters.values():
+        assert p.type != "None" and p.help, f"{name}: give parameter {p.name} a type and a # comment"
+    assert info.title and info.description
+
+
+def test_list_shows_every_notebook_with_its_parameters(capsys):
+    assert main(["report", "--list"]) == 0
+    out = capsys.readouterr().out
+    for info in list_notebooks():
+        assert f"{info.name}: {info.title}" in out
+        for p in info.parameters.values():
+            assert f"-p {p.name}" in out
+    assert "fail_on_problems" in out and "bool = False" in out
+    assert main(["report", "ingest", "--list"]) == 0
+    only = capsys.readouterr().out
+    assert only.startswith("ingest: ") and "validation_report" not in only
+
+
+# -- parameters and paths ---------------------------------------------------------------------
+
+def _info(**types):
+    return NotebookInfo("x", Path("x.ipynb"), "x", "", {k: Parameter(k, t, "None") for k, t in types.items()})
+
+
+def test_parameters_are_read_by_their_annotation():
+    info = _info(flag="bool", n="Optional[int]", q="float", paths="list[str]", since="Optional[str]", any="None")
+    got = parse_parameters(info, [("flag", "yes"), ("n", "none"), ("q", "0.25"), ("paths", "/a"), ("paths", "/b c"),
+                                  ("since", "2026"), ("any", "3")])
+    assert got == {"flag": True, "n": None, "q": 0.25, "paths": ["/a", "/b c"], "since": "2026", "any": 3}
+    assert parse_parameters(info, [("paths", '["/x", "/y"]')]) == {"paths": ["/x", "/y"]}
+    assert parse_parameters(info, [("flag", "FALSE"), ("n", "1_000")]) == {"flag": False, "n": 1000}
+    for pair, words in [(("flag", "maybe"), "write true or false"), (("n", "ten"), "write a number"),
+                        (("paths", "[1,"), "JSON list")]:
+        with pytest.raises(InvalidArgumentError, match=words):
+            parse_parameters(info, [pair])
+    with pytest.raises(UnknownNameError, match="Did you mean 'paths'"):
+        parse_parameters(info, [("path", "/a")])
+
+
+def test_output_paths_put_the_notebook_beside_the_html(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert output_paths("ingest", None) == (Path("ingest.html"), Path("ingest.ipynb"))
+    assert output_paths("x", tmp_path / "r" / "daily.html") == (tmp_path / "r" / "daily.html", tmp_path / "r" / "daily.ipynb")
+    assert output_paths("x", "daily") == (Path("daily.html"), Path("daily.ipynb"))
+    with pytest.raises(InvalidArgumentError, match="executed notebook is written beside it"):
+        output_paths("x", "daily.ipynb")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["report", "nope"], "unknown report notebook 'nope'"),
+    (["report", "ingest", "-p", "pathz", "/a"], "unknown parameter of ingest 'pathz'"),
+    (["report", "validation_report", "-p", "fail_on_problems", "maybe"], "write true or false"),
+    (["report"], "name the notebook to run"),
+    (["report", "ingest", "--timeout", "-1"], "positive number of seconds"),
+])
+def test_usage_errors_exit_2_and_say_what_to_do(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_an_unknown_kernel_is_refused_before_anything_runs(jupyter_env, tmp_path):
+    with pytest.raises(UnknownNameError, match="unknown kernel 'no-such-kernel'"):
+        run_report("explore", out=tmp_path / "x.html", kernel="no-such-kernel", progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_tables_show_values_as_people_read_them():
+    df = pl.DataFrame({"file": ["<a&b>.fits", None], "n": [1234567, 5], "q": [0.98765, None], "ok": [True, False],
+                       "t": [dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.timezone.utc), None],
+                       "reasons": [["file_missing", "low_quality"], []]})
+    html = table(df)._repr_html_()
+    assert 'class="cosmoscope-report-table"' in html and "&lt;a&amp;b&gt;.fits" in html
+    for text in ("1,234,567", "0.988", "yes", "2026-11-25 08:30:00", "file_missing, low_quality"):
+        assert text in html
+    assert "<td class=\"num\"></td>" in html  # missing values are blank, not "None"
+    assert "2 more rows" in table(pl.DataFrame({"a": range(5)}), max_rows=3)._repr_html_()
+    assert "(no rows)" in table(df.clear())._repr_html_()
+
+
+# -- running -------------------------------------------------------------------------------------
+
+def test_report_command_writes_html_with_tables_and_charts_and_names_the_failing_cell(
+        jupyter_env, sky, tmp_path, capsys):
+    out = tmp_path / "reports" / "validation.html"
+    code = main(["--catalog", sky.catalogs["validation"], "report", "validation_report",
+                 "-p", "fail_on_problems", "true", "-p", "max_gap", "6h", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "validation_report.ipynb failed in cell" in err and "id 'verdict'" in err
+    assert "CheckFailed: FAIL:" in err and str(out) in err
+    # Both files are written even though the check failed; the notebook records the parameters.
+    nb = nbformat.read(out.with_suffix(".ipynb"), as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "fail_on_problems = True" in injected.source and sky.catalogs["validation"] in injected.source
+    html = out.read_text(encoding="utf-8")
+    assert html.count('<table class="cosmoscope-report-table">') >= 4
+    for words in ("file missing", "size or modification time changed since cataloged", os.path.basename(sky.missing),
+                  'data-verdict="FAIL"'):
+        assert words in html
+    # Charts: holoviews' bokeh plots, with BokehJS itself inside the page (it opens offline).
+    assert html.count("Bokeh.embed.embed_items_notebook") >= 3
+    assert len(html) > 2_000_000
+    assert os.environ["COSMOSCOPE_CATALOG"] != sky.catalogs["validation"]  # the CLI restored the environment
+
+
+def test_report_command_in_a_subprocess_with_cdn_charts_and_no_code(jupyter_env, sky, tmp_path):
+    out = tmp_path / "preflight.html"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosmoscope", "report", "pipeline_preflight", "--catalog", sky.catalogs["preflight"],
+         "-p", "start", SKY_START, "-p", "end", SKY_END, "--out", str(out), "--cdn", "--no-input"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    # NO-GO (a file is missing), but fail_on_nogo is false: the report is written and the exit is 0.
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    assert "running pipeline_preflight.ipynb" in proc.stderr and "Executing" in proc.stderr
+    html = out.read_text(encoding="utf-8")
+    assert 'data-verdict="NO-GO"' in html and "file missing" in html
+    assert '<table class="cosmoscope-report-table">' in html
+    assert "https://cdn.bokeh.org/bokeh/release/bokeh-" in html and len(html) < 1_500_000
+    assert html.count("Bokeh.embed.embed_items_notebook") >= 2
+    assert "cat.available_datasets(" not in html  # --no-input: no code
+    assert out.with_suffix(".ipynb").exists()
