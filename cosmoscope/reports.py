@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmoscope.errors import CosmoscopeError, InvalidArgumentError, UnknownNameError
+from cosmoscope.notebook_display import Table, table, verdict  # noqa: F401 - the notebooks import them from here
 
 #: Where the shipped notebooks live.
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
@@ -306,9 +306,11 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
     Raises
     ------
     NotebookFailed
-        A cell raised. The executed notebook (and the HTML) are still written, showing where.
+        A cell raised, ran longer than ``timeout``, or the kernel died. The executed notebook
+        (and the HTML) are still written up to that cell, showing where.
     """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     info = notebook_info(name)
@@ -317,11 +319,11 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
     if unknown:
         raise UnknownNameError(f"parameter of {info.name}", unknown[0], info.parameters)
     html_path, nb_path = output_paths(info.name, out)
-    nb_path.parent.mkdir(parents=True, exist_ok=True)
     if kernel is not None:
         _check_kernel(kernel)
+    nb_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    failure: PapermillExecutionError | None = None
+    failure = None
     env = {**(env or {}), "COSMOSCOPE_BOKEH_RESOURCES": "inline" if self_contained else "cdn"}
     with _environ(env):
         try:
@@ -330,13 +332,14 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
                 progress_bar=progress, cwd=os.fspath(cwd) if cwd is not None else os.getcwd(),
                 execution_timeout=timeout, start_timeout=120,
                 kernel_manager_class=kernel_manager_class(kernel))
-        except PapermillExecutionError as exc:
+        except (PapermillExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            # papermill saved the notebook up to the failing cell, which _failed names.
             failure = exc
-    if html:
+    if html and nb_path.exists():
         export_html(nb_path, html_path, no_input=no_input)
     seconds = time.perf_counter() - started
     if failure is not None:
-        raise _failed(info, failure, nb_path, html_path if html else None)
+        raise _failed(info, failure, nb_path, html_path if html and html_path.exists() else None, timeout)
     return ReportResult(info.name, nb_path, html_path if html else None, parameters, seconds)
 
 
@@ -365,22 +368,35 @@ def _environ(extra: dict[str, str]):
                 os.environ[k] = v
 
 
-def _failed(info: NotebookInfo, exc, nb_path: Path, html_path: Path | None) -> NotebookFailed:
+def _failed(info: NotebookInfo, exc, nb_path: Path, html_path: Path | None,
+            timeout: float | None) -> NotebookFailed:
     """Name the failing cell: its position in the executed notebook, its id, its first line."""
     import nbformat
 
-    nb = nbformat.read(nb_path, as_version=4)
-    index, cell = next(((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
-        o.get("output_type") == "error" for o in c.get("outputs", []))), (exc.cell_index, None))
+    nb = nbformat.read(nb_path, as_version=4) if nb_path.exists() else nbformat.v4.new_notebook()
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    # The cell showing an error (a timeout interrupts the kernel, which shows one too), else the
+    # last cell papermill started (the kernel died while running it).
+    started = [(i, c) for i, c in code if c.metadata.get("papermill", {}).get("start_time")]
+    index, cell = next(((i, c) for i, c in code if any(o.get("output_type") == "error" for o in c.outputs)),
+                       started[-1] if started else (-1, None))
+    if hasattr(exc, "ename"):  # a cell raised
+        error = f"{exc.ename}: {exc.evalue}"
+    elif type(exc).__name__ == "CellTimeoutError":
+        error = f"it ran longer than the timeout of {timeout:g} s"
+    else:
+        error = f"the kernel died ({str(exc).strip() or type(exc).__name__})"
     cell_id = cell.get("id") if cell is not None else None
-    source = cell.source if cell is not None else (exc.source or "")
-    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    first = next((ln.strip() for ln in (cell.source if cell is not None else "").splitlines() if ln.strip()), "")
     named = [f"id {cell_id!r}"] if cell_id else []
-    named += [f"In [{exc.exec_count}]", f"first line {first[:60]!r}"]
-    shown = html_path or nb_path
-    return NotebookFailed(f"{info.path.name} failed in cell {index + 1} of {len(nb.cells)} ({', '.join(named)}): "
-                          f"{exc.ename}: {exc.evalue}; see {shown}",
-                          cell=index + 1, cell_id=cell_id, ename=exc.ename, evalue=exc.evalue,
+    if cell is not None and cell.execution_count:
+        named.append(f"In [{cell.execution_count}]")
+    named.append(f"first line {first[:60]!r}")
+    where = f"cell {index + 1} of {len(nb.cells)} ({', '.join(named)})" if cell is not None else "a cell"
+    shown = html_path or (nb_path if nb_path.exists() else None)
+    return NotebookFailed(f"{info.path.name} failed in {where}: {error}" + (f"; see {shown}" if shown else ""),
+                          cell=index + 1 if cell is not None else None, cell_id=cell_id,
+                          ename=getattr(exc, "ename", type(exc).__name__), evalue=getattr(exc, "evalue", str(exc)),
                           notebook=nb_path, html=html_path)
 
 
@@ -396,91 +412,3 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, no_inpu
     path = Path(html)
     path.write_text(body, encoding="utf-8")
     return path
-
-
-def python_kernel_description(kernel: str | None) -> str:
-    """Words for the kernel a report runs in (for progress lines)."""
-    return f"kernel {kernel!r}" if kernel else f"this Python ({sys.executable})"
-
-
-# -- what the notebooks show --------------------------------------------------------------
-
-_TABLE_CSS = """<style>
-table.cosmoscope-report-table {border-collapse: collapse; font-size: 12.5px; margin: 4px 0 10px 0;}
-table.cosmoscope-report-table th {text-align: left !important; border-bottom: 2px solid #888; padding: 3px 10px;}
-table.cosmoscope-report-table td {text-align: left !important; border-bottom: 1px solid #ddd; padding: 3px 10px;
-                                  vertical-align: top; max-width: 48em; overflow-wrap: anywhere;}
-table.cosmoscope-report-table td.num {text-align: right !important; font-variant-numeric: tabular-nums;}
-table.cosmoscope-report-table td.short {white-space: nowrap;}
-table.cosmoscope-report-table tr:nth-child(even) td {background: rgba(127, 127, 127, 0.07);}
-</style>"""
-
-
-class Table:
-    """A frame shown as a plain HTML table in notebooks and their HTML exports: times in UTC
-    to the second, numbers with thousands separators, missing values blank, long text wrapped
-    rather than cut, and at most ``max_rows`` rows (the rest counted)."""
-
-    def __init__(self, df, max_rows: int = 100, caption: str | None = None):
-        self.df, self.max_rows, self.caption = df, max_rows, caption
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        df = self.df
-        shown = df.head(self.max_rows)
-        numeric = [dtype.is_numeric() for dtype in shown.dtypes]
-        head = "".join(f"<th>{escape(str(c))}</th>" for c in shown.columns)
-        body = []
-        for row in shown.iter_rows():
-            texts = [_cell(v) for v in row]
-            # Numbers align right; short text never wraps; long text (paths, reasons) wraps anywhere.
-            cells = "".join(f'<td class="{"num" if num else "short" if len(t) <= 30 else "long"}">{escape(t)}</td>'
-                            for t, num in zip(texts, numeric))
-            body.append(f"<tr>{cells}</tr>")
-        caption = f"<p><b>{escape(self.caption)}</b></p>" if self.caption else ""
-        more = (f"<p><i>... and {df.height - self.max_rows:,} more rows</i></p>" if df.height > self.max_rows else "")
-        if not df.height:
-            more = "<p><i>(no rows)</i></p>"
-        return (f'{_TABLE_CSS}{caption}<table class="cosmoscope-report-table"><thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody></table>{more}')
-
-    def __repr__(self) -> str:
-        return repr(self.df)
-
-
-def table(df, max_rows: int = 100, caption: str | None = None) -> Table:
-    """Show a polars frame as a plain HTML table (see :class:`Table`)."""
-    return Table(df, max_rows=max_rows, caption=caption)
-
-
-def _cell(value) -> str:
-    import datetime as dt
-
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if value == value else ""
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_cell(v) for v in value)
-    return str(value)
-
-
-def verdict(passed: bool, headline: str, detail: str = "") -> Any:
-    """A large PASS/FAIL (or GO/NO-GO) banner for a notebook's last cell; ``data-verdict`` in
-    the HTML carries the headline's first word for scripts."""
-    from html import escape
-
-    from IPython.display import HTML
-
-    colour = "#1a7f37" if passed else "#cf222e"
-    word = headline.split(":", 1)[0].strip()
-    return HTML(f'<div class="cosmoscope-verdict" data-verdict="{escape(word)}" style="padding:14px 18px;'
-                f'border-radius:6px;background:{colour};color:white;font-size:20px;font-weight:bold">'
-                f'{escape(headline)}</div>' + (f"<p>{escape(detail)}</p>" if detail else ""))

@@ -100,7 +100,8 @@ def test_parameters_are_read_by_their_annotation():
 def test_output_paths_put_the_notebook_beside_the_html(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert output_paths("ingest", None) == (Path("ingest.html"), Path("ingest.ipynb"))
-    assert output_paths("x", tmp_path / "r" / "daily.html") == (tmp_path / "r" / "daily.html", tmp_path / "r" / "daily.ipynb")
+    daily = tmp_path / "r" / "daily.html"
+    assert output_paths("x", daily) == (daily, daily.with_suffix(".ipynb"))
     assert output_paths("x", "daily") == (Path("daily.html"), Path("daily.ipynb"))
     with pytest.raises(InvalidArgumentError, match="executed notebook is written beside it"):
         output_paths("x", "daily.ipynb")
@@ -182,3 +183,25 @@ def test_report_command_in_a_subprocess_with_cdn_charts_and_no_code(jupyter_env,
     assert html.count("Bokeh.embed.embed_items_notebook") >= 2
     assert "cat.available_datasets(" not in html  # --no-input: no code
     assert out.with_suffix(".ipynb").exists()
+
+
+def test_any_notebook_file_runs_and_a_cell_past_the_timeout_is_named(jupyter_env, tmp_path, capsys):
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    params = nbformat.v4.new_code_cell("seconds: float = 0.0  # how long the slow cell sleeps", id="parameters")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("import os\nprint(os.getcwd())", id="where"),
+                nbformat.v4.new_code_cell("# the slow part\nimport time\ntime.sleep(seconds)", id="slow")]
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(nb, path)
+    work = tmp_path / "work"
+    work.mkdir()
+    code = main(["report", str(path), "-p", "seconds", "30", "--timeout", "2", "--out", str(work / "mine.html"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "mine.ipynb failed in cell 4 of 4 (id 'slow'" in err and "first line '# the slow part'" in err
+    assert "ran longer than the timeout of 2 s" in err
+    ran = nbformat.read(work / "mine.ipynb", as_version=4)
+    assert ran.cells[2].outputs[0]["text"].strip() == os.getcwd()  # the kernel ran where the command was run
+    assert (work / "mine.html").exists()
