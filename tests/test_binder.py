@@ -63,6 +63,10 @@ def test_requirements_install_the_repository_and_the_proxy():
     # The repository root, editable, with whatever extras pyproject gives it.
     assert [re.sub(r"\[.*\]$", "", p) for p in local] == ["."]
     names = {canonicalize_name(r.name) for r in reqs}
+    extras = set(re.findall(r"\[(.*)\]$", local[0])[0].split(",")) if "[" in local[0] else set()
+    if "binder" in extras:  # the proxy comes through the package's own binder extra
+        binder_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["binder"]
+        names |= {canonicalize_name(re.split(r"[<>=\[; ]", r, maxsplit=1)[0]) for r in binder_extra}
     assert "jupyter-server-proxy" in names
 
 
