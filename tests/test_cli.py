@@ -67,7 +67,7 @@ def test_bad_date_exits_2_with_an_example(cat_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("search", "--min-quality", "2"), "outside 0 to 1"),
+    (("search", "--min-quality", "2"), "quality must be between 0 and 1, not 2"),
     (("search", "--status", "done"), "invalid choice"),
     (("search", "--columns", "mission_id,nope"), "unknown column 'nope'"),
     (("frobnicate",), "invalid choice"),

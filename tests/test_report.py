@@ -112,7 +112,7 @@ def test_output_paths_put_the_notebook_beside_the_html(tmp_path, monkeypatch):
     (["report", "ingest", "-p", "pathz", "/a"], "unknown parameter of ingest 'pathz'"),
     (["report", "validation_report", "-p", "fail_on_problems", "maybe"], "write true or false"),
     (["report"], "name the notebook to run"),
-    (["report", "ingest", "--timeout", "-1"], "positive number of seconds"),
+    (["report", "ingest", "--timeout", "-1"], "a timeout in seconds must be more than 0"),
 ])
 def test_usage_errors_exit_2_and_say_what_to_do(argv, words, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -526,8 +526,8 @@ def test_cli_accepts_the_shared_options_parent(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--missions", "HUBBLE"], "valid missions: COSMOS-7, HELIOS-X, LYRA, AURORA-2"),
-    (["--files", "0"], "give 1 or more"), (["--files", "many"], "whole number"),
-    (["--sparse-bytes", "lots"], "500MB"), (["--faults", "2"], "between 0 and 1"),
+    (["--files", "0"], "must be at least 1"), (["--files", "many"], "could not read 'many' as a file count"),
+    (["--sparse-bytes", "lots"], "500MB"), (["--faults", "2"], "must be between 0 and 1"),
     (["--start", "25/11/2026"], "YYYY-MM-DD"), ([], "required: DIR"),
 ])
 def test_cli_bad_arguments_exit_2_with_the_reason(argv, message, capsys, tmp_path):

@@ -13,27 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cosmoscope.cli import argtypes
 from cosmoscope.cli.output import add_format_options, write_frame
 
 
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a port number") from None
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"port {n} is outside 0-65535")
-    return n
-
-
-def _positive(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a number") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return x
+STREAM_SECONDS = argtypes.number(float, above=0, what="a number of seconds")
+OUTPUT_FACTOR = argtypes.number(float, above=0, what="an output factor", example="2.5")
 
 
 def register(sub, common) -> None:
@@ -55,13 +40,13 @@ def register(sub, common) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every "
                         "interface)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=argtypes.port, default=8000, help="port (default: 8000)")
     p.add_argument("--token-file", metavar="FILE",
                    help="file whose first line is the write token (default: $COSMOSCOPE_API_TOKEN; "
                         "neither: read-only)")
     p.add_argument("--output-root", action="append", metavar="DIR", default=[],
                    help="directory under which runs may catalog output files through the API (repeatable)")
-    p.add_argument("--max-stream-seconds", type=_positive, default=300.0, metavar="S",
+    p.add_argument("--max-stream-seconds", type=STREAM_SECONDS, default=300.0, metavar="S",
                    help="close event streams after S seconds; clients resume with Last-Event-ID (default: 300)")
     p.set_defaults(func=cmd_api)
 
@@ -82,7 +67,7 @@ def register(sub, common) -> None:
     g = p.add_argument_group("checks")
     g.add_argument("--require-calibrated", action="store_true", help="block datasets that are not calibrated")
     g.add_argument("--output-dir", metavar="DIR", help="where outputs will go: checked for free space")
-    g.add_argument("--output-factor", type=_positive, default=2.5, metavar="X",
+    g.add_argument("--output-factor", type=OUTPUT_FACTOR, default=2.5, metavar="X",
                    help="expected output size as a multiple of the inputs' (default: 2.5)")
     add_format_options(p)
     p.set_defaults(func=cmd_preflight)

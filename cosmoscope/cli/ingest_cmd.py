@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 
+from cosmoscope.cli import argtypes
+
 INGEST_EPILOG = """\
 examples:
   cosmoscope ingest /data/cosmos7                      # everything under it, one worker per CPU
@@ -36,16 +38,6 @@ Files that cannot be read are cataloged with extraction_status=error and the rea
 code is 1 when any file failed or a directory could not be walked, 0 otherwise."""
 
 
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a number of workers") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("workers must be 0 (extract in this process) or more")
-    return n
-
-
 def _shard(text: str):
     from cosmoscope.errors import InvalidArgumentError
     from cosmoscope.ingest.crawl import Shard
@@ -65,14 +57,14 @@ def register(sub, common) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to catalog")
     p.add_argument("--profile", metavar="P", help="mission profile name or TOML file to use for every file "
                    "(default: chosen by path; see `cosmoscope profiles list`)")
-    p.add_argument("--workers", "-j", type=_workers, metavar="N",
+    p.add_argument("--workers", "-j", type=argtypes.workers, metavar="N",
                    help="extraction processes (default: one per CPU; 0 reads in this process)")
     p.add_argument("--dry-run", "-n", action="store_true", help="report what would change; write nothing")
     p.add_argument("--force", action="store_true", help="re-read every file, even unchanged ones")
     p.add_argument("--follow-symlinks", action="store_true", help="descend into symbolically linked directories")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="take share I of N (1-based) so N machines "
                    "split one crawl without overlap")
-    p.add_argument("--batch-rows", type=_workers, default=None, metavar="N",
+    p.add_argument("--batch-rows", type=argtypes.workers, default=None, metavar="N",
                    help="rows written per transaction (default: 1000); smaller batches hold the catalog's "
                         "write lock for less time")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -106,7 +98,8 @@ def register(sub, common) -> None:
                    "(default: ~/.local/share/cosmoscope/demo-data)")
     p.add_argument("--files", type=int, default=400, metavar="N", help="files to simulate (default: 400)")
     p.add_argument("--days", type=int, default=3, metavar="D", help="days of observations (default: 3)")
-    p.add_argument("--workers", "-j", type=_workers, metavar="N", help="extraction processes (default: one per CPU)")
+    p.add_argument("--workers", "-j", type=argtypes.workers, metavar="N",
+                   help="extraction processes (default: one per CPU)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -181,8 +174,8 @@ def _vast_catalog_entries(args, cat, problems: list):
 def cmd_demo(args) -> int:
     from cosmoscope.catalog import default_catalog_url
     from cosmoscope.cli import open_from_args, show_progress
-    from cosmoscope.cli.query_cmd import summary_for_terminal
     from cosmoscope.cli.output import write_frame
+    from cosmoscope.cli.query_cmd import summary_for_terminal
     from cosmoscope.simulate import simulate
 
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")

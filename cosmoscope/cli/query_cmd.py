@@ -4,42 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from cosmoscope.cli import argtypes
 from cosmoscope.cli.output import add_format_options, write_frame
 
 #: Columns shown by ``search`` as a table unless --columns says otherwise.
 TABLE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_timestamp", "target_object",
                  "data_quality_score", "processing_status", "file_path"]
-
-
-def _time(text: str):
-    from cosmoscope.errors import InvalidArgumentError
-    from cosmoscope.times import to_utc
-
-    try:
-        return to_utc(text)
-    except InvalidArgumentError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _quality(text: str) -> float:
-    try:
-        q = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a quality score; give a number "
-                                         "from 0 to 1, e.g. 0.8") from None
-    if not 0 <= q <= 1:
-        raise argparse.ArgumentTypeError(f"quality {q} is outside 0 to 1; e.g. 0.8")
-    return q
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{n} is negative; give 0 or more")
-    return n
 
 
 def _columns(text: str) -> list[str]:
@@ -55,10 +25,10 @@ def add_search_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--instrument", action="append", metavar="I", help="instrument, e.g. WFI")
     g.add_argument("--satellite", action="append", metavar="S", help="spacecraft or observatory")
     g.add_argument("--target", metavar="NAME", help="target name; 'NGC*' for a prefix, '*253*' for a part")
-    g.add_argument("--start", type=_time, metavar="TIME", help="observations starting at or after TIME "
+    g.add_argument("--start", type=argtypes.utc_time, metavar="TIME", help="observations starting at or after TIME "
                    "(ISO 8601, UTC unless an offset is given)")
-    g.add_argument("--end", type=_time, metavar="TIME", help="observations starting before TIME")
-    g.add_argument("--min-quality", type=_quality, metavar="Q", help="lowest quality score, 0 to 1")
+    g.add_argument("--end", type=argtypes.utc_time, metavar="TIME", help="observations starting before TIME")
+    g.add_argument("--min-quality", type=argtypes.quality, metavar="Q", help="lowest quality score, 0 to 1")
     g.add_argument("--status", action="append", choices=[s.value for s in S.ProcessingStatus],
                    help="processing status")
     g.add_argument("--calibration", action="append", choices=[s.value for s in S.CalibrationStatus],
@@ -91,7 +61,7 @@ def register(sub, common) -> None:
                    help="columns to show (default: a compact set for tables, every column otherwise)")
     g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp", help="sort by (default: time)")
     g.add_argument("--descending", action="store_true", help="sort newest / largest first")
-    g.add_argument("--limit", type=_positive_int, metavar="N",
+    g.add_argument("--limit", type=argtypes.count, metavar="N",
                    help="at most N rows (default: 50 for tables, all otherwise)")
     g.add_argument("--count", action="store_true", help="print only the number of matches")
     add_format_options(p)
@@ -109,7 +79,7 @@ def register(sub, common) -> None:
                                    "from (upstream) and the products made from it (downstream).")
     p.add_argument("dataset_id", metavar="DATASET_ID")
     p.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both")
-    p.add_argument("--depth", type=_positive_int, metavar="N", help="at most N hops (default: all)")
+    p.add_argument("--depth", type=argtypes.count, metavar="N", help="at most N hops (default: all)")
     add_format_options(p)
     p.set_defaults(func=cmd_related)
 

@@ -29,6 +29,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from cosmoscope.cli import argtypes
+
+
+TIMEOUT = argtypes.number(float, above=0, what="a timeout in seconds", example="600")
 
 _EPILOG = """\
 examples:
@@ -68,19 +72,9 @@ def register(sub, common) -> None:
                    help="load the charts' JavaScript from cdn.bokeh.org when the page opens (a smaller file "
                         "that needs internet) instead of carrying it inside the HTML")
     p.add_argument("--no-html", action="store_true", help="keep only the executed notebook")
-    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+    p.add_argument("--timeout", type=TIMEOUT, metavar="SECONDS",
                    help="fail a cell that runs longer than this (default: no limit)")
     p.set_defaults(func=cmd_report)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as seconds, e.g. 600") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the timeout must be a positive number of seconds")
-    return value
 
 
 def cmd_report(args) -> int:

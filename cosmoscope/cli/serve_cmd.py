@@ -27,29 +27,13 @@ import os
 import signal
 import subprocess
 import sys
+from cosmoscope.cli import argtypes
+
+
+REFRESH = argtypes.number(float, low=0, what="a refresh interval in seconds", example="10 (0 turns it off)")
 
 #: The Panel app ``panel serve`` runs.
 DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui", "dashboard.py")
-
-
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a port number") from None
-    if not 0 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"port {n} is outside 0-65535")
-    return n
-
-
-def _seconds(text: str) -> float:
-    try:
-        s = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as seconds, e.g. 10") from None
-    if s < 0:
-        raise argparse.ArgumentTypeError("the refresh interval cannot be negative; 0 turns it off")
-    return s
 
 
 def _prefix(text: str) -> str:
@@ -70,7 +54,8 @@ def register(sub, common) -> None:
                "  cosmoscope serve --catalog sqlite:///data/catalog.sqlite --port 8080\n"
                "  cosmoscope serve --prefix /user/alice/cosmoscope      # behind jupyter-server-proxy\n"
                "  cosmoscope serve --address 0.0.0.0 --allow-websocket-origin host.example.org:5006")
-    p.add_argument("--port", type=_port, default=5006, help="port to listen on (default 5006; 0 picks a free one)")
+    p.add_argument("--port", type=argtypes.port, default=5006,
+                   help="port to listen on (default 5006; 0 picks a free one)")
     p.add_argument("--address", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--prefix", type=_prefix, default="",
@@ -78,7 +63,7 @@ def register(sub, common) -> None:
                         "e.g. /user/alice/cosmoscope; implies --allow-websocket-origin '*' unless that is given")
     p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                    help="host a browser may connect from (repeatable); default: the address and port served")
-    p.add_argument("--refresh", type=_seconds, default=10.0, metavar="SECONDS",
+    p.add_argument("--refresh", type=REFRESH, default=10.0, metavar="SECONDS",
                    help="how often open pages check for new data (default 10; 0: never)")
     p.add_argument("--page-size", type=int, default=25, metavar="N", help="rows per results page (default 25)")
     p.add_argument("--show", action="store_true", help="open the dashboard in a web browser")

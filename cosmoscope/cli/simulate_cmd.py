@@ -19,6 +19,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from cosmoscope.cli import argtypes
+
+
+FILES = argtypes.number(int, low=1, what="a file count", example="20000")
+DAYS = argtypes.number(int, low=1, what="a number of days", example="7")
+SEED = argtypes.number(int, what="a seed")
 
 _DESCRIPTION = """\
 Write a tree of realistic FITS, HDF5, netCDF4 and CSV files from simulated missions, with
@@ -52,23 +58,6 @@ def _mission(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown mission {text!r}; valid missions: {', '.join(MISSIONS)}")
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} is too small; give 1 or more")
-    return n
-
-
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a whole number") from None
-
-
 def _date(text: str) -> str:
     from datetime import date
 
@@ -89,16 +78,6 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a fraction; e.g. 0.02") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not a fraction between 0 and 1; e.g. 0.02")
-    return value
-
-
 def register(subparsers, common: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the ``simulate`` command to ``subparsers``; return its parser.
 
@@ -115,18 +94,18 @@ def register(subparsers, common: argparse.ArgumentParser | None = None) -> argpa
     p.add_argument("dir", metavar="DIR", help="directory to write into (created if missing)")
     p.add_argument("--missions", nargs="+", type=_mission, metavar="M", default=list(MISSIONS),
                    help=f"missions to simulate (default: all of {', '.join(MISSIONS)})")
-    p.add_argument("--files", type=_count, default=200, metavar="N",
+    p.add_argument("--files", type=FILES, default=200, metavar="N",
                    help="number of files in total, split across missions and days (default: 200)")
-    p.add_argument("--days", type=_count, default=3, metavar="D",
+    p.add_argument("--days", type=DAYS, default=3, metavar="D",
                    help="spread observations over D days (default: 3)")
     p.add_argument("--start", type=_date, default="2026-11-25", metavar="DATE",
                    help="first day, YYYY-MM-DD (default: 2026-11-25)")
-    p.add_argument("--seed", type=_seed, default=0, metavar="S",
+    p.add_argument("--seed", type=SEED, default=0, metavar="S",
                    help="random seed; same seed, same files (default: 0)")
     p.add_argument("--sparse-bytes", type=_size, metavar="BYTES",
                    help="make each FITS/HDF5/netCDF file about this large, as holes that cost no disk "
                         "(e.g. 500MB, 1.5GB, 64MiB)")
-    p.add_argument("--faults", type=_fraction, default=0.0, metavar="FRACTION",
+    p.add_argument("--faults", type=argtypes.fraction, default=0.0, metavar="FRACTION",
                    help="fraction of files to break deliberately, e.g. 0.02 (default: 0)")
     if common is None:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")

@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 
+from cosmoscope.cli import argtypes
+
 WATCH_EPILOG = """\
 examples:
   cosmoscope watch /data/incoming                      # catalog files as they land (inotify)
@@ -34,26 +36,6 @@ examples:
 Exit code 1 when problems remain (so cron or CI can alert), 0 when every row passed."""
 
 
-def _duration(text: str) -> float:
-    from cosmoscope.errors import InvalidArgumentError
-    from cosmoscope.times import to_duration
-
-    try:
-        return to_duration(float(text) if text.replace(".", "", 1).isdigit() else text).total_seconds()
-    except InvalidArgumentError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"could not read {text!r} as a number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return n
-
-
 def register(sub, common) -> None:
     from cosmoscope.cli.output import add_format_options
 
@@ -67,23 +49,23 @@ def register(sub, common) -> None:
                    "(default: chosen by path)")
     p.add_argument("--poll", action="store_true", help="poll the trees instead of listening for events "
                    "(NFS, SMB and other file systems without change events)")
-    p.add_argument("--poll-interval", type=_duration, default=2.0, metavar="S",
+    p.add_argument("--poll-interval", type=argtypes.seconds, default=2.0, metavar="S",
                    help="seconds between polls (default: 2)")
-    p.add_argument("--settle", type=_duration, default=2.0, metavar="S",
+    p.add_argument("--settle", type=argtypes.seconds, default=2.0, metavar="S",
                    help="seconds a file must stay unchanged when no close event is expected (default: 2)")
-    p.add_argument("--stall", type=_duration, default=30.0, metavar="S",
+    p.add_argument("--stall", type=argtypes.seconds, default=30.0, metavar="S",
                    help="seconds after which a file still open or failing its format check is cataloged "
                         "anyway, with what is wrong with it (default: 30)")
-    p.add_argument("--reconcile-every", type=_duration, default=600.0, metavar="T",
+    p.add_argument("--reconcile-every", type=argtypes.seconds, default=600.0, metavar="T",
                    help="how often to compare the trees with the catalog, e.g. 10min, 1h; 0: only at "
                         "start (default: 10min)")
-    p.add_argument("--heartbeat", type=_duration, default=5.0, metavar="S",
+    p.add_argument("--heartbeat", type=argtypes.seconds, default=5.0, metavar="S",
                    help="seconds between heartbeats in the catalog (default: 5)")
-    p.add_argument("--workers", "-j", type=_count, default=1, metavar="N",
+    p.add_argument("--workers", "-j", type=argtypes.count, default=1, metavar="N",
                    help="extraction processes (default: 1; 0 reads in the watcher's own process)")
-    p.add_argument("--batch", type=_count, default=500, metavar="N", help="most files written per transaction "
+    p.add_argument("--batch", type=argtypes.count, default=500, metavar="N", help="most files written per transaction "
                    "(default: 500)")
-    p.add_argument("--max-pending", type=_count, default=100_000, metavar="N",
+    p.add_argument("--max-pending", type=argtypes.count, default=100_000, metavar="N",
                    help="most files held waiting; beyond it a scan catches up (default: 100000)")
     p.add_argument("--no-initial-scan", action="store_true", help="do not compare the trees with the catalog "
                    "at start (faster start; files written while down wait for the next reconcile)")
@@ -115,10 +97,11 @@ def register(sub, common) -> None:
                    "cure, and record what changed")
     p.add_argument("--checksums", action="store_true", help="read whole files: compare content hashes "
                    "(recording them the first time) and verify FITS CHECKSUM/DATASUM")
-    p.add_argument("--every", type=_duration, metavar="T", help="run again every T (e.g. 6h) until stopped")
-    p.add_argument("--workers", "-j", type=_count, default=1, metavar="N", help="extraction processes for "
+    p.add_argument("--every", type=argtypes.seconds, metavar="T", help="run again every T (e.g. 6h) until stopped")
+    p.add_argument("--workers", "-j", type=argtypes.count, default=1, metavar="N", help="extraction processes for "
                    "--fix (default: 1)")
-    p.add_argument("--threads", type=_count, default=8, metavar="N", help="files inspected at once (default: 8)")
+    p.add_argument("--threads", type=argtypes.count, default=8, metavar="N",
+                   help="files inspected at once (default: 8)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_validate)
 
