@@ -301,7 +301,9 @@ class Catalog:
         """Catalog every data file under ``paths``; returns an :class:`~cosmoscope.ingest.IngestSummary`.
 
         Options are those of :func:`cosmoscope.ingest.bulk.ingest`: ``profile``, ``workers``,
-        ``dry_run``, ``progress``, ``force``, ``follow_symlinks``, ``shard``.
+        ``dry_run``, ``progress``, ``force``, ``follow_symlinks``, ``shard``, ``entries`` (files
+        found another way, e.g. from the VAST Catalog) and ``executor`` (a
+        ``dask.distributed.Client``: workers of that cluster read the files).
 
         >>> summary = cat.ingest("/data/cosmos7", workers=2)  # doctest: +SKIP
         >>> print(summary)  # doctest: +SKIP
@@ -337,7 +339,8 @@ class Catalog:
         :class:`~cosmoscope.ingest.validate.ValidationReport`.
 
         Options are those of :func:`cosmoscope.ingest.validate.validate`: ``mission``, ``since``,
-        ``fix``, ``checksums``, ``paths``, ``workers``, ``progress``.
+        ``fix``, ``checksums``, ``paths``, ``workers``, ``progress`` and ``executor`` (a
+        ``dask.distributed.Client``).
 
         >>> report = cat.validate(mission="COSMOS-7", fix=True)  # doctest: +SKIP
         >>> print(report)  # doctest: +SKIP
