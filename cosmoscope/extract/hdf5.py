@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +24,13 @@ from cosmoscope.extract.base import ExtractionError, Metadata, Source
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MAX_GROUPS = 400
 MAX_DEPTH = 8
+#: Attributes read from one group, and from one file: a file with millions of attributes is read
+#: in bounded time (reading one costs ~60 us; the 2,001st of a group is never useful metadata).
+MAX_ATTRS = 2_000
+MAX_FILE_ATTRS = 20_000
+#: Members of one group looked at (each costs two link lookups), and of the whole file.
+MAX_MEMBERS = 10_000
+MAX_FILE_MEMBERS = 50_000
 #: Attributes longer than this are not parsed as packed key=value text (ISO XML blobs).
 MAX_PACKED = 200_000
 
@@ -75,18 +83,31 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _read_attrs(obj) -> dict[str, Any]:
+def _read_attrs(obj, limit: int = MAX_ATTRS) -> tuple[dict[str, Any], int]:
+    """The first ``limit`` attributes of ``obj``, and how many it has."""
+    from h5py import h5a
+
     out: dict[str, Any] = {}
+    names: list[bytes] = []
+
+    def take(name, *_):
+        names.append(name)
+        return True if len(names) >= limit else None  # anything but None stops the iteration
+
     try:
-        names = list(obj.attrs.keys())
+        total = h5a.get_num_attrs(obj.id)
+        if total and limit > 0:
+            # h5py's attrs.keys() would list every name first: iterate in C and stop at the limit.
+            h5a.iterate(obj.id, take)
     except Exception:  # noqa: BLE001 - h5py raises OSError/KeyError/TypeError on odd files
-        return out
-    for name in names:
+        return out, 0
+    for raw in names:
+        name = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
         try:
-            out[name] = obj.attrs[name]
+            out[name] = obj.attrs[raw]
         except Exception:  # noqa: BLE001 - unsupported attribute types (e.g. references)
             continue
-    return out
+    return out, total
 
 
 def _friendly(exc: Exception, what: str) -> str:
@@ -114,10 +135,15 @@ def read_tree(path: Path, *, prefix: str, root_scope: str, fmt: str) -> Metadata
         queue: deque[tuple[Any, str, int]] = deque([(f, "/", 0)])
         groups = 0
         datasets = 0
+        attrs_left, members_left = MAX_FILE_ATTRS, MAX_FILE_MEMBERS
+        skipped: list[str] = []
         while queue:
             group, gpath, depth = queue.popleft()
             groups += 1
-            attrs = _read_attrs(group)
+            attrs, n_attrs = _read_attrs(group, min(MAX_ATTRS, attrs_left))
+            attrs_left -= len(attrs)
+            if n_attrs > len(attrs):
+                skipped.append(f"{gpath}: {len(attrs):,} of {n_attrs:,} attributes read")
             scope = root_scope if gpath == "/" else f"{gpath}@"
             if attrs:
                 meta.sources.append(Source(prefix, scope, attrs, kind="group", info={"path": gpath}))
@@ -131,9 +157,13 @@ def read_tree(path: Path, *, prefix: str, root_scope: str, fmt: str) -> Metadata
             if depth >= MAX_DEPTH:
                 continue
             try:
-                names = list(group.keys())
+                names = list(islice(group, min(MAX_MEMBERS, members_left) + 1))
             except Exception:  # noqa: BLE001
                 continue
+            if len(names) > min(MAX_MEMBERS, members_left):
+                names = names[:-1]
+                skipped.append(f"{gpath}: only the first {len(names):,} members looked at")
+            members_left -= len(names)
             for name in names:
                 try:
                     link = group.get(name, getlink=True)
@@ -147,6 +177,9 @@ def read_tree(path: Path, *, prefix: str, root_scope: str, fmt: str) -> Metadata
                     queue.append((child, f"{gpath.rstrip('/')}/{name}", depth + 1))
                 elif cls is h5py.Dataset:
                     datasets += 1
+        if skipped:
+            meta.extra["read_limits"] = skipped[:10]
+            meta.flags.append("metadata_truncated")
         meta.extra["groups"] = groups
         meta.extra["datasets"] = datasets
         if fmt == "netcdf":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cosmoscope.extract.base import ExtractionError, Metadata, Source
-from cosmoscope.extract.hdf5 import _NC_SUFFIXES, hdf5_offset, looks_like_netcdf4, read_tree
+from cosmoscope.extract.hdf5 import MAX_ATTRS, _NC_SUFFIXES, hdf5_offset, looks_like_netcdf4, read_tree
 
 CLASSIC_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 #: Bytes per value of each classic nc_type (byte, char, short, int, float, double, and CDF-5's
@@ -125,11 +125,17 @@ def _read_classic(path: Path) -> Metadata:
     meta = Metadata(format="netcdf")
     try:
         attrs = {}
-        for name in ds.ncattrs():
+        names = ds.ncattrs()
+        # The library finds an attribute by name with a linear search, so reading all of a
+        # header's attributes costs the square of their number (100,000 take a minute).
+        for name in names[:MAX_ATTRS]:
             try:
                 attrs[name] = ds.getncattr(name)
             except Exception:  # noqa: BLE001 - undecodable attribute text
                 continue
+        if len(names) > MAX_ATTRS:
+            meta.extra["read_limits"] = [f"/: {MAX_ATTRS:,} of {len(names):,} global attributes read"]
+            meta.flags.append("metadata_truncated")
         meta.sources.append(Source("netCDF:", "@", attrs, kind="global"))
         meta.extra["data_model"] = ds.data_model
         meta.extra["dimensions"] = {k: len(v) for k, v in list(ds.dimensions.items())[:30]}
