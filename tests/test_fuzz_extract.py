@@ -50,6 +50,100 @@ def _seed_files(sim_root: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() and guess_by_suffix(str(p)) is not None)
 
 
+@pytest.fixture(scope="module")
+def fuzz(tmp_path_factory):
+    """Seed files, an extraction pool of one worker (with a per-file budget) and a catalog."""
+    from cosmoscope.ingest import workers
+    from cosmoscope.ingest.workers import ExtractionPool
+    from cosmoscope.simulate import simulate
+
+    root = tmp_path_factory.mktemp("fuzz")
+    simulate(root / "sim", files=24, days=1, seed=5, progress=False, workers=0)
+    mp = pytest.MonkeyPatch()
+    # A few mutated HDF5 headers send libhdf5 into a loop no signal interrupts (see
+    # test_a_real_file_that_hangs_libhdf5): a short budget keeps each such case to ~15 s.
+    mp.setenv("COSMOSCOPE_FILE_TIMEOUT", "5")
+    mp.setattr(workers, "HARD_GRACE", 2.0)
+    pool = ExtractionPool(1)
+    cat = cosmoscope.open_catalog(root / "fuzz.sqlite")
+    yield {"seeds": _seed_files(root / "sim"), "pool": pool, "catalog": cat, "dir": root / "cases"}
+    pool.close()
+    cat.close()
+    mp.undo()
+
+
+MUTATION = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, HEAD_REGION), st.integers(0, 7)),
+    st.tuples(st.just("set"), st.integers(0, HEAD_REGION),
+              st.sampled_from([b"\x00", b"\xff", b"\x7f", b"\x80", b"=", b"'", b"/", b"\n", b" ", b"E", b"9"])),
+    st.tuples(st.just("splice"), st.integers(0, HEAD_REGION), st.binary(min_size=1, max_size=64)),
+    st.tuples(st.just("card"), st.integers(0, 400), st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                                            max_size=70)),
+    st.tuples(st.just("repeat"), st.integers(0, HEAD_REGION), st.integers(1, 4096), st.integers(1, 50)),
+    st.tuples(st.just("cut"), st.integers(0, HEAD_REGION)),
+)
+
+
+def mutate(data: bytes, ops) -> bytes:
+    """Apply mutations (offsets wrap around the header region of ``data``)."""
+    buf = bytearray(data)
+    for op in ops:
+        if not buf:
+            break
+        where = op[1] % min(len(buf), HEAD_REGION)
+        if op[0] == "flip":
+            buf[where] ^= 1 << op[2]
+        elif op[0] == "set":
+            buf[where:where + 1] = op[2]
+        elif op[0] == "splice":
+            buf[where:where + len(op[2])] = op[2]
+        elif op[0] == "card":  # a FITS card's value replaced by any printable text
+            start = (op[1] * 80) % max(len(buf) - 80, 1)
+            value = f"= {op[2]}".encode("ascii")[:70].ljust(70)
+            buf[start + 8:start + 78] = value
+        elif op[0] == "repeat":  # a slice repeated: long headers, duplicated structures
+            piece = bytes(buf[where:where + op[2]])
+            buf[where:where] = piece * op[3]
+        elif op[0] == "cut":
+            del buf[max(where, 1):]
+    return bytes(buf)
+
+
+def check_record(rec: dict) -> None:
+    assert rec["extraction_status"] in ("ok", "partial", "error"), rec
+    if rec["extraction_status"] == "error":
+        assert isinstance(rec["extraction_error"], str) and len(rec["extraction_error"]) > 10, rec
+    json.dumps(rec["mission_specific"])
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(pick=st.integers(0, 10_000), ops=st.lists(MUTATION, min_size=1, max_size=6))
+def test_mutated_real_files_are_extracted_or_recorded_with_a_reason(fuzz, pick, ops):
+    from cosmoscope.ingest.bulk import write_records
+
+    seed = fuzz["seeds"][pick % len(fuzz["seeds"])]
+    raw = seed.read_bytes()
+    packed = raw[:2] == b"\x1f\x8b"
+    data = mutate(gzip.decompress(raw) if packed else raw, ops)
+    if packed:
+        data = gzip.compress(data, mtime=0)
+    case = fuzz["dir"] / f"{pick % len(fuzz['seeds']):03d}" / seed.name
+    case.parent.mkdir(parents=True, exist_ok=True)
+    case.write_bytes(data)
+    st_ = case.stat()
+    started = time.monotonic()
+    records = list(fuzz["pool"].extract([FileEntry(str(case), st_.st_size, st_.st_mtime_ns)]))
+    assert time.monotonic() - started < SECONDS_PER_FILE
+    assert len(records) == 1
+    check_record(records[0])
+    cat = fuzz["catalog"]
+    write_records(cat, records)  # what the ingest writes: storable, whatever the file held
+    row = cat.get(dataset_id_for(case))
+    assert row["extraction_status"] == records[0]["extraction_status"]
+    assert row["extraction_error"] == records[0].get("extraction_error")
+
+
 # -- structures built to be expensive ----------------------------------------------------------
 
 def classic_netcdf_with_attributes(path: Path, n: int) -> None:
@@ -148,3 +242,108 @@ def test_huge_fits_headers_and_many_hdus(tmp_path):
     assert "without an END card" in endless_rec["extraction_error"]
     assert many["extraction_status"] != "error"
     assert f"only the first {MAX_HDUS} HDUs were read" in json.dumps(many["mission_specific"])
+
+
+# -- readers that take too long ----------------------------------------------------------------
+
+def gzip_fits_bomb(path: Path, data_bytes: int) -> None:
+    """A gzip FITS whose header declares ``data_bytes`` of zeros, compressed about 1000:1:
+    skipping to the end means inflating all of it."""
+    header = "".join([fits_card("SIMPLE", "T"), fits_card("BITPIX", "8"), fits_card("NAXIS", "1"),
+                      fits_card("NAXIS1", str(data_bytes)), fits_card("END")]).ljust(2880).encode()
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 24)
+    with open(path, "wb") as f:
+        f.write(packer.compress(header))
+        for _ in range(data_bytes // len(zeros)):
+            f.write(packer.compress(zeros))
+        f.write(packer.flush())
+
+
+def test_a_file_slower_than_its_budget_becomes_an_error_row(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    gzip_fits_bomb(tree / "bomb.fits.gz", 1_500_000_000)  # about 2 s to inflate, ~6 MB on disk
+    shutil.copy(DATA / "checksum_false.fits", tree / "fine.fits")
+    monkeypatch.setenv("COSMOSCOPE_FILE_TIMEOUT", "0.3")
+    with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
+        summary = cat.ingest(tree, workers=1, progress=False)
+        rows = {r["file_name"]: r for r in cat.observations().collect().iter_rows(named=True)}
+    assert summary.new == 2 and summary.failures == {"reading took too long": 1}
+    assert rows["bomb.fits.gz"]["extraction_error"].startswith("reading took too long: given up after 0.3 s")
+    assert "read_timeout" in rows["bomb.fits.gz"]["quality_flags"]
+    assert rows["fine.fits"]["extraction_status"] == "ok"
+
+
+STUCK_PLUGIN = textwrap.dedent('''
+    """A test plugin whose reader hangs where no signal reaches it, as a C library in a loop would."""
+    class StuckExtractor:
+        name = "stuck"
+        priority = 100
+        suffixes = (".stuck",)
+        def can_read(self, path, head):
+            return head.startswith(b"STUCK")
+        def extract(self, path):
+            import signal, time
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(3600)
+''')
+
+
+def test_a_worker_stuck_past_its_budget_is_killed_and_the_run_goes_on(tmp_path, monkeypatch):
+    from cosmoscope.extract import registry
+    from cosmoscope.ingest import workers
+
+    plugin = tmp_path / "plugin"
+    (plugin / "stuck_plugin").mkdir(parents=True)
+    (plugin / "stuck_plugin" / "__init__.py").write_text(STUCK_PLUGIN)
+    dist = plugin / "stuck_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stuck-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[cosmoscope.extractors]\nstuck = stuck_plugin:StuckExtractor\n")
+    monkeypatch.syspath_prepend(str(plugin))  # spawned workers inherit sys.path
+    monkeypatch.setenv("COSMOSCOPE_FILE_TIMEOUT", "0.5")
+    monkeypatch.setattr(workers, "HARD_GRACE", 1.0)
+    registry.refresh_extractors()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "hang.stuck").write_bytes(b"STUCK" + bytes(100))
+    for i in range(20):
+        shutil.copy(DATA / "checksum_false.fits", tree / f"fine{i:02d}.fits")
+    started = time.monotonic()
+    try:
+        with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
+            summary = cat.ingest(tree, workers=2, progress=False)
+            rows = cat.observations().collect()
+    finally:
+        registry.refresh_extractors()
+    assert time.monotonic() - started < 120
+    assert rows.height == 21 and summary.new == 21
+    hang = rows.filter(pl.col("file_name") == "hang.stuck").row(0, named=True)
+    assert hang["extraction_error"].startswith("reading took too long")
+    assert rows.filter(pl.col("extraction_status") == "ok").height == 20
+
+
+def test_a_real_file_that_hangs_libhdf5_is_given_up(tmp_path, monkeypatch):
+    """Found by the fuzz: a simulated COSMOS-7 l0 file with 2 kB of its header repeated nine
+    times makes h5py's attribute read loop inside libhdf5, where SIGALRM cannot reach it."""
+    from cosmoscope.ingest import workers
+    from cosmoscope.simulate import simulate
+
+    sim = simulate(tmp_path / "sim", missions=["COSMOS-7"], files=6, days=1, seed=5, progress=False, workers=0)
+    l0 = next(Path(p) for p in sim.manifest["path"] if p.endswith(".h5"))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "looping_l0.h5").write_bytes(mutate(l0.read_bytes(), [("repeat", 192, 2065, 9)]))
+    for p in sim.manifest["path"]:
+        shutil.copy(p, tree)
+    monkeypatch.setenv("COSMOSCOPE_FILE_TIMEOUT", "2")
+    monkeypatch.setattr(workers, "HARD_GRACE", 1.0)
+    started = time.monotonic()
+    with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
+        summary = cat.ingest(tree, workers=1, progress=False)
+        rows = {r["file_name"]: r for r in cat.observations().collect().iter_rows(named=True)}
+    assert time.monotonic() - started < 120
+    assert summary.new == 7 and len(rows) == 7
+    assert rows["looping_l0.h5"]["extraction_error"].startswith("reading took too long")
+    assert all(r["extraction_status"] != "error" for name, r in rows.items() if name != "looping_l0.h5")

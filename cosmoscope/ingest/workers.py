@@ -5,6 +5,11 @@ stays flat however big the tree). If a worker dies (a segfault in a C library, t
 the chunks it may have held are re-run one file at a time in a fresh single-worker pool, so the
 one file that kills its reader is found and recorded as an error, and every other file is
 extracted normally.
+
+Each file has a time budget in a worker (``COSMOSCOPE_FILE_TIMEOUT`` seconds, default 60; 0
+for none): a read still going after it is interrupted and the file recorded as an error saying
+so. A worker stuck inside a C library, where the interruption cannot reach, is killed once the
+budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing one would be.
 """
 
 from __future__ import annotations
@@ -25,6 +30,27 @@ log = logging.getLogger(__name__)
 
 CHUNK = 16
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+#: Default seconds one file may take in a worker process (``COSMOSCOPE_FILE_TIMEOUT``).
+FILE_TIMEOUT = 60.0
+#: Seconds past its budget after which a worker that did not give the file up is killed.
+HARD_GRACE = 10.0
+#: How often the pool looks for workers stuck past their budget.
+_TICK = 1.0
+#: In a worker process: (shared array, slot) where it notes its pid and when its file started.
+_SLOT = None
+
+
+class FileTimeout(BaseException):
+    """One file took longer than its time budget (a BaseException, so that the extractors'
+    ``except Exception`` cannot swallow it)."""
+
+
+def file_timeout() -> float:
+    """Seconds one file may take in a worker process (0: no limit)."""
+    try:
+        return max(0.0, float(os.environ.get("COSMOSCOPE_FILE_TIMEOUT", FILE_TIMEOUT)))
+    except ValueError:
+        return FILE_TIMEOUT
 
 
 class WorkerStartError(CosmoscopeError):
@@ -41,12 +67,52 @@ def extract_entry(entry: FileEntry, profile: str | None) -> dict:
 
     if not looks_like_data(entry.path):
         return {"_skip": "not a data file", "_path": entry.path}
-    rec = extract_file(entry.path, profiles=profile)
+    rec = _within_budget(lambda: extract_file(entry.path, profiles=profile), entry)
     rec["_path"] = entry.path  # the exact path as crawled, for ids and lineage
     if rec.get("file_size") == entry.size:
         # The crawl's nanosecond mtime, exactly: a float timestamp can round differently, and
         # the next run would take an unchanged file for a changed one.
         rec["file_mtime"] = _EPOCH + dt.timedelta(microseconds=entry.mtime_us)
+    return rec
+
+
+def _within_budget(read, entry: FileEntry) -> dict:
+    """``read()``, interrupted after :func:`file_timeout` seconds in a worker process's main
+    thread (never in a user's own process, where SIGALRM may belong to someone else)."""
+    import signal
+    import threading
+    import time
+
+    budget = file_timeout()
+    if _SLOT is None or not budget or threading.current_thread() is not threading.main_thread():
+        return read()
+
+    def expire(*_):
+        raise FileTimeout()
+
+    slots, i = _SLOT
+    old = signal.signal(signal.SIGALRM, expire)
+    slots[2 * i + 1] = time.monotonic()
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, budget)
+            return read()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except FileTimeout:
+        log.warning("%s: gave up after %g s", entry.path, budget)
+        return timeout_record(entry, budget)
+    finally:
+        slots[2 * i + 1] = 0.0
+        signal.signal(signal.SIGALRM, old)
+
+
+def timeout_record(entry: FileEntry, budget: float) -> dict:
+    """The record of a file whose reading took longer than its time budget."""
+    rec = crashed_record(entry, "")
+    rec["quality_flags"] = ["unreadable", "read_timeout"]
+    rec["extraction_error"] = (f"reading took too long: given up after {budget:g} s (COSMOSCOPE_FILE_TIMEOUT); the "
+                               "file is probably damaged, or far larger than its format needs")
     return rec
 
 
@@ -62,7 +128,13 @@ def _extract_chunk(entries: list[FileEntry], profile: str | None) -> list[dict]:
     return [extract_entry(e, profile) for e in entries]
 
 
-def _warm_up() -> None:
+def _warm_up(slots=None) -> None:
+    global _SLOT
+    if slots is not None:  # claim a slot to note each file's start in, for the parent to see
+        with slots.get_lock():
+            i = next(k for k in range(len(slots) // 2) if not slots[2 * k])
+            slots[2 * i] = os.getpid()
+        _SLOT = (slots, i)
     # Import the readers once per worker rather than on its first file (astropy.time alone
     # takes 0.3-0.6 s, paid on the first file with a TT time otherwise).
     import astropy.time  # noqa: F401
@@ -103,6 +175,7 @@ class ExtractionPool:
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self._pool: ProcessPoolExecutor | None = None
+        self._slots = None
         self.crashes = 0
 
     def __enter__(self) -> ExtractionPool:
@@ -119,8 +192,10 @@ class ExtractionPool:
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
         # spawn: workers never inherit the parent's threads, locks or open catalog connections.
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_warm_up)
+        ctx = multiprocessing.get_context("spawn")
+        self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
+                                   initargs=(self._slots,))
         try:
             pool.submit(_ping).result()
         except BrokenProcessPool as exc:
@@ -158,7 +233,10 @@ class ExtractionPool:
                     break
             if not in_flight:
                 break
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
+            if not done:
+                self._kill_overdue()
+                continue
             broken = False
             for fut in done:
                 chunk = in_flight.pop(fut)
@@ -181,15 +259,48 @@ class ExtractionPool:
         if suspects:
             yield from self._isolate(suspects)
 
+    def _kill_overdue(self) -> bool:
+        """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget
+        (stuck where the budget's interruption cannot reach); True if any was."""
+        import signal
+        import time
+
+        budget, slots = file_timeout(), self._slots
+        if not budget or slots is None:
+            return False
+        killed = False
+        now = time.monotonic()
+        for k in range(len(slots) // 2):
+            pid, started = int(slots[2 * k]), slots[2 * k + 1]
+            if pid and started and now - started > budget + HARD_GRACE:
+                log.warning("an extraction worker is stuck on one file for %.0f s; stopping it", now - started)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                slots[2 * k + 1] = 0.0
+                killed = True
+        return killed
+
     def _isolate(self, entries: list[FileEntry]) -> Iterator[dict]:
         pool = self._new_pool(1)
         try:
             for entry in entries:
+                fut = pool.submit(extract_entry, entry, self.profile)
+                stuck = False
                 try:
-                    yield pool.submit(extract_entry, entry, self.profile).result()
+                    while True:
+                        done, _ = wait([fut], timeout=_TICK)
+                        if done:
+                            break
+                        stuck = self._kill_overdue() or stuck
+                    yield fut.result()
                 except BrokenProcessPool:
-                    log.warning("reading %s crashed its worker process", entry.path)
-                    yield crashed_record(entry, "the worker process died")
+                    if stuck:
+                        yield timeout_record(entry, file_timeout())
+                    else:
+                        log.warning("reading %s crashed its worker process", entry.path)
+                        yield crashed_record(entry, "the worker process died")
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = self._new_pool(1)
         finally:
