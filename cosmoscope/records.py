@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,8 @@ from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError, UnknownNameError
 
 #: Columns holding JSON text; dicts and lists given for them are serialised.
+#: C0 and C1 control characters and DEL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 JSON_COLUMNS = frozenset({"mission_specific", "quality_flags", "field_sources", "validation_problems",
                           "relationship_metadata", "details"})
 
@@ -44,6 +47,35 @@ def dataset_id_for(path: str | os.PathLike) -> str:
 def display_path(path: str | os.PathLike) -> str:
     """A path as storable UTF-8 text; bytes that are not UTF-8 become ``\\xNN`` escapes."""
     return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def fs_path(file_path: str, dataset_id: str) -> str:
+    r"""The path on disk of a stored ``file_path`` of dataset ``dataset_id``.
+
+    A file name that is not UTF-8 is stored with ``\xNN`` escapes (:func:`display_path`); the
+    dataset id, a hash of the real path, tells whether the text is the path itself or such an
+    escaped form.
+
+    >>> import os
+    >>> real = os.fsdecode(b"/data/bad-\xff.fits")
+    >>> fs_path(display_path(real), dataset_id_for(real)) == real
+    True
+    """
+    if "\\x" not in file_path or dataset_id_for(file_path) == dataset_id:
+        return file_path
+    raw = re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), file_path.encode("utf-8"))
+    candidate = os.fsdecode(raw)
+    return candidate if dataset_id_for(candidate) == dataset_id else file_path
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters shown as escapes, for a terminal: a file name may hold a
+    newline, or an escape sequence that would recolour or rewrite the screen.
+
+    >>> printable("/data/new\nline\x1b[31m.fits")
+    '/data/new\\nline\\x1b[31m.fits'
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def new_event_ids(n: int) -> list[str]:

@@ -347,3 +347,53 @@ def test_a_real_file_that_hangs_libhdf5_is_given_up(tmp_path, monkeypatch):
     assert summary.new == 7 and len(rows) == 7
     assert rows["looping_l0.h5"]["extraction_error"].startswith("reading took too long")
     assert all(r["extraction_status"] != "error" for name, r in rows.items() if name != "looping_l0.h5")
+
+
+# -- file names --------------------------------------------------------------------------------
+
+ODD_NAMES = ["new\nline.fits", "tab\there.fits", "esc\x1b[31mred.fits", "cr\rret.fits", "bell\x07.fits",
+             "del\x7f.fits", " lead space.fits", "quote'\"s.fits", "back\\slash.fits", "uni-\u00e9\u2603.fits"]
+NOT_UTF8 = os.fsdecode(b"bad-\xff\xfe-name.fits")
+
+
+def test_file_names_with_control_characters(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "dir\nwith\nnewlines").mkdir(parents=True)
+    src = DATA / "checksum_false.fits"
+    names = ODD_NAMES + [NOT_UTF8]
+    for name in names:
+        shutil.copy(src, tree / name)
+    shutil.copy(src, tree / "dir\nwith\nnewlines" / "x.fits")
+    paths = [str(tree / n) for n in names] + [str(tree / "dir\nwith\nnewlines" / "x.fits")]
+    url = str(tmp_path / "c.sqlite")
+    cli = [sys.executable, "-m", "cosmoscope", "--catalog", url]
+    out = subprocess.run([*cli, "-q", "ingest", str(tree), "-j", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    with cosmoscope.open_catalog(url) as cat:
+        rows = cat.observations().collect()
+        assert rows.height == len(paths)
+        assert set(rows["dataset_id"]) == {dataset_id_for(p) for p in paths}
+        assert (rows["extraction_status"] == "ok").all()
+        # validation and pre-flight find every file where it is, non-UTF-8 name included
+        report = cat.validate(progress=False)
+        assert not any(k == "missing" for k, _ in report.found), report.found
+        verdict = cat.preflight(cat.observations(), min_quality=None)
+        assert not any("file_missing" in d.reasons for d in verdict.datasets)
+        # a watcher meets the same names as they arrive
+        with cat.watch(tree, workers=0, settle=0.2) as watcher:
+            assert watcher.wait_idle(60)
+            shutil.copy(src, tree / "late\n\x1b[0m.fits")
+            time.sleep(0.5)
+            assert watcher.wait_idle(60)
+        assert cat.get(dataset_id_for(tree / "late\n\x1b[0m.fits"))["extraction_status"] == "ok"
+    table = subprocess.run([*cli, "search", "--columns", "file_name"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "300"})
+    assert table.returncode == 0, table.stderr
+    assert not (set(table.stdout) & (CONTROL - {"\n"})), "control characters reach the terminal"
+    assert "new\\nline.fits" in table.stdout and "esc\\x1b[31mred.fits" in table.stdout
+    csv = subprocess.run([*cli, "search", "--columns", "file_path", "--format", "csv"], capture_output=True,
+                         timeout=120)
+    import io
+
+    got = set(pl.read_csv(io.BytesIO(csv.stdout))["file_path"])
+    assert {p for p in paths if p != str(tree / NOT_UTF8)} <= got  # machine-readable output keeps them exact

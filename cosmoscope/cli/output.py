@@ -31,7 +31,10 @@ def write_frame(df: pl.DataFrame, fmt: str, output: str | None = None, *, title:
     else:
         target = sys.stdout.buffer if fmt in ("parquet", "arrow") else sys.stdout
     if fmt == "table":
+        from cosmoscope.records import printable
+
         width = shutil.get_terminal_size((160, 40)).columns
+        df = df.with_columns(pl.col(pl.String).map_elements(printable, return_dtype=pl.String))
         with pl.Config(tbl_rows=max(df.height, 1), tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=width,
                        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             text = str(df) if df.height else "(no rows)"

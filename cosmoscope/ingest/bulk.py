@@ -81,6 +81,8 @@ class IngestSummary:
                 "files_per_second": round(self.files_per_second, 1)}
 
     def __str__(self) -> str:
+        from cosmoscope.records import printable
+
         verb = "would be" if self.dry_run else "were"
         lines = [f"{self.seen:,} files looked at in {self.seconds:.1f} s ({self.files_per_second:,.0f} files/s)",
                  f"  new:        {self.new:,}" + (" (would be added)" if self.dry_run else ""),
@@ -91,14 +93,14 @@ class IngestSummary:
             lines.append(f"  incomplete: {self.partial:,} (read, but required fields are missing)")
             lines.append(f"  failed:     {self.failed:,}" + (" (kept as rows with the reason)" if self.failed else ""))
             for reason, n in self.failures.most_common():
-                example = self.failure_examples.get(reason, [""])[0]
-                lines.append(f"    {n:>6,} {reason}" + (f"  e.g. {example}" if example else ""))
+                example = printable(self.failure_examples.get(reason, [""])[0])
+                lines.append(f"    {n:>6,} {printable(reason)}" + (f"  e.g. {example}" if example else ""))
             lines.append(f"  lineage:    {self.lineage_links:,} links recorded"
                          + (f", {self.lineage_pending:,} parents not cataloged yet" if self.lineage_pending else ""))
         if self.problems:
             lines.append(f"  paths that could not be walked: {len(self.problems):,}")
             for path, reason in self.problems[:10]:
-                lines.append(f"    {path}: {reason}")
+                lines.append(f"    {printable(path)}: {reason}")
         if self.crashes:
             lines.append(f"  worker crashes survived: {self.crashes}")
         if self.dry_run:

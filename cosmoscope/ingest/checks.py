@@ -70,7 +70,9 @@ def stat_matches(row: dict, facts: FileFacts) -> bool:
 def inspect_file(row: dict, *, checksums: bool = False) -> FileFacts:
     """Stat the row's file; with ``checksums`` (and the file as cataloged), also hash it and
     verify FITS CHECKSUM/DATASUM keywords. Never raises."""
-    path = row["file_path"]
+    from cosmoscope.records import fs_path
+
+    path = fs_path(row["file_path"], row["dataset_id"])
     try:
         st = os.stat(path)
     except FileNotFoundError:

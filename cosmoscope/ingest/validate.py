@@ -102,6 +102,8 @@ class ValidationReport:
                 "rows_per_second": round(self.rows_per_second, 1), "run_id": self.run_id}
 
     def __str__(self) -> str:
+        from cosmoscope.records import printable
+
         lines = [f"Validated {self.checked:,} datasets in {self.seconds:.1f} s ({self.rows_per_second:,.0f}/s)"
                  + (", content hashes checked" if self.checksums else "") + ": "
                  f"{self.passed:,} passed, {self.with_problems:,} with problems"
@@ -122,7 +124,7 @@ class ValidationReport:
             lines.append("")
             for kind in KINDS:
                 for ex in self.examples.get(kind, [])[:3]:
-                    lines.append(f"  {kind}: {ex}")
+                    lines.append(f"  {kind}: {printable(ex)}")
         if self.checksums_recorded:
             lines.append(f"Recorded content hashes of {self.checksums_recorded:,} files for the next --checksums run.")
         if not self.ok:
@@ -274,7 +276,10 @@ def _reextract(catalog: Catalog, todo: list[Verdict], pool, report: ValidationRe
     from cosmoscope.ingest.changes import write_with_changes
     from cosmoscope.ingest.crawl import FileEntry
 
-    entries = [FileEntry(v.row["file_path"], v.facts.size, v.facts.mtime_ns) for v in todo]
+    from cosmoscope.records import fs_path
+
+    entries = [FileEntry(fs_path(v.row["file_path"], v.row["dataset_id"]), v.facts.size, v.facts.mtime_ns)
+               for v in todo]
     records = [r for r in pool.extract(entries) if not r.get("_skip")]
     result = write_with_changes(catalog, records, reason="validate --fix", run_id=run_id)
     report.reextracted += len(result.rows)

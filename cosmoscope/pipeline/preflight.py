@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
 from cosmoscope.pipeline._store import claim_holders, dataset_ids_from, is_live, lease_expiry
+from cosmoscope.records import fs_path
 from cosmoscope.times import now, to_utc
 
 if TYPE_CHECKING:
@@ -271,8 +272,8 @@ def preflight(catalog: Catalog, datasets_or_query, *, min_quality: float | None 
     stamp = now()
     rows = {r["dataset_id"]: r for r in catalog.lookup(ids, _COLUMNS).iter_rows(named=True)} if ids else {}
     holders = claim_holders(catalog, list(rows)) if rows else {}
-    paths = [rows[i]["file_path"] for i in ids if i in rows and rows[i]["file_path"]]
-    stats = _stat_all(paths)
+    on_disk = {i: fs_path(r["file_path"], i) for i, r in rows.items() if r["file_path"]}  # non-UTF-8 names
+    stats = _stat_all([on_disk[i] for i in ids if i in on_disk])
     verdicts = []
     for did in ids:
         row = rows.get(did)
@@ -282,7 +283,7 @@ def preflight(catalog: Catalog, datasets_or_query, *, min_quality: float | None 
             v.block("not_cataloged", f"{did} is not in the catalog")
             continue
         v.file_path, v.file_size = row["file_path"], row["file_size"]
-        _check_file(v, row, stats.get(row["file_path"]) if row["file_path"] else None)
+        _check_file(v, row, stats.get(on_disk[did]) if did in on_disk else None)
         if row["extraction_status"] == S.ExtractionStatus.ERROR.value:
             v.block("unreadable", f"its metadata could not be read: {row['extraction_error'] or 'unknown error'}")
         q = row["data_quality_score"]
