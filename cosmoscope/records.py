@@ -142,11 +142,18 @@ def _rows_to_table(spec: S.TableSpec, rows: list) -> pa.Table:
     arrays = []
     for name in names:
         field = spec.schema.field(name)
-        values = [_clean_text(to_json(r.get(name)) if name in JSON_COLUMNS else r.get(name)) for r in rows]
+        if name in JSON_COLUMNS:
+            values = [to_json(r.get(name)) for r in rows]
+        else:
+            values = [r.get(name) for r in rows]
         if pa.types.is_floating(field.type):
             values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
         try:
-            arrays.append(pa.array(values, type=field.type))
+            try:
+                arrays.append(pa.array(values, type=field.type))
+            except UnicodeEncodeError:
+                # Rare (a name with bytes that are not UTF-8): clean only then, not every value.
+                arrays.append(pa.array([_clean_text(v) for v in values], type=field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
             bad = next((v for v in values if v is not None), None)
             raise InvalidArgumentError(
