@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test bench clean
 
-$(BIN)/cosmoscope: pyproject.toml
+# Re-install when the dependencies or this recipe change.
+$(BIN)/cosmoscope: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	@touch $@
 
 ## demo: install, then simulate four missions, ingest them into the default catalog and summarise
