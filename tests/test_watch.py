@@ -305,6 +305,24 @@ def test_watch_then_validate_on_every_backend(catalog, tmp_path):
     assert catalog.get(dataset_id_for(paths[1]))["validation_status"] == "passed"
 
 
+def test_a_watched_directory_moved_away_marks_every_row_under_it_missing(tmp_path):
+    """Found by CI: the watcher gave up on a removed directory before all of its files' delete
+    events had arrived, and left some rows 'present'. A directory moved away brings no delete
+    event for any of its files."""
+    with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
+        root = tmp_path / "watched"
+        for s in specs("LYRA", 4):
+            write_file(s, root)
+        w = cat.watch(root, settle=0.1, workers=0)
+        assert w.wait_idle(30) and cat.count() == 4
+        os.rename(root, tmp_path / "elsewhere")
+        wait_for(lambda: w.state == "failed" or None, 30, "the watcher to give up")
+        w.stop()
+        assert "was removed" in w.message
+        status = cat.observations().select("file_status").collect()["file_status"].to_list()
+        assert status == ["missing"] * 4
+
+
 def test_a_removed_directory_ends_the_watcher_and_an_empty_mount_point_deletes_nothing(tmp_path, caplog):
     with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
         gone = tmp_path / "gone"

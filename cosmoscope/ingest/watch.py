@@ -334,7 +334,12 @@ class Watcher:
                         log.warning("could not write a heartbeat: %s", exc)
                     next_beat = now_m + self.heartbeat_every
                 gone = [r for r in self.roots if not os.path.isdir(r)]
-                if gone and not self._gone_dirs:  # rows under it are marked missing by now
+                if gone:
+                    # Every row under a removed root is missing, whichever of its delete events
+                    # have arrived by now (rmtree outruns the observer).
+                    self._pull()
+                    self._gone_dirs.update(gone)
+                    self._mark_missing()
                     raise WatchError(f"the watched directory {gone[0]} was removed (or unmounted)")
         except BaseException as exc:
             self._error = exc
