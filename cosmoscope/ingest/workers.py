@@ -128,8 +128,28 @@ def _extract_chunk(entries: list[FileEntry], profile: str | None) -> list[dict]:
     return [extract_entry(e, profile) for e in entries]
 
 
+def _exit_with_parent() -> None:
+    """End this worker process when the process that started it dies (SIGKILL, the OOM killer).
+
+    A worker waiting for its next files never learns of it otherwise: it holds both ends of
+    the pool's queue itself, so no end-of-file ever comes, and it would idle on forever.
+    """
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        parent.join()  # returns when the parent's end of the spawn pipe closes: it is gone
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _warm_up(slots=None) -> None:
     global _SLOT
+    _exit_with_parent()
     if slots is not None:  # claim a slot to note each file's start in, for the parent to see
         with slots.get_lock():
             i = next(k for k in range(len(slots) // 2) if not slots[2 * k])

@@ -44,8 +44,8 @@ import pyarrow.compute as pc
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test
 from cosmoscope.store import vast_predicate as plan
-from cosmoscope.store.vast_config import (PERMANENT, VastLocation, classify, credentials_from_env, describe,
-                                          parse_vast_url)
+from cosmoscope.store.vast_config import (LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
+                                          describe, parse_vast_url)
 from cosmoscope.store.vast_predicate import compile_for_vast
 from cosmoscope.store.vast_tx import VastTransactions, connect_session
 from cosmoscope.store.vast_types import batch_to_logical, check_stored, storage_schema, to_storage
@@ -423,10 +423,10 @@ class VastStore(VastTransactions):
         ranged = plan.as_range(predicate, storage)
         if ranged is not None:
             plans.insert(0, ranged)  # tried first, within a row budget
-        if self._in_transaction():
-            yield from self._read_plans(self._tx, table, columns, plans, limit)
-            return
         attempts = self.loc.option("retries")
+        if self._in_transaction():
+            yield from self._scan_in_transaction(table, columns, plans, limit, attempts)
+            return
         for attempt in range(attempts):
             tx, rows, yielded = None, None, False
             try:
@@ -450,6 +450,29 @@ class VastStore(VastTransactions):
                     rows.close()  # stops the SDK's split readers before their transaction ends
                 if tx is not None and tx.txid is not None:
                     self._finish(tx, commit=False)  # a read changes nothing: end it without a commit
+
+    def _scan_in_transaction(self, table, columns, plans, limit, attempts) -> Iterator[pa.RecordBatch]:
+        """A read inside the caller's transaction: tried again there after a transient failure
+        (a read changes nothing), reported as a StoreError otherwise; the caller's transaction
+        then rolls back."""
+        for attempt in range(attempts):
+            yielded = False
+            try:
+                for batch in self._read_plans(self._tx, table, columns, plans, limit):
+                    yielded = True
+                    yield batch
+                return
+            except CosmoscopeError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted into retry or report below
+                kind = classify(exc)
+                if yielded or kind != TRANSIENT or attempt == attempts - 1:
+                    reason = ("the transaction was lost (the cluster restarted or it timed out)" if kind == LOST_TX
+                              else describe(exc, self.loc, self._creds))
+                    raise StoreError(f"reading {table} from {self.url} failed: {reason}; the transaction will be "
+                                     "rolled back, so nothing of it is kept") from exc
+                log.info("reading %s: %s; trying again", table, describe(exc, self.loc, self._creds))
+                self._sleep(attempt)
 
     def _read_plans(self, tx, table, columns, plans, limit) -> Iterator[pa.RecordBatch]:
         """Read by the first plan that stays within its row budget (only the last has none)."""
