@@ -66,9 +66,14 @@ def test_vast_going_away_mid_batch_is_retried_or_reported_never_half_applied(fau
     assert injected["identical"], injected["comparison"]
 
 
-def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(fresh_fake_vast, monkeypatch):
+def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(fresh_fake_vast, monkeypatch,
+                                                                                caplog):
     """Found by the injected faults: a 503 answering the key lookup that every upsert makes
-    inside its transaction reached the user as the SDK's own exception (a traceback)."""
+    inside its transaction reached the user as the SDK's own exception (a traceback), and the
+    SDK printed every failed request, retried or not, as a warning with its headers."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
     import cosmoscope
     from cosmoscope.errors import StoreError
     from tests.conftest import make_records
@@ -90,3 +95,4 @@ def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(f
         server.drop_connections(1, verb="select")  # a dropped connection is transient too
         assert cat.add_records(records[10:]) == 20
         assert cat.count() == 30 and cat.count(cat.events()) == 30
+    assert not [r for r in caplog.records if r.name.startswith("vastdb")], caplog.text
