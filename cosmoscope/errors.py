@@ -35,6 +35,11 @@ class StoreError(CosmoscopeError):
     """The store refused or failed an operation; nothing of that operation was applied."""
 
 
+class ConflictError(StoreError):
+    """Another writer changed the same rows at the same time; nothing was applied, and running
+    the same work again (after re-reading) is safe."""
+
+
 class InvalidArgumentError(CosmoscopeError, ValueError):
     """An argument has a value cosmoscope cannot use."""
 

@@ -96,3 +96,26 @@ def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(f
         assert cat.add_records(records[10:]) == 20
         assert cat.count() == 30 and cat.count(cat.events()) == 30
     assert not [r for r in caplog.records if r.name.startswith("vastdb")], caplog.text
+
+
+def test_a_commit_that_loses_a_race_with_another_writer_is_run_again(fresh_fake_vast, monkeypatch, tmp_path):
+    """Found by the COSMOS-7 load run: on VAST, the watcher and a bulk ingest resolved the same
+    pending lineage at once; the ingest's commit lost the race (409 Conflict) and the whole run
+    ended with an error instead of reading again and finishing."""
+    import polars as pl
+
+    import cosmoscope
+    from cosmoscope.simulate import simulate
+
+    server = fresh_fake_vast
+    monkeypatch.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
+    monkeypatch.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
+    tree = simulate(tmp_path / "tree", files=60, days=2, seed=4, progress=False, workers=0)
+    url = f"vast+http://{server.host}:{server.port}/{server.bucket}/races?retry_wait=0.01"
+    with cosmoscope.open_catalog(url) as cat:
+        server.fail_next(4, 409, verb="commit")
+        summary = cat.ingest(tree.root, workers=0, progress=False, batch_rows=10)
+        assert server.count("commit", status=409) == 4
+        assert summary.new == cat.count() == tree.manifest.height
+        assert cat.relationships().select(pl.len()).collect().item() == tree.lineage.height
+        assert cat.count(cat.events().filter(pl.col("action") == "ingest")) == tree.manifest.height

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from cosmoscope import schema as S
 from cosmoscope.ingest.crawl import FileEntry, Shard, count_files, crawl
 from cosmoscope.ingest.workers import ExtractionPool, looks_like_data
+from cosmoscope.store.base import retry_on_conflict
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
@@ -351,10 +352,14 @@ def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | N
         for row in rows:
             shapes.setdefault(frozenset(row), []).append(row)
         groups = list(shapes.values())
-    with catalog.store.transaction():
-        for group in groups:
-            catalog.add_records(group, action="ingest", run_id=run_id)
-        add_pending(catalog, pending)
+
+    def write():
+        with catalog.store.transaction():
+            for group in groups:
+                catalog.add_records(group, action="ingest", run_id=run_id)
+            add_pending(catalog, pending)
+
+    retry_on_conflict(write)  # another writer of the same files (VAST): written again, by key
 
 
 def _count(summary: IngestSummary, row: dict, planned: dict[str, str]) -> None:

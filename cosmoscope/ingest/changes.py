@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from cosmoscope import schema as S
 from cosmoscope.ingest.bulk import write_records
 from cosmoscope.records import dataset_id_for
+from cosmoscope.store.base import retry_on_conflict
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
@@ -39,9 +40,13 @@ def write_with_changes(catalog: Catalog, records: list[dict], *, reason: str, ru
     """Write extracted records (rows, audit events, pending lineage) and, for files the catalog
     already held, one ``action`` event per tracked field whose value changed (from, to), all in
     one transaction."""
-    out = WriteResult()
     if not records:
-        return out
+        return WriteResult()
+    return retry_on_conflict(lambda: _write_once(catalog, records, reason, run_id, action))
+
+
+def _write_once(catalog: Catalog, records: list[dict], reason: str, run_id: str | None, action: str) -> WriteResult:
+    out = WriteResult()
     ids = [dataset_id_for(r.get("_path") or r["file_path"]) for r in records]
     with catalog.store.transaction():
         before = {r["dataset_id"]: r for r in

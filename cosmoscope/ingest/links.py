@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from cosmoscope import schema as S
 from cosmoscope.records import dataset_id_for
+from cosmoscope.store.base import retry_on_conflict
 from cosmoscope.times import now
 
 if TYPE_CHECKING:
@@ -45,7 +46,14 @@ def add_pending(catalog: Catalog, pending: list[tuple[str, str | None, str | Non
 
 
 def resolve_pending(catalog: Catalog, *, run_id: str | None = None) -> tuple[int, int]:
-    """Link every pending parent name that now matches a dataset. Returns (linked, still pending)."""
+    """Link every pending parent name that now matches a dataset. Returns (linked, still pending).
+
+    A watcher and an ingest resolving the same pending rows at once race; the loser reads again.
+    """
+    return retry_on_conflict(lambda: _resolve_once(catalog, run_id))
+
+
+def _resolve_once(catalog: Catalog, run_id: str | None) -> tuple[int, int]:
     import polars as pl
 
     pending = catalog.frame(S.PENDING_LINEAGE.name).collect()

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from cosmoscope.errors import CatalogOpenError, CosmoscopeError, StoreError
+from cosmoscope.errors import CatalogOpenError, ConflictError, CosmoscopeError, StoreError
 from cosmoscope.predicate import Clause, Predicate, Test
 from cosmoscope.store.vast_config import (CONFLICT, LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify,
                                           describe)
@@ -227,9 +227,10 @@ class VastTransactions:
                                  "unknown; writes by key (ingest, update) are safe to run again") from None
             error = "the commit did not reach VAST Database"
         except Exception as exc:  # noqa: BLE001
-            kind = classify(exc)
-            error = ("another writer changed the same rows at the same time" if kind == CONFLICT
-                     else describe(exc, self.loc, self._creds))
+            if classify(exc) == CONFLICT:
+                raise ConflictError(f"could not commit to {self.url}: another writer changed the same rows at "
+                                    "the same time; nothing of the transaction was kept, run it again") from None
+            error = describe(exc, self.loc, self._creds)
         raise StoreError(f"could not commit to {self.url}: {error}; nothing of the transaction was kept, "
                          "run it again")
 
