@@ -652,8 +652,8 @@ def table(results: dict) -> str:
     w = results.get("writers")
     if w:
         rows.append([f"watcher + bulk ingest + pipeline writing at once for {w['period_s']:g} s (SQLite)",
-                     f"{w['files_landed']:,} files landed, {w['ingest_runs']} ingests ({w['ingest_updated']:,} "
-                     f"re-read), {w['pipeline_runs']} pipeline runs, {w['reader_queries']} reader queries",
+                     f"{w['files_landed']:,} files landed, {w['ingest_runs']:,} ingests ({w['ingest_updated']:,} "
+                     f"re-read), {w['pipeline_runs']:,} pipeline runs, {w['reader_queries']:,} reader queries",
                      f"{w['rows']:,}/{w['expected_rows']:,} rows; {w['acknowledged_lost']} of "
                      f"{w['acknowledged_writes']:,} acknowledged writes lost; 'locked' seen "
                      f"{sum(len(v) for v in w['locked_messages'].values())} times",
@@ -664,7 +664,7 @@ def table(results: dict) -> str:
         rows.append(["fake VAST server killed mid-run and restarted",
                      f"{s['files']:,} files, {o['outages']} outages of {min(o['down_s'], default=0)}-"
                      f"{max(o['down_s'], default=0)} s, {o['ingest_attempts']} ingest runs",
-                     f"{len(o['reported'])} runs stopped with a one-sentence error, {o['tracebacks']} tracebacks; "
+                     f"{_runs(len(o['reported']))} stopped with a one-sentence error, {o['tracebacks']} tracebacks; "
                      f"half-applied batches seen: {o['half_applied_seen']}; final = clean run: {o['identical']}",
                      "yes" if o["identical"] and not o["half_applied_seen"] and not o["tracebacks"] else "NO"])
         rows.append(["faults injected at random moments (503, SlowDown, 500, dropped connections)",
@@ -672,6 +672,10 @@ def table(results: dict) -> str:
                      f"{i['reported']} reported; half-applied: {i['half_applied_seen']}; final = clean run: "
                      f"{i['identical']}", "yes" if i["identical"] and not i["half_applied_seen"] else "NO"])
     return markdown_table(["fault", "load", "outcome", "survived, nothing lost"], rows)
+
+
+def _runs(n: int) -> str:
+    return f"{n} ingest run{'' if n == 1 else 's'}"
 
 
 def main(argv=None) -> int:
