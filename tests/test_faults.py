@@ -95,7 +95,7 @@ def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(f
         server.drop_connections(1, verb="select")  # a dropped connection is transient too
         assert cat.add_records(records[10:]) == 20
         assert cat.count() == 30 and cat.count(cat.events()) == 30
-    assert not [r for r in caplog.records if r.name.startswith("vastdb")], caplog.text
+    assert not [r for r in caplog.records if r.name.startswith(("vastdb", "backoff"))], caplog.text
 
 
 def test_a_commit_that_loses_a_race_with_another_writer_is_run_again(fresh_fake_vast, monkeypatch, tmp_path):
@@ -119,3 +119,27 @@ def test_a_commit_that_loses_a_race_with_another_writer_is_run_again(fresh_fake_
         assert summary.new == cat.count() == tree.manifest.height
         assert cat.relationships().select(pl.len()).collect().item() == tree.lineage.height
         assert cat.count(cat.events().filter(pl.col("action") == "ingest")) == tree.manifest.height
+
+
+def test_a_transaction_that_cannot_start_for_a_moment_is_asked_for_again(fresh_fake_vast, monkeypatch):
+    """Found by the injected faults: a 500 or a dropped connection answering the start of a
+    write transaction ended the ingest, though nothing had been written yet."""
+    import cosmoscope
+    from cosmoscope.errors import StoreError
+    from tests.conftest import make_records
+
+    server = fresh_fake_vast
+    monkeypatch.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
+    monkeypatch.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
+    url = f"vast+http://{server.host}:{server.port}/{server.bucket}/begins?retry_wait=0.01"
+    records = make_records(20, seed=3)
+    with cosmoscope.open_catalog(url) as cat:
+        begun = server.count("begin")
+        server.fail_next(1, 500, verb="begin")
+        server.drop_connections(1, verb="begin")
+        assert cat.add_records(records[:10]) == 10
+        assert server.count("begin") - begun >= 3  # two failed, then one that worked
+        server.fail_next(1, 403, "AccessDenied", verb="begin")  # refused: reported at once
+        with pytest.raises(StoreError, match="could not start a transaction: .*refused the credentials"):
+            cat.add_records(records[10:])
+        assert cat.add_records(records[10:]) == 10 and cat.count() == 20

@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     verbose = getattr(args, "verbose", 0) or 0
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose >= 2:
-        logging.getLogger("vastdb.errors").setLevel(logging.DEBUG)  # every failed request, retried or not
+    if verbose >= 2:  # every failed request to VAST, retried or not
+        for name in ("vastdb.errors", "backoff"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         return int(args.func(args) or 0)
     except (InvalidArgumentError, UnknownNameError) as exc:

@@ -51,10 +51,12 @@ from cosmoscope.store.vast_tx import VastTransactions, connect_session
 from cosmoscope.store.vast_types import batch_to_logical, check_stored, storage_schema, to_storage
 
 log = logging.getLogger(__name__)
-# The SDK logs every failed request as a warning with its full headers, the ones retried here
-# too; this module retries or reports each in a sentence instead. `cosmoscope -vv` shows them.
-if logging.getLogger("vastdb.errors").level == logging.NOTSET:
-    logging.getLogger("vastdb.errors").setLevel(logging.ERROR)
+# The SDK logs every failed request (with its full headers) and every retry it gives up on,
+# the ones retried here too; this module retries or reports each in a sentence instead.
+# `cosmoscope -vv` shows them.
+for _name in ("vastdb.errors", "backoff"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 META_TABLE = "_cosmoscope_tables"
 META_SCHEMA = pa.schema([("name", pa.string()), ("arrow_schema", pa.binary()), ("key", pa.string()),

@@ -185,10 +185,7 @@ class VastTransactions:
                 finally:
                     self._depth -= 1
                 return
-            try:
-                tx = self._begin()
-            except Exception as exc:  # noqa: BLE001
-                raise StoreError(f"could not start a transaction: {describe(exc, self.loc, self._creds)}") from exc
+            tx = self._begin_retrying()
             self._tx, self._depth, self._owner, self._marker, self._ddl = tx, 1, threading.get_ident(), None, False
             try:
                 yield
@@ -206,6 +203,18 @@ class VastTransactions:
                 if ddl:
                     self._run(self._read_state, what="reload the catalog's tables")
                 raise
+
+    def _begin_retrying(self):
+        """A new transaction, asked for again after a transient failure (nothing was written yet)."""
+        attempts = self.loc.option("retries")
+        for attempt in range(attempts):
+            try:
+                return self._begin()
+            except Exception as exc:  # noqa: BLE001
+                if classify(exc) != TRANSIENT or attempt == attempts - 1:
+                    raise StoreError(f"could not start a transaction: {describe(exc, self.loc, self._creds)}") from exc
+                log.info("starting a transaction: %s; trying again", describe(exc, self.loc, self._creds))
+                self._sleep(attempt)
 
     def _end_transaction(self) -> bool:
         """Forget the open transaction; True if it created or altered tables."""
