@@ -264,7 +264,7 @@ def _leaf_array(arr: pa.Array, path: tuple[int, ...]) -> pa.Array:
     raise bad_request(f"type {t} has no child {head}")
 
 
-def _page_batch(plan: QueryPlan, page: pa.Table) -> pa.RecordBatch:
+def _page_batch(plan: QueryPlan, page: "pa.Table | _Taken") -> pa.RecordBatch:
     if not plan.projection:
         # No columns, but the row count still travels (``select(columns=[])``).
         empty = pa.Array.from_buffers(pa.struct([]), page.num_rows, [None], children=[])
@@ -310,6 +310,18 @@ def parse_split_headers(headers) -> Split:
     return Split(split_id, num_splits, groups, num_sub_splits, starts, limit)
 
 
+class _Taken:
+    """The rows at ``indices``, each column taken only when it is read: a filter or projection of
+    two columns of a wide table costs two columns, not all of them."""
+
+    def __init__(self, rows: pa.Table, indices: np.ndarray):
+        self._rows, self._indices = rows, indices
+        self.schema, self.num_rows = rows.schema, len(indices)
+
+    def __getitem__(self, name: str) -> pa.ChunkedArray:
+        return self._rows[name].take(self._indices)
+
+
 def _matching(plan: QueryPlan, rows: pa.Table, candidates: np.ndarray, limit: int) -> np.ndarray:
     """Indices of candidate rows the filter keeps; with a limit, stop once more than
     ``limit`` are found (so a small page of a big table stays cheap)."""
@@ -317,7 +329,7 @@ def _matching(plan: QueryPlan, rows: pa.Table, candidates: np.ndarray, limit: in
     found, count = [], 0
     for start in range(0, len(candidates), step):
         chunk = candidates[start:start + step]
-        hits = chunk[evaluate(plan, rows.take(chunk))]
+        hits = chunk[evaluate(plan, _Taken(rows, chunk))]
         found.append(hits)
         count += len(hits)
         if limit and count > limit:
@@ -345,7 +357,7 @@ def run_query(data: TableData, body: bytes, headers, rows_per_row_group: int) ->
         if split.limit_rows and len(matched) > split.limit_rows:
             matched = matched[:split.limit_rows]
             next_row_id = int(row_ids[matched[-1]]) + 1  # resume after the last row sent
-        batch = _page_batch(plan, rows.take(matched))
+        batch = _page_batch(plan, _Taken(rows, matched))
         prefix = struct.pack("<LQ", sub, next_row_id)
         streams.append([prefix + batch.schema.serialize().to_pybytes(),
                         prefix + batch.serialize().to_pybytes(),
