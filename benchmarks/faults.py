@@ -189,7 +189,7 @@ def kill_scenario(work: Path, *, files: int = 2000, kills: int = 20, seed: int =
 def _rows(url: str) -> int:
     import cosmoscope
 
-    if not os.path.exists(url):
+    if "://" not in url and not os.path.exists(url):
         return 0
     try:
         with cosmoscope.open_catalog(url, readonly=True) as cat:
@@ -536,6 +536,8 @@ def store_scenario(work: Path, *, files: int = 600, outages: int = 6, injected: 
             attempts += 1
             proc = subprocess.Popen(cli(url, *args, "--json"), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
+            # mid-run: once the catalog holds rows (a loaded machine takes a while to start up)
+            _wait_for(lambda: proc.poll() is not None or _rows(url) > 0, 300)
             while pending_outages and proc.poll() is None:
                 time.sleep(rng.uniform(0.5, 4.0))
                 if proc.poll() is not None:

@@ -35,9 +35,17 @@ class StoreError(CosmoscopeError):
     """The store refused or failed an operation; nothing of that operation was applied."""
 
 
-class ConflictError(StoreError):
-    """Another writer changed the same rows at the same time; nothing was applied, and running
-    the same work again (after re-reading) is safe."""
+class TransactionAbortedError(StoreError):
+    """The store ended a transaction without applying any of it; the same work, run again
+    (reading afresh), is safe."""
+
+
+class ConflictError(TransactionAbortedError):
+    """Another writer changed the same rows at the same time."""
+
+
+class TransactionLostError(TransactionAbortedError):
+    """The store lost the transaction: it restarted, or the transaction timed out."""
 
 
 class InvalidArgumentError(CosmoscopeError, ValueError):

@@ -98,10 +98,12 @@ def test_a_read_failing_inside_a_vast_write_transaction_is_retried_or_reported(f
     assert not [r for r in caplog.records if r.name.startswith(("vastdb", "backoff"))], caplog.text
 
 
-def test_a_commit_that_loses_a_race_with_another_writer_is_run_again(fresh_fake_vast, monkeypatch, tmp_path):
+@pytest.mark.parametrize("abort", ["a commit that lost a race", "a transaction lost in a restart"])
+def test_a_transaction_the_store_aborts_is_run_again(fresh_fake_vast, monkeypatch, tmp_path, abort):
     """Found by the COSMOS-7 load run: on VAST, the watcher and a bulk ingest resolved the same
     pending lineage at once; the ingest's commit lost the race (409 Conflict) and the whole run
-    ended with an error instead of reading again and finishing."""
+    ended with an error instead of reading again and finishing. The fault runs found the same for
+    a transaction the server lost when it restarted."""
     import polars as pl
 
     import cosmoscope
@@ -113,9 +115,12 @@ def test_a_commit_that_loses_a_race_with_another_writer_is_run_again(fresh_fake_
     tree = simulate(tmp_path / "tree", files=60, days=2, seed=4, progress=False, workers=0)
     url = f"vast+http://{server.host}:{server.port}/{server.bucket}/races?retry_wait=0.01"
     with cosmoscope.open_catalog(url) as cat:
-        server.fail_next(4, 409, verb="commit")
+        if abort == "a commit that lost a race":
+            server.fail_next(4, 409, verb="commit")
+        else:
+            server.fail_next(4, 400, "TabularInvalidTransaction", verb="insert")
         summary = cat.ingest(tree.root, workers=0, progress=False, batch_rows=10)
-        assert server.count("commit", status=409) == 4
+        assert server.count(status=409) + server.count(status=400) == 4
         assert summary.new == cat.count() == tree.manifest.height
         assert cat.relationships().select(pl.len()).collect().item() == tree.lineage.height
         assert cat.count(cat.events().filter(pl.col("action") == "ingest")) == tree.manifest.height

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from cosmoscope import schema as S
 from cosmoscope.ingest.crawl import FileEntry, Shard, count_files, crawl
 from cosmoscope.ingest.workers import ExtractionPool, looks_like_data
-from cosmoscope.store.base import retry_on_conflict
+from cosmoscope.store.base import run_again_if_aborted
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
@@ -359,7 +359,7 @@ def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | N
                 catalog.add_records(group, action="ingest", run_id=run_id)
             add_pending(catalog, pending)
 
-    retry_on_conflict(write)  # another writer of the same files (VAST): written again, by key
+    run_again_if_aborted(write)  # VAST: lost a race with another writer, or restarted; written again, by key
 
 
 def _count(summary: IngestSummary, row: dict, planned: dict[str, str]) -> None:

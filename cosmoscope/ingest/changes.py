@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cosmoscope import schema as S
 from cosmoscope.ingest.bulk import write_records
 from cosmoscope.records import dataset_id_for
-from cosmoscope.store.base import retry_on_conflict
+from cosmoscope.store.base import run_again_if_aborted
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
@@ -42,7 +42,7 @@ def write_with_changes(catalog: Catalog, records: list[dict], *, reason: str, ru
     one transaction."""
     if not records:
         return WriteResult()
-    return retry_on_conflict(lambda: _write_once(catalog, records, reason, run_id, action))
+    return run_again_if_aborted(lambda: _write_once(catalog, records, reason, run_id, action))
 
 
 def _write_once(catalog: Catalog, records: list[dict], reason: str, run_id: str | None, action: str) -> WriteResult:

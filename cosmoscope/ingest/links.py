@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from cosmoscope import schema as S
 from cosmoscope.records import dataset_id_for
-from cosmoscope.store.base import retry_on_conflict
+from cosmoscope.store.base import run_again_if_aborted
 from cosmoscope.times import now
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def resolve_pending(catalog: Catalog, *, run_id: str | None = None) -> tuple[int
 
     A watcher and an ingest resolving the same pending rows at once race; the loser reads again.
     """
-    return retry_on_conflict(lambda: _resolve_once(catalog, run_id))
+    return run_again_if_aborted(lambda: _resolve_once(catalog, run_id))
 
 
 def _resolve_once(catalog: Catalog, run_id: str | None) -> tuple[int, int]:

@@ -136,19 +136,20 @@ def polars_aggregations(aggregations: Sequence[Agg]) -> list:
     return [one(a).alias(a.name) for a in aggregations]
 
 
-def retry_on_conflict(work, *, attempts: int = 6, wait: float = 0.05):
+def run_again_if_aborted(work, *, attempts: int = 6, wait: float = 0.05):
     """``work()`` (which opens its own transaction and reads what it writes from), run again when
-    another writer's commit won a race with it (:class:`~cosmoscope.errors.ConflictError`:
-    nothing of it was applied). Only VAST reports conflicts; SQLite writers take turns."""
+    the store aborted its transaction without applying any of it
+    (:class:`~cosmoscope.errors.TransactionAbortedError`: another writer's commit won a race, or
+    the store restarted). Only VAST aborts transactions; SQLite writers take turns."""
     import random
     import time
 
-    from cosmoscope.errors import ConflictError
+    from cosmoscope.errors import TransactionAbortedError
 
     for attempt in range(attempts):
         try:
             return work()
-        except ConflictError:
+        except TransactionAbortedError:
             if attempt == attempts - 1:
                 raise
             time.sleep(random.uniform(0, wait * 2 ** attempt))

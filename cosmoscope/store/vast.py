@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test
 from cosmoscope.store import vast_predicate as plan
-from cosmoscope.store.vast_config import (LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
+from cosmoscope.store.vast_config import (PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
                                           describe, parse_vast_url)
 from cosmoscope.store.vast_predicate import compile_for_vast
 from cosmoscope.store.vast_tx import VastTransactions, connect_session
@@ -473,10 +473,7 @@ class VastStore(VastTransactions):
             except Exception as exc:  # noqa: BLE001 - sorted into retry or report below
                 kind = classify(exc)
                 if yielded or kind != TRANSIENT or attempt == attempts - 1:
-                    reason = ("the transaction was lost (the cluster restarted or it timed out)" if kind == LOST_TX
-                              else describe(exc, self.loc, self._creds))
-                    raise StoreError(f"reading {table} from {self.url} failed: {reason}; the transaction will be "
-                                     "rolled back, so nothing of it is kept") from exc
+                    raise self._in_transaction_error(f"reading {table} from {self.url} failed", exc, kind) from exc
                 log.info("reading %s: %s; trying again", table, describe(exc, self.loc, self._creds))
                 self._sleep(attempt)
 

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from cosmoscope.errors import CatalogOpenError, ConflictError, CosmoscopeError, StoreError
+from cosmoscope.errors import CatalogOpenError, ConflictError, CosmoscopeError, StoreError, TransactionLostError
 from cosmoscope.predicate import Clause, Predicate, Test
 from cosmoscope.store.vast_config import (CONFLICT, LOST_TX, PERMANENT, TRANSIENT, VastLocation, classify,
                                           describe)
@@ -166,13 +166,18 @@ class VastTransactions:
             except Exception as exc:  # noqa: BLE001
                 kind = classify(exc)
                 if kind != TRANSIENT or attempt == self.loc.option("retries") - 1:
-                    reason = ("the transaction was lost (the cluster restarted or it timed out)" if kind == LOST_TX
-                              else describe(exc, self.loc, self._creds))
-                    raise StoreError(f"could not {what}: {reason}; the transaction will be rolled back, so "
-                                     "nothing of it is kept") from exc
+                    raise self._in_transaction_error(f"could not {what}", exc, kind) from exc
                 # Same transaction, same idempotent call: it finds whatever the failed try wrote.
                 log.info("%s: %s; trying again", what, describe(exc, self.loc, self._creds))
                 self._sleep(attempt)
+
+    def _in_transaction_error(self, doing: str, exc: Exception, kind: str) -> StoreError:
+        """The error for a failure inside the caller's transaction, which is then rolled back."""
+        if kind == LOST_TX:
+            return TransactionLostError(f"{doing}: the transaction was lost (the cluster restarted or it timed "
+                                        "out); nothing of it is kept")
+        return StoreError(f"{doing}: {describe(exc, self.loc, self._creds)}; the transaction will be rolled back, "
+                          "so nothing of it is kept")
 
     @contextmanager
     def transaction(self):
