@@ -5,8 +5,10 @@ joins it) or one of its own. A call of its own is retried whole in a new transac
 transient failure (503, ``SlowDown``, a dropped connection, a 409 conflict, a lost commit
 answer): the store's writes are idempotent by key, so a retry finds what a failed try wrote and
 never writes twice. Inside the caller's transaction the same call is retried in that
-transaction; a lost transaction (the cluster restarted) is reported, and a lost commit answer is
-resolved by looking for a row the transaction inserted. Permanent failures (bad credentials, a
+transaction; a transaction the store aborts (lost in a restart, or a commit that lost a race
+with another writer) raises :class:`~cosmoscope.errors.TransactionAbortedError`, which the
+ingest and the watcher answer by running their work again (``run_again_if_aborted``); a lost
+commit answer is resolved by looking for a row the transaction inserted. Permanent failures (bad credentials, a
 missing bucket, an unreachable endpoint) are reported at once in one sentence.
 """
 
