@@ -65,3 +65,41 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def percentile(values, q: int) -> float | None:
+    """The ``q``-th percentile of ``values`` (seconds), rounded to the millisecond."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
+
+
+def wait_for(cond, timeout: float, what: str, poll: float = 0.2) -> None:
+    """Poll ``cond()`` until it is true; end the benchmark after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"benchmark: timed out after {timeout} s waiting for {what}")
+        time.sleep(poll)
+
+
+def watching(url: str) -> bool:
+    """Whether a watcher of the catalog at ``url`` reports itself running."""
+    import cosmoscope
+
+    try:
+        with cosmoscope.open_catalog(url, readonly=True) as cat:
+            w = cat.watchers()
+            return bool(w.height and (w["status"] == "running").any())
+    except cosmoscope.CosmoscopeError:
+        return False
+
+
+def catalog_rows(url: str) -> int:
+    """Rows in the catalog at ``url``."""
+    import cosmoscope
+
+    with cosmoscope.open_catalog(url, readonly=True) as cat:
+        return cat.count()

@@ -37,7 +37,6 @@ import queue
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from _common import machine, markdown_table, write_results  # noqa: E402
+from _common import machine, markdown_table, percentile, wait_for, watching, write_results  # noqa: E402
 
 DAY = "2026-11-25"
 SEED = 7
@@ -341,7 +340,7 @@ def run_backend(args, backend: str, truth, work: Path) -> dict:
     try:
         cosmoscope.open_catalog(url).close()
         start("watcher", [*cli, "watch", str(run / "live"), "--workers", str(args.watch_workers)])
-        _wait_for(lambda: _watching(url), 120, "the watcher to start")
+        wait_for(lambda: watching(url), 120, "the watcher to start", poll=0.5)
         start("reader", [*me, "--role", "reader", "--catalog", url, "--stop", str(stop), "--out",
                          str(run / "reader.json"), "--pause", str(args.reader_pause)])
         start("observer", [*me, "--role", "observer", "--catalog", url, "--journal", str(journal), "--out",
@@ -402,36 +401,9 @@ def _count(cat) -> int:
         return -1  # no progress seen; a store that stays away ends the run at --stall
 
 
-def _watching(url) -> bool:
-    import cosmoscope
-
-    try:
-        with cosmoscope.open_catalog(url, readonly=True) as cat:
-            w = cat.watchers()
-            return bool(w.height and (w["status"] == "running").any())
-    except cosmoscope.CosmoscopeError:
-        return False
-
-
-def _wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"benchmark: timed out after {timeout} s waiting for {what}")
-        time.sleep(0.5)
-
-
-def _pct(values, q):
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0], 3)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
-
-
 def _spread(values) -> dict:
     v = sorted(values)
-    return {"n": len(v), "p50_s": _pct(v, 50), "p95_s": _pct(v, 95), "max_s": round(v[-1], 3) if v else None}
+    return {"n": len(v), "p50_s": percentile(v, 50), "p95_s": percentile(v, 95), "max_s": round(v[-1], 3) if v else None}
 
 
 def summarize(args, backend, url, truth, run, t0, t_end, ingest_end, ingest_summary, counts, sampler, rate, poll,

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(REPO))  # tests.fakevast
-from _common import machine, markdown_table, write_results  # noqa: E402
+from _common import catalog_rows, machine, markdown_table, wait_for, watching, write_results  # noqa: E402
 
 FAKE_KEYS = {"COSMOSCOPE_VAST_ACCESS_KEY": "FAKEVASTACCESSKEY0001",
              "COSMOSCOPE_VAST_SECRET_KEY": "fake/vast/secret/key/for/tests/only"}
@@ -270,8 +270,6 @@ def run_reader(args) -> int:
 def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, archive_files: int = 1200,
                      parts: int = 4, seed: int = 0) -> dict:
     """Watcher, bulk ingest and pipeline writing at once for ``period`` seconds (SQLite)."""
-    import polars as pl
-
     import cosmoscope
 
     live_n = int(period * rate)
@@ -292,7 +290,7 @@ def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, a
                                        stderr=open(logs[role], "w"))
 
     start("watcher", cli(url, "watch", str(live), "--workers", "1", "--settle", "0.5"))
-    _wait_for(lambda: _watching(url), 60)
+    wait_for(lambda: watching(url), 60, "the watcher to start")
     start("pipeline", [*me, "--role", "pipeline", "--catalog", url, "--live", str(live), "--journal",
                        str(work / "pipeline.jsonl"), "--stop", str(stop), "--out-dir", str(work / "outputs"),
                        "--seed", str(seed)])
@@ -322,7 +320,7 @@ def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, a
         procs[role].wait(timeout=300)
     expected_outputs = sum(1 for line in open(work / "pipeline.jsonl") if '"run"' in line)
     expected_rows = len(landed) + archive.manifest.height + expected_outputs
-    _wait_for(lambda: _count(url) >= expected_rows, 600)
+    wait_for(lambda: catalog_rows(url) >= expected_rows, 600, "every expected row")
     time.sleep(2)  # anything extra the watcher might still write would show now
     procs["watcher"].send_signal(signal.SIGTERM)
     procs["watcher"].wait(timeout=120)
@@ -431,32 +429,6 @@ def _locked_lines(path: Path) -> list[str]:
     return [line for line in text.splitlines() if any(w in line.lower() for w in LOCKED)][:5]
 
 
-def _watching(url: str) -> bool:
-    import cosmoscope
-
-    try:
-        with cosmoscope.open_catalog(url, readonly=True) as cat:
-            w = cat.watchers()
-            return bool(w.height and (w["status"] == "running").any())
-    except cosmoscope.CosmoscopeError:
-        return False
-
-
-def _count(url: str) -> int:
-    import cosmoscope
-
-    with cosmoscope.open_catalog(url, readonly=True) as cat:
-        return cat.count()
-
-
-def _wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s")
-        time.sleep(0.2)
-
-
 # -- 3. the store going away -------------------------------------------------------------------
 
 class FakeVastProcess:
@@ -537,7 +509,7 @@ def store_scenario(work: Path, *, files: int = 600, outages: int = 6, injected: 
             proc = subprocess.Popen(cli(url, *args, "--json"), env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             # mid-run: once the catalog holds rows (a loaded machine takes a while to start up)
-            _wait_for(lambda: proc.poll() is not None or _rows(url) > 0, 300)
+            wait_for(lambda: proc.poll() is not None or _rows(url) > 0, 300, "the ingest's first rows")
             while pending_outages and proc.poll() is None:
                 time.sleep(rng.uniform(0.5, 4.0))
                 if proc.poll() is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, markdown_table, write_results  # noqa: E402
+from _common import catalog_rows, machine, markdown_table, percentile, wait_for, watching, write_results  # noqa: E402
 
 READER = r"""
 import json, sys, time
@@ -92,11 +91,11 @@ def latency(args, work: Path) -> dict:
     watcher = subprocess.Popen([sys.executable, "-m", "cosmoscope", "--catalog", url, "-q", "watch", str(root),
                                 "--workers", str(args.workers)], stderr=open(work / "watch.log", "w"))
     try:
-        _wait_for(lambda: _watching(url), 60)
+        wait_for(lambda: watching(url), 60, "the watcher to start", poll=0.05)
         deliver(warm, work / "staging", root, rate=20)  # starts the worker processes
-        _wait_for(lambda: _count(url) >= len(warm), 60)
+        wait_for(lambda: catalog_rows(url) >= len(warm), 60, "the warm-up files", poll=0.05)
         steady_closed = deliver(steady, work / "staging", root, rate=args.rate)
-        _wait_for(lambda: _count(url) >= len(warm) + len(steady), 120)
+        wait_for(lambda: catalog_rows(url) >= len(warm) + len(steady), 120, "the steady files", poll=0.05)
         burst_start = time.time()
         burst_closed = deliver(burst, work / "staging", root, rate=None)
         burst_written = time.time() - burst_start
@@ -110,7 +109,7 @@ def latency(args, work: Path) -> dict:
     result = {}
     for name, closed in (("steady", steady_closed), ("burst", burst_closed)):
         lat = sorted(seen[p] - t for p, t in closed.items() if p in seen)
-        result[name] = {"files": len(closed), "seen": len(lat), "p50_s": _pct(lat, 50), "p95_s": _pct(lat, 95),
+        result[name] = {"files": len(closed), "seen": len(lat), "p50_s": percentile(lat, 50), "p95_s": percentile(lat, 95),
                         "max_s": round(lat[-1], 3) if lat else None}
     result["steady"]["rate_per_s"] = args.rate
     last = max(seen[p] for p in burst_closed if p in seen)
@@ -144,39 +143,6 @@ def validation(args, work: Path) -> dict:
         out["rows"] = rows
         out["bytes"] = size
     return out
-
-
-def _watching(url: str) -> bool:
-    import cosmoscope
-
-    try:
-        with cosmoscope.open_catalog(url, readonly=True) as cat:
-            return bool(cat.watchers().filter(cat.watchers()["status"] == "running").height)
-    except cosmoscope.CosmoscopeError:
-        return False
-
-
-def _count(url: str) -> int:
-    import cosmoscope
-
-    with cosmoscope.open_catalog(url, readonly=True) as cat:
-        return cat.count()
-
-
-def _wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"benchmark: timed out after {timeout} s")
-        time.sleep(0.05)
-
-
-def _pct(values, q):
-    if not values:
-        return None
-    if len(values) == 1:
-        return round(values[0], 3)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 3)
 
 
 def main(argv=None) -> int:
