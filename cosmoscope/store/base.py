@@ -17,10 +17,14 @@ Contract, checked by ``tests/test_store_contract.py`` against every backend:
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from cosmoscope.errors import TransactionAbortedError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -141,11 +145,6 @@ def run_again_if_aborted(work, *, attempts: int = 6, wait: float = 0.05):
     the store aborted its transaction without applying any of it
     (:class:`~cosmoscope.errors.TransactionAbortedError`: another writer's commit won a race, or
     the store restarted). Only VAST aborts transactions; SQLite writers take turns."""
-    import random
-    import time
-
-    from cosmoscope.errors import TransactionAbortedError
-
     for attempt in range(attempts):
         try:
             return work()
