@@ -5,6 +5,12 @@ OR of simple tests on one column (``== != < <= > >=``, ``is_in``, ``is_between``
 ``is_not_null``, ``starts_with``, literal ``contains``). Whatever does not fit stays a residual
 polars expression that the lazy-frame glue applies to every batch.
 
+A test is pushed only when the store evaluates it exactly as polars does on the stored values:
+literals are evaluated by polars itself and converted as polars compares them with the column's
+type. NaN, infinities, times outside the years 1-9999 or finer than a microsecond, and types
+polars would cast lossily (a float against a 64-bit integer column) stay residual; so does
+anything polars refuses (a naive datetime against a UTC column), for polars to refuse.
+
 The split works conjunct by conjunct: the top-level AND is flattened and each conjunct is
 translated on its own, so one untranslatable term never stops the others from being pushed.
 
@@ -21,9 +27,9 @@ True
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -160,180 +166,274 @@ class _Untranslatable(Exception):
 def split_predicate(expr: pl.Expr | None, schema: dict | None = None) -> tuple[Predicate, pl.Expr | None]:
     """Split a polars predicate into a pushable :class:`Predicate` and a residual expression.
 
-    ``schema`` (column name -> polars dtype) lets literals be normalised to the column's type:
-    naive datetimes and dates compared with a UTC timestamp column are read as UTC.
-    The residual is None when everything was pushed.
+    ``schema`` (column name -> polars dtype) lets each literal be converted exactly as polars
+    would compare it with that column (a date with a UTC timestamp column is midnight UTC, an
+    integer with a float column is that float); a literal whose comparison polars would refuse
+    or could round differently from the store stays in the residual, where polars itself
+    evaluates it. The residual is None when everything was pushed.
+
+    The tree is read from polars' JSON form only for its shape; every value is evaluated from
+    the expression objects themselves (``Expr.meta.pop``), because the JSON form rounds about
+    one double in ten and cannot carry NaN or infinity.
     """
     if expr is None:
         return Predicate(), None
-    tree = json.loads(expr.meta.serialize(format="json"))
+    schema = schema or {}
     pushed, residual = [], []
-    for node in _conjuncts(tree):
+    for node in _conjuncts(_Node.of(expr)):
         try:
-            pushed.append(_clause(node, schema or {}))
+            pushed.append(_clause(node, schema))
         except _Untranslatable as why:
-            log.debug("kept as residual (%s): %s", why, _describe(node))
-            residual.append(node)
+            log.debug("kept as residual (%s): %s", why, node.expr)
+            residual.append(node.expr)
     rest = None
-    for node in residual:
-        e = _to_expr(node)
+    for e in residual:
         rest = e if rest is None else rest & e
     pred = Predicate(tuple(pushed))
     log.debug("pushed down: %s; residual: %s", pred, rest)
     return pred, rest
 
 
-def _describe(node) -> str:
-    try:
-        return str(_to_expr(node))
-    except Exception:  # pragma: no cover - describing is best effort
-        return json.dumps(node)[:200]
+@dataclass(frozen=True)
+class _Node:
+    """One node of an expression: its JSON form (for the shape) and the expression itself."""
+
+    tree: Any
+    expr: pl.Expr
+
+    @classmethod
+    def of(cls, expr: pl.Expr) -> _Node:
+        try:
+            tree = json.loads(expr.meta.serialize(format="json"))
+        except Exception as exc:  # an expression polars cannot describe: filtered by polars alone
+            log.debug("cannot read the shape of %s: %s", expr, exc)
+            tree = None
+        return cls(tree, expr)
+
+    def kind(self) -> str | None:
+        return next(iter(self.tree), None) if isinstance(self.tree, dict) else None
+
+    def inputs(self) -> list[_Node]:
+        """The node's inputs, in the order of its JSON form."""
+        kind = self.kind()
+        if kind == "BinaryExpr":
+            trees = [self.tree[kind]["left"], self.tree[kind]["right"]]
+        elif kind == "Function":
+            trees = self.tree[kind]["input"]
+        else:
+            return []
+        exprs = list(reversed(self.expr.meta.pop()))  # pop() lists the inputs last first
+        if len(exprs) != len(trees):
+            raise _Untranslatable("the expression's inputs do not match its shape")
+        return [_Node(t, e) for t, e in zip(trees, exprs)]
+
+    def column(self) -> str | None:
+        tree = self.tree
+        if isinstance(tree, dict) and "Column" in tree and isinstance(tree["Column"], str):
+            return tree["Column"]
+        return None
+
+    def binary_op(self) -> str | None:
+        return self.tree["BinaryExpr"]["op"] if self.kind() == "BinaryExpr" else None
 
 
-def _to_expr(node) -> pl.Expr:
-    import polars as pl
-
-    return pl.Expr.deserialize(io.StringIO(json.dumps(node)), format="json")
-
-
-def _conjuncts(node):
-    be = node.get("BinaryExpr") if isinstance(node, dict) else None
-    if be and be["op"] in ("And", "LogicalAnd"):
-        yield from _conjuncts(be["left"])
-        yield from _conjuncts(be["right"])
+def _conjuncts(node: _Node):
+    if node.binary_op() in ("And", "LogicalAnd"):
+        for child in node.inputs():
+            yield from _conjuncts(child)
     else:
         yield node
 
 
-def _disjuncts(node):
-    be = node.get("BinaryExpr") if isinstance(node, dict) else None
-    if be and be["op"] in ("Or", "LogicalOr"):
-        yield from _disjuncts(be["left"])
-        yield from _disjuncts(be["right"])
+def _disjuncts(node: _Node):
+    if node.binary_op() in ("Or", "LogicalOr"):
+        for child in node.inputs():
+            yield from _disjuncts(child)
     else:
         yield node
 
 
-def _clause(node, schema) -> Clause:
+def _clause(node: _Node, schema) -> Clause:
+    if node.tree is None:
+        raise _Untranslatable("unreadable expression")
     tests = tuple(_test(n, schema) for n in _disjuncts(node))
     if len({t.column for t in tests}) != 1:
         raise _Untranslatable("an OR across different columns")
     return Clause(tests)
 
 
-def _column_name(node) -> str | None:
-    if isinstance(node, dict) and "Column" in node and isinstance(node["Column"], str):
-        return node["Column"]
-    return None
-
-
-def _has_column(node) -> bool:
-    if isinstance(node, dict):
-        return any(k == "Column" or _has_column(v) for k, v in node.items())
-    if isinstance(node, list):
-        return any(_has_column(v) for v in node)
-    return False
-
-
-def _constant(node, column: str, schema):
-    """Evaluate a column-free subtree with polars itself and normalise it for ``column``."""
-    if _has_column(node):
+def _evaluate(node: _Node):
+    """The value of a column-free subtree, computed by polars itself, as a Series."""
+    if node.expr.meta.root_names():
         raise _Untranslatable("the value side refers to a column")
     import polars as pl
 
     try:
-        value = pl.select(_to_expr(node).alias("v")).to_series()
+        series = pl.select(node.expr.alias("v")).to_series()
     except Exception as exc:  # a literal polars itself cannot evaluate stays residual
         raise _Untranslatable(f"literal could not be evaluated: {exc}") from None
-    if len(value) != 1:
+    if len(series) != 1:
         raise _Untranslatable("literal is not a scalar")
-    if value.dtype == pl.List:
-        inner = value[0]
-        return tuple(_normalise(v, column, schema) for v in inner.to_list())
-    return _normalise(value[0], column, schema)
+    return series
 
 
-def _normalise(v, column, schema):
+def _scalar(node: _Node, column: str, schema):
+    """A column-free subtree as one value of the IR for comparisons with ``column``."""
     import polars as pl
 
-    dtype = schema.get(column)
-    is_ts = dtype is not None and isinstance(dtype, pl.Datetime)
-    if isinstance(v, dt.datetime):
-        return v.replace(tzinfo=dt.timezone.utc) if v.tzinfo is None else v.astimezone(dt.timezone.utc)
-    if isinstance(v, dt.date) and is_ts:
-        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
-    if isinstance(v, float) and v != v:
-        raise _Untranslatable("NaN literal")
-    if isinstance(v, (dt.time, dt.timedelta, bytes, list, dict)):
-        raise _Untranslatable(f"{type(v).__name__} literal")
-    return v
+    series = _evaluate(node)
+    if series.dtype == pl.List or series.dtype == pl.Array:
+        raise _Untranslatable("a list where one value was expected")
+    if series.null_count():
+        return None
+    values = _convert(series, schema.get(column))
+    return values[0]
 
 
-def _test(node, schema) -> Test:
-    if not isinstance(node, dict):
-        raise _Untranslatable("not an expression node")
-    if "BinaryExpr" in node:
-        be = node["BinaryExpr"]
-        op = COMPARISONS.get(be["op"])
+def _many(node: _Node, column: str, schema) -> tuple:
+    """The values of an ``is_in`` list, nulls dropped (null is never in a list for polars)."""
+    import polars as pl
+
+    series = _evaluate(node)
+    if series.dtype == pl.List or series.dtype == pl.Array:
+        series = series.explode()
+    series = series.drop_nulls()
+    if series.is_empty():
+        return ()
+    return tuple(_convert(series, schema.get(column), allow_nan=True))
+
+
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def _convert(series, column_dtype, *, allow_nan: bool = False) -> list:
+    """Python values that compare with a ``column_dtype`` column in the store exactly as
+    ``series`` compares with it in polars; raises :class:`_Untranslatable` otherwise."""
+    import polars as pl
+
+    dtype = series.dtype
+    col_dtype = column_dtype
+    if col_dtype is None:  # no schema: only values whose meaning does not depend on the column
+        col_dtype = dtype if dtype in (pl.String, pl.Int64, pl.Int32, pl.Float64) else \
+            (dtype if isinstance(dtype, pl.Datetime) and dtype.time_zone == "UTC" else None)
+        if col_dtype is None:
+            raise _Untranslatable(f"{dtype} literal with no column type to compare it with")
+    if isinstance(col_dtype, pl.Datetime):
+        return _times(series, col_dtype)
+    if col_dtype == pl.String:
+        if dtype != pl.String:
+            raise _Untranslatable(f"{dtype} literal for a text column")
+        return series.to_list()
+    if col_dtype.is_float():
+        if not (dtype.is_float() or dtype.is_integer()):
+            raise _Untranslatable(f"{dtype} literal for a float column")
+        if col_dtype != pl.Float64 and dtype != col_dtype:
+            raise _Untranslatable(f"{dtype} literal for a {col_dtype} column")
+        values = [float(v) for v in series.cast(pl.Float64).to_list()]
+        if allow_nan:  # a stored float is never NaN (the stores keep NaN as null)
+            values = [v for v in values if v == v]
+        if any(v != v or v in (math.inf, -math.inf) for v in values):
+            raise _Untranslatable("NaN or infinite literal")
+        return [v + 0.0 for v in values]  # -0.0 and 0.0 are one value to polars; stores keep 0.0
+    if col_dtype.is_integer():
+        if dtype.is_integer():
+            values = series.to_list()
+            if any(not _INT64[0] <= v <= _INT64[1] for v in values):
+                raise _Untranslatable("integer literal outside the 64-bit range")
+            return values
+        if dtype.is_float() and col_dtype.bit_width <= 32:
+            # polars compares as Float64, which holds every 32-bit integer exactly: so does SQLite
+            values = series.cast(pl.Float64).to_list()
+            if any(v != v or v in (math.inf, -math.inf) for v in values):
+                raise _Untranslatable("NaN or infinite literal")
+            return [v + 0.0 for v in values]
+        raise _Untranslatable(f"{dtype} literal for a {col_dtype} column")
+    raise _Untranslatable(f"no pushdown for {col_dtype} columns")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _times(series, col_dtype) -> list:
+    """Datetimes as polars compares them with a UTC timestamp column."""
+    import polars as pl
+
+    if col_dtype.time_zone != "UTC" or col_dtype.time_unit != "us":
+        raise _Untranslatable(f"no pushdown for {col_dtype} columns")
+    dtype = series.dtype
+    if dtype == pl.Date:
+        series = series.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")  # midnight UTC, as polars
+    elif not isinstance(dtype, pl.Datetime) or dtype.time_zone != "UTC":
+        raise _Untranslatable(f"{dtype} literal for a UTC timestamp column")  # polars refuses it
+    micros = series.dt.epoch("ns") if series.dtype.time_unit == "ns" else series.dt.epoch("us")
+    values = []
+    for v in micros.to_list():
+        if series.dtype.time_unit == "ns":
+            if v % 1000:
+                raise _Untranslatable("a time finer than the column's microseconds")
+            v //= 1000
+        try:
+            values.append(_EPOCH + dt.timedelta(microseconds=v))
+        except OverflowError:
+            raise _Untranslatable("a time outside the years 1-9999") from None
+    return values
+
+
+def _test(node: _Node, schema) -> Test:
+    kind = node.kind()
+    if kind == "BinaryExpr":
+        op = COMPARISONS.get(node.binary_op())
         if op is None:
-            raise _Untranslatable(f"operator {be['op']}")
-        left, right = _column_name(be["left"]), _column_name(be["right"])
-        if left is not None and right is None:
-            value = _constant(be["right"], left, schema)
-            return _comparison(left, op, value)
-        if right is not None and left is None:
-            value = _constant(be["left"], right, schema)
-            return _comparison(right, _FLIP[op], value)
+            raise _Untranslatable(f"operator {node.binary_op()}")
+        left, right = node.inputs()
+        lcol, rcol = left.column(), right.column()
+        if lcol is not None and rcol is None:
+            return _comparison(_known(lcol, schema), op, _scalar(right, lcol, schema))
+        if rcol is not None and lcol is None:
+            return _comparison(_known(rcol, schema), _FLIP[op], _scalar(left, rcol, schema))
         raise _Untranslatable("comparison is not column vs literal")
-    if "Function" in node:
-        fn = node["Function"]
-        inputs, function = fn["input"], fn["function"]
-        column = _column_name(inputs[0]) if inputs else None
+    if kind == "Function":
+        function = node.tree["Function"]["function"]
+        inputs = node.inputs()
+        column = inputs[0].column() if inputs else None
         if column is None:
             raise _Untranslatable("function of something other than a column")
+        _known(column, schema)
         if function == {"Boolean": "IsNull"}:
             return Test(column, "is_null")
         if function == {"Boolean": "IsNotNull"}:
             return Test(column, "is_not_null")
-        if isinstance(function, dict) and "Boolean" in function:
-            b = function["Boolean"]
-            if isinstance(b, dict) and "IsIn" in b:
-                if b["IsIn"].get("nulls_equal"):
-                    raise _Untranslatable("is_in with nulls_equal=True")
-                values = _constant(inputs[1], column, schema)
-                if not isinstance(values, tuple):
-                    values = (values,)
-                if any(v is None for v in values):
-                    values = tuple(v for v in values if v is not None)  # null never matches
-                return Test(column, "is_in", values)
-            if isinstance(b, dict) and "IsBetween" in b:
-                lo = _constant(inputs[1], column, schema)
-                hi = _constant(inputs[2], column, schema)
-                if lo is None or hi is None:
-                    raise _Untranslatable("is_between with a null bound")
-                return Test(column, "between", (lo, hi, b["IsBetween"]["closed"].lower()))
-        if isinstance(function, dict) and "StringExpr" in function:
-            s = function["StringExpr"]
-            if s == "StartsWith":
-                value = _constant(inputs[1], column, schema)
-                if not isinstance(value, str):
-                    raise _Untranslatable("starts_with of a non-string")
-                return Test(column, "starts_with", value)
-            if isinstance(s, dict) and "Contains" in s and s["Contains"].get("literal"):
-                value = _constant(inputs[1], column, schema)
-                if not isinstance(value, str):
-                    raise _Untranslatable("contains of a non-string")
-                return Test(column, "contains", value)
+        b = function.get("Boolean") if isinstance(function, dict) else None
+        if isinstance(b, dict) and "IsIn" in b and len(inputs) == 2:
+            if b["IsIn"].get("nulls_equal"):
+                raise _Untranslatable("is_in with nulls_equal=True")
+            return Test(column, "is_in", _many(inputs[1], column, schema))
+        if isinstance(b, dict) and "IsBetween" in b and len(inputs) == 3:
+            lo = _scalar(inputs[1], column, schema)
+            hi = _scalar(inputs[2], column, schema)
+            if lo is None or hi is None:
+                raise _Untranslatable("is_between with a null bound")
+            return Test(column, "between", (lo, hi, b["IsBetween"]["closed"].lower()))
+        s = function.get("StringExpr") if isinstance(function, dict) else None
+        if s == "StartsWith" or (isinstance(s, dict) and s.get("Contains", {}).get("literal")):
+            value = _scalar(inputs[1], column, schema)
+            if not isinstance(value, str):
+                raise _Untranslatable("a text test with a non-text value")
+            return Test(column, "starts_with" if s == "StartsWith" else "contains", value)
         raise _Untranslatable(f"function {json.dumps(function)[:80]}")
-    raise _Untranslatable(f"node {next(iter(node))}")
+    raise _Untranslatable(f"node {kind}")
+
+
+def _known(column: str, schema) -> str:
+    if schema and column not in schema:
+        raise _Untranslatable("a column the table does not have")  # polars says so itself
+    return column
 
 
 def _comparison(column: str, op: str, value) -> Test:
     if value is None:
         # polars: a comparison with null is null for every row, so nothing matches.
         raise _Untranslatable("comparison with null")
-    if isinstance(value, tuple):
-        raise _Untranslatable("comparison with a list")
     return Test(column, op, value)
 
 

@@ -270,7 +270,7 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
     from cosmoscope.store.base import aggregate
 
     expr = search_filter(**filters.search_kwargs()) if filters is not None else None
-    pushed, residual = split_predicate(expr)
+    pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
         lf = cat.frame(table).filter(expr)
         from cosmoscope.store.base import polars_aggregations
