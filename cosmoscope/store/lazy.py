@@ -3,16 +3,24 @@
 polars hands the source the projected columns, the predicate and ``n_rows``, and then trusts it:
 whatever the source yields is the answer. So the source splits the predicate
 (:func:`cosmoscope.predicate.split_predicate`), asks the store for the pushable part, and still
-filters every batch with the whole predicate and cuts to ``n_rows`` itself. The limit only
-travels to the store when nothing is left to filter in polars.
+filters every batch with polars' own predicate, exactly as polars received it, and cuts to
+``n_rows`` itself. A query polars refuses (a naive datetime against a UTC column, text against
+a number) fails with polars' own error before anything is read. The limit only travels to the
+store when nothing is left to filter in polars.
+
+:func:`explain` runs a copy of the plan whose scans read nothing: each scan is an object that
+polars pickles into the copy (:meth:`_Scan.__reduce__`), so the copy's scans record what they
+would push while every other query, in any thread, keeps reading.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cosmoscope.predicate import Predicate, split_predicate
@@ -46,27 +54,6 @@ class Pushdown:
         return "\n".join(lines)
 
 
-@dataclass
-class _Recorder:
-    dry_run: bool = False
-    seen: list[Pushdown] = field(default_factory=list)
-
-
-_recording_lock = threading.Lock()
-_recorder: _Recorder | None = None
-
-
-@contextmanager
-def _record(dry_run: bool):
-    global _recorder
-    with _recording_lock:
-        _recorder = _Recorder(dry_run=dry_run)
-        try:
-            yield _recorder
-        finally:
-            _recorder = None
-
-
 def polars_schema(schema: pa.Schema) -> pl.Schema:
     """The polars schema of an Arrow schema."""
     import polars as pl
@@ -74,41 +61,58 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
     return pl.from_arrow(schema.empty_table()).schema
 
 
-def scan_table(store: Store, table: str) -> pl.LazyFrame:
-    """A lazy frame over ``table`` of ``store``."""
-    from polars.io.plugins import register_io_source
+#: Live scans by token, so that a copy of a plan made by :func:`explain` finds its store.
+_scans: weakref.WeakValueDictionary[int, _Scan] = weakref.WeakValueDictionary()
+_tokens = itertools.count()
+#: The recorder of the :func:`explain` running in this thread, while it copies a plan.
+_copying = threading.local()
 
-    arrow_schema = store.tables()[table]
-    schema = polars_schema(arrow_schema)
 
-    def source(with_columns, predicate, n_rows, batch_size):
+class _Scan:
+    """The IO source of one lazy frame over one table of a store."""
+
+    def __init__(self, store: Store, table: str, recorder: list[Pushdown] | None = None):
         import polars as pl
 
-        pushed, residual = split_predicate(predicate, schema)
-        full = pushed.to_polars()
-        if residual is not None:
-            full = residual if full is None else full & residual
-        wanted = list(with_columns) if with_columns is not None else list(schema.names())
-        needed = list(wanted)
+        self.store, self.table = store, table
+        self.schema = polars_schema(store.tables()[table])
+        self.empty = pl.DataFrame(schema=self.schema)
+        self.recorder = recorder  # set on the copies explain makes: they record and read nothing
+        self.token = next(_tokens)
+        _scans[self.token] = self
+
+    def __reduce__(self):
+        # polars pickles the source when it serialises a plan; only explain() does that here.
+        return (_scan_copy, (self.token,))
+
+    def plan(self, with_columns, predicate, n_rows) -> Pushdown:
+        pushed, residual = split_predicate(predicate, self.schema)
+        wanted = list(with_columns) if with_columns is not None else list(self.schema.names())
         extra = set(pushed.columns)
-        if residual is not None:
-            extra |= set(residual.meta.root_names())
-        needed += [c for c in schema.names() if c in extra and c not in needed]
+        if predicate is not None:
+            extra |= set(predicate.meta.root_names())
+        needed = wanted + [c for c in self.schema.names() if c in extra and c not in wanted]
         limit = n_rows if residual is None else None
-        plan = Pushdown(table, store.url, needed, pushed, residual, limit)
+        return Pushdown(self.table, self.store.url, needed, pushed, residual, limit)
+
+    def __call__(self, with_columns, predicate, n_rows, batch_size):
+        import polars as pl
+
+        if predicate is not None:
+            self.empty.filter(predicate)  # polars' own error for a query polars refuses
+        plan = self.plan(with_columns, predicate, n_rows)
         log.debug("%s", plan)
-        rec = _recorder
-        if rec is not None:
-            rec.seen.append(plan)
-            if rec.dry_run:
-                return
+        if self.recorder is not None:
+            self.recorder.append(plan)
+            return
+        wanted = list(with_columns) if with_columns is not None else list(self.schema.names())
         remaining = n_rows
         if remaining == 0:
             return
-        for batch in store.scan(table, needed, pushed, limit, batch_size):
+        for batch in self.store.scan(self.table, plan.columns, plan.predicate, plan.limit, batch_size):
             df = pl.from_arrow(batch)
-            if full is not None:
-                df = df.filter(full)
+            if predicate is not None:
+                df = df.filter(predicate)
             if remaining is not None:
                 df = df.head(remaining)
                 remaining -= df.height
@@ -117,17 +121,55 @@ def scan_table(store: Store, table: str) -> pl.LazyFrame:
             if remaining == 0:
                 return
 
+
+def _scan_copy(token: int) -> _Scan:
+    """A scan rebuilt from a pickled plan: a recording copy inside :func:`explain`."""
+    live = _scans.get(token)
+    recorder = getattr(_copying, "recorder", None)
+    if live is None or recorder is None:
+        raise RuntimeError("a cosmoscope lazy frame can only be copied by cosmoscope.store.lazy.explain")
+    return _Scan(live.store, live.table, recorder)
+
+
+def scan_table(store: Store, table: str) -> pl.LazyFrame:
+    """A lazy frame over ``table`` of ``store``."""
+    from polars.io.plugins import register_io_source
+
+    source = _Scan(store, table)
     return register_io_source(
-        source, schema=schema, explain_name=f"cosmoscope {table}",
+        source, schema=source.schema, explain_name=f"cosmoscope {table}",
         explain_detail=f"store {store.url}: filters pushed as an AND of per-column ORs, the rest applied by polars")
 
 
-def explain(lf: pl.LazyFrame) -> str:
-    """polars' optimised plan, followed by what each catalog scan pushes to its store.
+def pushdowns(lf: pl.LazyFrame) -> list[Pushdown]:
+    """What each catalog scan of ``lf`` would send to its store, found without reading a row.
 
-    Runs the plan without reading any rows, to see the predicate polars hands each scan.
+    Runs a copy of the plan whose scans record and read nothing, to see the predicate polars
+    hands each scan; queries running at the same time, in any thread, are not affected.
     """
-    with _record(dry_run=True) as rec:
-        lf.collect()
-    parts = [lf.explain(), "", "Pushed down to the store:"] + [str(p) for p in rec.seen]
-    return "\n".join(parts)
+    import polars as pl
+
+    seen: list[Pushdown] = []
+    _copying.recorder = seen
+    try:
+        copy = pl.LazyFrame.deserialize(io.BytesIO(lf.serialize()))
+    except Exception as exc:  # noqa: BLE001 - e.g. a map_elements function that cannot be pickled
+        raise _CannotCopy(str(exc)) from exc
+    finally:
+        _copying.recorder = None
+    copy.collect()  # a query polars refuses raises its own error here, as collect() would
+    return seen
+
+
+class _CannotCopy(Exception):
+    """polars could not serialise the plan."""
+
+
+def explain(lf: pl.LazyFrame) -> str:
+    """polars' optimised plan, followed by what each catalog scan pushes to its store."""
+    try:
+        seen = pushdowns(lf)
+    except _CannotCopy as exc:
+        log.debug("cannot copy the plan to explain it: %s", exc)
+        return "\n".join([lf.explain(), "", f"What reaches the store cannot be shown for this query: {exc}"])
+    return "\n".join([lf.explain(), "", "Pushed down to the store:"] + [str(p) for p in seen])
