@@ -225,11 +225,13 @@ class Catalog:
             A value or a list of values (any of them matches). ``status`` is the processing
             status, ``calibration`` the calibration status.
         target
-            Exact target name; ``"NGC*"`` matches names starting with NGC, ``"*253*"`` names
-            containing 253.
+            Exact target name, spaces and case included; ``"NGC*"`` matches names starting with
+            NGC, ``"*253*"`` names containing 253.
         start, end
-            Observations that start at or after ``start`` and before ``end`` (UTC; datetimes,
-            dates, ISO 8601 text or astropy Times).
+            Observations that start at or after ``start`` and before ``end``: datetimes (naive
+            ones are read as UTC, aware ones converted), dates (midnight UTC), ISO 8601 text or
+            astropy Times. On the raw frames polars' own rule applies instead: a naive datetime
+            compared with a UTC column is refused.
         min_quality
             Lowest ``data_quality_score`` (0-1) to keep.
         calib_level
@@ -262,11 +264,14 @@ class Catalog:
 
     def mission_summary(self, mission=None) -> pl.DataFrame:
         """Per mission: datasets, total bytes, time coverage, mean and min quality, how many
-        are calibrated, how many failed extraction, and a count per processing status."""
+        are calibrated, how many failed extraction, and a count per processing status.
+
+        ``total_bytes`` is a float: exact up to 9 PB, and it never overflows or wraps."""
         from cosmoscope.predicate import split_predicate
         from cosmoscope.search import search_filter, summarize
 
-        pushed, _ = split_predicate(search_filter(mission=mission))  # == or is_in: always pushed whole
+        pushed, _ = split_predicate(search_filter(mission=mission),  # == or is_in: always pushed whole
+                                    self.observations().collect_schema())
         return summarize(self.store, pushed)
 
     def count(self, lf: pl.LazyFrame | None = None) -> int:

@@ -35,17 +35,25 @@ def walk(cat: Catalog, dataset_id: str, *, direction: str = "both", depth: int |
 
     if direction not in ("upstream", "downstream", "both"):
         raise InvalidArgumentError(f"direction must be 'upstream', 'downstream' or 'both', not {direction!r}")
-    if depth is not None and (not isinstance(depth, int) or depth < 1):
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise InvalidArgumentError(f"depth must be a positive number of hops or None, not {depth!r}")
     start = cat.lookup([dataset_id], ["dataset_id"])
     frames = []
     for d in (("upstream", "downstream") if direction == "both" else (direction,)):
         frames.append(_walk_one(cat, dataset_id, d, depth))
-    edges = pl.concat(frames) if frames else None
-    if start.height == 0 and (edges is None or edges.height == 0):
+    edges = pl.concat(frames)
+    if start.height == 0 and edges.height == 0 and not _has_edges(cat, dataset_id):
         raise DatasetNotFoundError(f"no dataset {dataset_id!r} in {cat.url}")
     nodes = cat.lookup(edges["dataset_id"].unique().to_list(), NODE_COLUMNS)
     return edges.join(nodes, on="dataset_id", how="left").sort("direction", "depth", "dataset_id")
+
+
+def _has_edges(cat: Catalog, dataset_id: str) -> bool:
+    """Whether any lineage edge names ``dataset_id`` (a dataset known only by its links)."""
+    import polars as pl
+
+    return any(cat.relationships().filter(pl.col(c) == dataset_id).select(c).head(1).collect().height
+               for c in ("parent_dataset_id", "child_dataset_id"))  # two pushed reads, not one OR
 
 
 def _walk_one(cat: Catalog, dataset_id: str, direction: str, depth: int | None) -> pl.DataFrame:

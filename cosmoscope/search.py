@@ -70,7 +70,7 @@ def search_filter(*, mission=None, instrument=None, target=None, start=None, end
     if target is not None:
         if not isinstance(target, str) or not target.strip():
             raise InvalidArgumentError("target must be a non-empty name, e.g. 'NGC 253' or 'NGC*'")
-        terms.append(target_filter(target.strip()))
+        terms.append(target_filter(target))
     t0 = to_utc(start, name="start time") if start is not None else None
     t1 = to_utc(end, name="end time") if end is not None else None
     if t0 is not None and t1 is not None and t1 <= t0:
@@ -133,5 +133,6 @@ def summarize_frame(frame) -> pl.DataFrame:
 def _tidy(df) -> pl.DataFrame:
     import polars as pl
 
-    sums = [c for c in df.columns if c.startswith("n_") or c == "total_bytes"]
-    return df.with_columns(pl.col(sums).fill_null(0).cast(pl.Int64)).sort("mission_id", nulls_last=True)
+    counts = [c for c in df.columns if c.startswith("n_")]
+    return df.with_columns(pl.col(counts).fill_null(0).cast(pl.Int64),
+                           pl.col("total_bytes").fill_null(0).cast(pl.Float64)).sort("mission_id", nulls_last=True)

@@ -96,6 +96,18 @@ class Store(Protocol):
         """Release connections."""
 
 
+def canonical_floats(col):
+    """A float column as every store keeps it: NaN as null (SQLite has no NaN) and -0.0 as 0.0
+    (equal to polars, but not to every store's filter), so a row reads back the same from each."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count == len(col):
+        return col
+    col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    return pc.if_else(pc.equal(col, pa.scalar(0.0, col.type)), pa.scalar(0.0, col.type), col)
+
+
 def aggregate(store: Store, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
               predicate: Predicate | None = None) -> pa.Table:
     """Grouped aggregates, computed by the store when it can and by polars over a scan otherwise."""
@@ -129,7 +141,9 @@ def polars_aggregations(aggregations: Sequence[Agg]) -> list:
         col = pl.col(a.column) if a.column else None
         if a.op == "count":
             return pl.len().cast(pl.Int64)
-        if a.op in ("sum", "min", "max", "mean"):
+        if a.op == "sum":
+            return col.cast(pl.Float64).sum()  # an Int64 sum would wrap around silently
+        if a.op in ("min", "max", "mean"):
             return getattr(col, a.op)()
         if a.op == "count_eq":
             return (col == a.value).sum().cast(pl.Int64)

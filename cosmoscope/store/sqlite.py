@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test, successor
-from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg
+from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _storage_array(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     if pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_boolean(t):
         return col.cast(_storage_type(t))
     if pa.types.is_floating(t):
-        return pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+        return canonical_floats(col)
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return col.cast(pa.string())
     return col
@@ -585,7 +585,8 @@ def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
     c = _q(a.column)
     t = schema.field(a.column).type
     if a.op == "sum":
-        return f"SUM({c})", [], pa.float64() if pa.types.is_floating(t) else pa.int64()
+        # TOTAL, not SUM: SUM of integers fails on overflow; sums are floats everywhere
+        return f"TOTAL({c})", [], pa.float64()
     if a.op in ("min", "max"):
         return f"{a.op.upper()}({c})", [], t
     if a.op == "mean":

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cosmoscope.errors import StoreError
+from cosmoscope.store.base import canonical_floats
 
 #: Largest string or binary cell VAST accepts.
 MAX_CELL_BYTES = 128 * 1024
@@ -64,8 +65,8 @@ def to_storage(col: pa.ChunkedArray | pa.Array, logical: pa.DataType, name: str,
     target = storage_type(logical)
     if isinstance(logical, pa.BaseExtensionType):
         col = pa.chunked_array([c.storage for c in col.chunks], type=logical.storage_type)
-    if pa.types.is_floating(col.type) and col.null_count < len(col):
-        col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+    if pa.types.is_floating(col.type):
+        col = canonical_floats(col)
     if col.type != target:
         col = col.cast(target)
     if (pa.types.is_string(target) or pa.types.is_binary(target)) and len(col):
