@@ -1,0 +1,294 @@
+"""The lazy frames' contract, checked by difference: any polars query on a catalog frame gives
+exactly what the same query gives on the collected rows in memory, or raises the same error.
+
+Random queries (``tests/querygen.py``) run over awkward rows on every backend. The default run
+is sized for ``make test``; a long run is a matter of environment variables::
+
+    COSMOSCOPE_DIFF_CASES=20000 COSMOSCOPE_DIFF_ROWS=5000 COSMOSCOPE_DIFF_SEED=7 \\
+        .venv/bin/python -m pytest tests/test_differential.py -q
+
+``COSMOSCOPE_DIFF_CASES`` is the number of random queries per backend (plus a quarter as many
+searches); a failure names its seed and case number and prints the query as Python, and
+``COSMOSCOPE_DIFF_ONLY=N`` runs case N alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import threading
+from collections import Counter
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from cosmoscope import schema as S
+from cosmoscope.errors import CosmoscopeError
+from cosmoscope.search import search_filter
+
+from .conftest import FAKE_VAST_OPTIONS
+from .querygen import STRINGS, TIMES, Query, QueryGen, awkward_rows
+
+CASES = int(os.environ.get("COSMOSCOPE_DIFF_CASES", "250"))
+ROWS = int(os.environ.get("COSMOSCOPE_DIFF_ROWS", "600"))
+SEED = int(os.environ.get("COSMOSCOPE_DIFF_SEED", "2026"))
+ONLY = os.environ.get("COSMOSCOPE_DIFF_ONLY")
+TABLES = {"observations": 0.7, "dataset_relationships": 0.15, "events": 0.15}
+
+
+class RecordingStore:
+    """The real store, with every scan it is asked for written down."""
+
+    def __init__(self, store):
+        self._store = store
+        self.scans: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None):
+        with self._lock:
+            self.scans.append((table, list(columns) if columns is not None else None, str(predicate), limit))
+        return self._store.scan(table, columns, predicate, limit, batch_size)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "vast"])
+def loaded(request, tmp_path_factory):
+    """A catalog of awkward rows on each backend, and those rows as read back."""
+    import cosmoscope
+    from cosmoscope.catalog import Catalog
+    from cosmoscope.store.base import open_store
+
+    with pytest.MonkeyPatch.context() as mp:
+        if request.param == "sqlite":
+            url = f"sqlite://{tmp_path_factory.mktemp('diff')}/diff.sqlite"
+        else:
+            server = request.getfixturevalue("fake_vast")
+            mp.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
+            mp.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
+            url = f"vast+http://{server.host}:{server.port}/{server.bucket}/diff_{os.getpid()}?{FAKE_VAST_OPTIONS}"
+        cosmoscope.open_catalog(url).close()  # creates the tables
+        store = RecordingStore(open_store(url))
+        cat = Catalog(store, actor="differential@tests")
+        frames = {}
+        for i, table in enumerate(TABLES):
+            spec = S.table_spec(table)
+            store.upsert(spec.name, awkward_rows(spec.schema, list(spec.key), ROWS, SEED + i), spec.key)
+            frames[spec.name] = cat.frame(spec.name).collect()
+            assert frames[spec.name].height == ROWS
+        yield request.param, cat, frames
+        cat.close()
+
+
+def outcome(run):
+    try:
+        return "rows", run()
+    except (pl.exceptions.PolarsError, CosmoscopeError, TypeError, ValueError, OverflowError) as exc:
+        return "error", type(exc).__name__
+
+
+def differs(q: Query, got, want) -> str | None:
+    """Why the catalog's answer differs from polars', or None."""
+    if got[0] != want[0] or got[0] == "error":
+        return None if got == want else f"catalog: {got[0]} {got[1] if got[0] == 'error' else ''}; " \
+                                         f"polars: {want[0]} {want[1] if want[0] == 'error' else ''}"
+    g, w = got[1], want[1]
+    if g.schema != w.schema:
+        return f"schema {g.schema} != {w.schema}"
+    if q.any_rows:  # head() of an unordered frame: any rows of the full answer will do
+        if g.height != w.height:
+            return f"{g.height} rows, polars {w.height}"
+        extra = Counter(g.rows()) - Counter(want[2])  # want[2]: the full answer's rows
+        return f"rows not in the full answer: {list(extra)[:3]}" if extra else None
+    if not q.ordered:
+        g, w = g.sort(g.columns, nulls_last=True), w.sort(w.columns, nulls_last=True)
+    try:
+        assert_frame_equal(g, w, check_exact=True)
+    except AssertionError as exc:
+        return f"{g.height} rows, polars {w.height}: {str(exc)[:300]}"
+    return None
+
+
+def run_case(cat, frames, q: Query):
+    got = outcome(lambda: q.apply(cat.frame(q.table)).collect())
+    want = outcome(lambda: q.apply(frames[q.table].lazy()).collect())
+    if q.any_rows and want[0] == "rows":
+        without_head = Query(q.table, q.steps[:-1])
+        full = outcome(lambda: without_head.apply(frames[q.table].lazy()).collect())
+        want = (*want, full[1].rows() if full[0] == "rows" else [])
+    return got, want
+
+
+def queries(frames, seed: int, n: int):
+    rng = random.Random(seed)
+    gens = {t: QueryGen(t, frames[t], list(S.table_spec(t).key), rng) for t in TABLES}
+    for i in range(n):
+        table = rng.choices(list(TABLES), weights=list(TABLES.values()))[0]
+        yield i, gens[table].query()
+
+
+def test_random_queries_agree_with_polars(loaded):
+    backend, cat, frames = loaded
+    failures, kinds = [], Counter()
+    for i, q in queries(frames, SEED, CASES):
+        if ONLY is not None and i != int(ONLY):
+            continue
+        got, want = run_case(cat, frames, q)
+        kinds[want[0]] += 1
+        why = differs(q, got, want)
+        if why and got[0] != want[0]:
+            eager = outcome(lambda: q.apply_eagerly(frames[q.table]))
+            if not differs(q, got, (*eager, *want[2:])):
+                kinds["polars disagrees with itself"] += 1
+                continue
+        if why:
+            failures.append(f"case {i} (seed {SEED}, {backend}): {why}\n    {q.code}")
+    print(f"{backend}: {CASES} queries: {dict(kinds)}")
+    assert not failures, f"{len(failures)} of {CASES} queries differ from polars:\n" + "\n".join(failures[:15])
+    assert ONLY or kinds["rows"] > CASES // 2  # the generator mostly makes queries polars accepts
+
+
+def search_kwargs(rng: random.Random, df: pl.DataFrame) -> dict:
+    def seen(column):
+        return df[column][rng.randrange(df.height)]
+
+    kw = {}
+    for name, column in [("mission", "mission_id"), ("instrument", "instrument_type"), ("satellite", "satellite_name"),
+                         ("product_type", "dataproduct_type"), ("file_format", "file_format")]:
+        if rng.random() < 0.25:
+            values = [v for v in (seen(column) for _ in range(rng.randrange(1, 4))) if v is not None] or ["LYRA"]
+            kw[name] = values[0] if len(values) == 1 else values
+    if rng.random() < 0.3:
+        name = seen("target_object") or rng.choice(STRINGS[1:]) or "M31"
+        form = rng.random()
+        kw["target"] = name if form < 0.5 else (name[:3] + "*") if form < 0.75 else f"*{name[1:4]}*"
+    for bound in ("start", "end"):
+        if rng.random() < 0.3:
+            t = rng.choice([t for t in TIMES if t is not None and 1 < t.year < 9999])
+            kw[bound] = rng.choice([t, t.replace(tzinfo=None), t.date(), t.isoformat(), t.strftime("%Y-%m-%dT%H:%M:%S")])
+    if rng.random() < 0.3:
+        kw["min_quality"] = rng.choice([0.0, 0.5, 0.9999999999999999, 1.0, 5e-324, 0.30000000000000004])
+    if rng.random() < 0.15:
+        kw["status"] = rng.choice([s.value for s in S.ProcessingStatus])
+    if rng.random() < 0.15:
+        kw["calibration"] = rng.choice([s.value for s in S.CalibrationStatus])
+    if rng.random() < 0.15:
+        kw["calib_level"] = rng.randrange(0, 5)
+    return kw
+
+
+def test_search_agrees_with_polars(loaded):
+    backend, cat, frames = loaded
+    rng = random.Random(SEED + 1)
+    df = frames["observations"]
+    failures = []
+    for i in range(max(CASES // 4, 20)):
+        kw = search_kwargs(rng, df)
+        try:
+            expr = search_filter(**kw)
+        except CosmoscopeError as exc:
+            with pytest.raises(type(exc)):
+                cat.search(**kw)
+            continue
+        got = outcome(lambda: cat.search(**kw).collect())
+        want = outcome(lambda: (df.lazy().filter(expr) if expr is not None else df.lazy()).collect())
+        why = differs(Query("observations"), got, want)
+        if why:
+            failures.append(f"search case {i} ({backend}): {why}\n    cat.search(**{kw!r})")
+    assert not failures, "\n".join(failures[:15])
+
+
+def test_explain_says_what_the_store_received(loaded):
+    from cosmoscope.store.lazy import pushdowns
+
+    backend, cat, frames = loaded
+    store = cat.store
+    for i, q in queries(frames, SEED + 2, 60):
+        lf = q.apply(cat.frame(q.table))
+        try:
+            said = pushdowns(lf)
+        except (pl.exceptions.PolarsError, CosmoscopeError):
+            continue  # a query polars refuses; test_random_queries checks the error itself
+        with store._lock:
+            store.scans.clear()
+        if outcome(lf.collect)[0] == "error":
+            continue  # refused by a filter polars keeps above the scan, once it sees rows
+        received = sorted(map(repr, store.scans))
+        expected = sorted(repr((p.table, p.columns, str(p.predicate), p.limit)) for p in said)
+        assert received == expected, f"case {i}: explain said {expected}, the store received {received}\n{q.code}"
+
+
+def test_the_same_answers_from_eight_threads_while_others_write_and_explain(loaded):
+    """Queries, explain, writes and direct scans at once: every query answers as it did alone."""
+    backend, cat, frames = loaded
+    fresh = ~pl.col("dataset_id").str.starts_with("w-")  # rows the writers add are not asked for
+    df = frames["observations"]
+    cases = []
+    for _i, q in queries({**frames, "observations": df}, SEED + 3, 200):
+        if q.table != "observations" or q.any_rows:
+            continue
+        q.steps.insert(0, (".filter(fresh)", lambda lf: lf.filter(fresh)))
+        want = outcome(lambda q=q: q.apply(df.lazy()).collect())
+        if want[0] == "rows":
+            cases.append((q, want))
+    cases = cases[:24]
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def reader(k):
+        for q, want in cases[k::4] * 2:
+            got = outcome(lambda q=q: q.apply(cat.observations()).collect())
+            why = differs(q, got, want)
+            if why:
+                errors.append(f"reader {k}: {why}\n    {q.code}")
+
+    def explainer():
+        while not stop.is_set():
+            cat.explain(cat.observations().filter(pl.col("mission_id") == "LYRA").head(1))
+
+    def writer(k):
+        n = 0
+        while not stop.is_set() and n < 200:
+            cat.add_records([{"dataset_id": f"w-{k}-{n}", "file_path": f"/w/{k}/{n}.fits", "mission_id": "LYRA"}])
+            cat.log_event("note", dataset_id=f"w-{k}-{n}")
+            n += 1
+
+    def scanner():
+        from cosmoscope.predicate import Predicate, Test
+
+        pred = Predicate.of(Test("calib_level", "is_not_null"))
+        want = df.filter(pl.col("calib_level").is_not_null()).height
+        while not stop.is_set():
+            # the writers' rows have no calib_level, so the count stays what it was
+            rows = sum(b.num_rows for b in cat.store.scan("observations", ["dataset_id", "calib_level"], pred))
+            if rows != want:
+                errors.append(f"a direct scan found {rows} rows, expected {want}")
+
+    readers = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    others = [threading.Thread(target=explainer), threading.Thread(target=writer, args=(0,)),
+              threading.Thread(target=writer, args=(1,)), threading.Thread(target=scanner)]
+    for t in readers + others:
+        t.start()
+    for t in readers:
+        t.join()
+    stop.set()
+    for t in others:
+        t.join()
+    assert not errors, "\n".join(errors[:10])
+
+
+def test_awkward_rows_survive_the_round_trip(loaded):
+    """The rows the differential test compares against are the rows that were written."""
+    backend, cat, frames = loaded
+    spec = S.table_spec("observations")
+    written = pl.from_arrow(awkward_rows(spec.schema, list(spec.key), ROWS, SEED))
+    back = frames["observations"].sort("dataset_id")
+    # the stores keep NaN as null and -0.0 as 0.0; nothing else changes
+    floats = [c for c, t in written.schema.items() if t.is_float()]
+    written = written.with_columns(pl.col(floats).fill_nan(None) + 0.0).sort("dataset_id")
+    assert_frame_equal(back, written, check_exact=True)
+    assert (back["exposure_time"] == 0.0).sum() == (written["exposure_time"] == 0.0).sum()
+    assert dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc) in back["observation_timestamp"].to_list()
