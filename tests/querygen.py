@@ -110,27 +110,36 @@ class Query:
     """One random query: a table, the steps applied to its lazy frame, and how to compare."""
 
     table: str
-    steps: list[tuple[str, Callable[[pl.LazyFrame], pl.LazyFrame]]] = field(default_factory=list)
+    #: (source, function of the frame, the filter expression if the step is a filter)
+    steps: list[tuple[str, Callable[[pl.LazyFrame], pl.LazyFrame], pl.Expr | None]] = field(default_factory=list)
     ordered: bool = False      # the result's row order is defined (a total sort last)
     any_rows: bool = False     # a head/slice of an unordered frame: compare heights and membership
 
     def apply(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        for _code, step in self.steps:
+        for _code, step, _filter in self.steps:
             lf = step(lf)
         return lf
 
     def apply_eagerly(self, df: pl.DataFrame) -> pl.DataFrame:
-        """The same query with each filter run by ``DataFrame.filter``: polars' other answer to
-        an ill-typed filter, which a plan with ``select(pl.len())`` may refuse while
-        ``DataFrame.filter`` short-cuts it (``x.is_between("z", "a") & (text < 7)``)."""
+        """The same query with its filters, ANDed as polars hands them to a scan, run by
+        ``DataFrame.filter``: polars' other answer to an ill-typed filter, which a plan ending
+        in ``select(pl.len())`` refuses while ``DataFrame.filter`` short-cuts it
+        (``x.is_between("z", "a") & (text < 7)``)."""
+        filters = [e for _code, _step, e in self.steps if e is not None]
+        if filters:
+            combined = filters[0]
+            for e in filters[1:]:
+                combined = combined & e
+            df = df.filter(combined)
         lf = df.lazy()
-        for code, step in self.steps:
-            lf = step(lf.collect()).lazy() if code.startswith(".filter(") else step(lf)
+        for _code, step, e in self.steps:
+            if e is None:
+                lf = step(lf)
         return lf.collect()
 
     @property
     def code(self) -> str:
-        return f"cat.frame({self.table!r})" + "".join(code for code, _ in self.steps)
+        return f"cat.frame({self.table!r})" + "".join(code for code, _step, _filter in self.steps)
 
 
 class QueryGen:
@@ -320,25 +329,25 @@ class QueryGen:
         q = Query(self.table)
         for _ in range(rng.choice([1, 1, 1, 2])):
             p = self.predicate() if rng.random() < 0.6 else self.conjunction()
-            q.steps.append((f".filter({p.code})", lambda lf, e=p.expr: lf.filter(e)))
+            q.steps.append((f".filter({p.code})", lambda lf, e=p.expr: lf.filter(e), p.expr))
         tail = rng.random()
         if tail < 0.2:
             cols = rng.sample(self.columns, rng.randrange(1, 5))
-            q.steps.append((f".select({cols!r})", lambda lf, cs=cols: lf.select(cs)))
+            q.steps.append((f".select({cols!r})", lambda lf, cs=cols: lf.select(cs), None))
         elif tail < 0.4:
             by = rng.sample(self.columns, rng.randrange(1, 3))
             desc = rng.random() < 0.5
             nulls_last = rng.random() < 0.5
             keys = by + [k for k in self.key if k not in by]
             q.steps.append((f".sort({keys!r}, descending={desc}, nulls_last={nulls_last})",
-                            lambda lf, k=keys, d=desc, nl=nulls_last: lf.sort(k, descending=d, nulls_last=nl)))
+                            lambda lf, k=keys, d=desc, nl=nulls_last: lf.sort(k, descending=d, nulls_last=nl), None))
             q.ordered = True
             if rng.random() < 0.6:
                 n = rng.choice([0, 1, 5, 20, 500])
-                q.steps.append((f".head({n})", lambda lf, n=n: lf.head(n)))
+                q.steps.append((f".head({n})", lambda lf, n=n: lf.head(n), None))
         elif tail < 0.5:
             n = rng.choice([0, 1, 3, 50])
-            q.steps.append((f".head({n})", lambda lf, n=n: lf.head(n)))
+            q.steps.append((f".head({n})", lambda lf, n=n: lf.head(n), None))
             q.any_rows = True
         elif tail < 0.62:
             g = rng.choice(self.columns)
@@ -347,12 +356,12 @@ class QueryGen:
                     pl.col(num).null_count().alias("nulls")]
             code = f'.group_by({g!r}).agg(pl.len().alias("n"), pl.col({num!r}).max().alias("mx"), ' \
                    f'pl.col({num!r}).min().alias("mn"), pl.col({num!r}).null_count().alias("nulls"))'
-            q.steps.append((code, lambda lf, g=g, a=aggs: lf.group_by(g).agg(a)))
+            q.steps.append((code, lambda lf, g=g, a=aggs: lf.group_by(g).agg(a), None))
         elif tail < 0.7:
             cols = rng.sample(self.columns, rng.randrange(1, 3))
-            q.steps.append((f".select({cols!r}).unique()", lambda lf, cs=cols: lf.select(cs).unique()))
+            q.steps.append((f".select({cols!r}).unique()", lambda lf, cs=cols: lf.select(cs).unique(), None))
         elif tail < 0.85:
-            q.steps.append((".select(pl.len())", lambda lf: lf.select(pl.len())))
+            q.steps.append((".select(pl.len())", lambda lf: lf.select(pl.len()), None))
         return q
 
     def conjunction(self) -> X:

@@ -130,6 +130,7 @@ def queries(frames, seed: int, n: int):
         yield i, gens[table].query()
 
 
+@pytest.mark.timeout(max(300, CASES // 10))
 def test_random_queries_agree_with_polars(loaded):
     backend, cat, frames = loaded
     failures, kinds = [], Counter()
@@ -230,7 +231,7 @@ def test_the_same_answers_from_eight_threads_while_others_write_and_explain(load
     for _i, q in queries({**frames, "observations": df}, SEED + 3, 200):
         if q.table != "observations" or q.any_rows:
             continue
-        q.steps.insert(0, (".filter(fresh)", lambda lf: lf.filter(fresh)))
+        q.steps.insert(0, (".filter(fresh)", lambda lf: lf.filter(fresh), fresh))
         want = outcome(lambda q=q: q.apply(df.lazy()).collect())
         if want[0] == "rows":
             cases.append((q, want))
