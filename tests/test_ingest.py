@@ -263,3 +263,22 @@ def test_cli_ingest_reports_and_exits(tmp_path, sky):
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(bad), "--shard", "5/4"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "I must be between 1 and N" in out.stderr
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(tmp_path, sky, catalog):
+    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.ingest.watch import Watcher
+
+    here = sky.root  # a tree of data files as the working directory: "" must not catalog it
+    path = str(tmp_path / "c.sqlite")
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", ""], cwd=here,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "an empty path was given" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        catalog.ingest(["", str(here)], workers=0, progress=False)
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        Watcher(catalog, [""])
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        catalog.validate(paths="", progress=False)
+    assert catalog.count() == 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
-from cosmoscope.ingest.crawl import FileEntry, Shard, count_files, crawl
+from cosmoscope.ingest.crawl import FileEntry, Shard, count_files, crawl, given_paths
 from cosmoscope.ingest.workers import ExtractionPool, looks_like_data
 from cosmoscope.store.base import run_again_if_aborted
 
@@ -154,7 +154,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
     """
     from cosmoscope.errors import InvalidArgumentError
 
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    paths = given_paths(paths)
     if not paths:
         raise InvalidArgumentError("give at least one file or directory to ingest")
     if isinstance(shard, str):

@@ -60,6 +60,23 @@ class Shard:
         return int.from_bytes(digest, "big") % self.count == self.index
 
 
+def given_paths(paths, *, what: str = "a file or directory") -> list[str]:
+    """The paths a user gave, as strings, refusing empty ones.
+
+    An empty path would mean the current directory to the OS, so ``cosmoscope watch "$INCOMING"``
+    with the variable unset would catalog wherever it happens to run (``/`` under systemd).
+
+    >>> given_paths(["/data", "."])
+    ['/data', '.']
+    """
+    out = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths)]
+    out = [os.fsdecode(p) if isinstance(p, bytes) else p for p in out]
+    if any(not p.strip() for p in out):
+        raise InvalidArgumentError(f"an empty path was given (an unset variable?); give {what}, or '.' for the "
+                                   "current directory")
+    return out
+
+
 def is_candidate(name: str) -> bool:
     """Whether a file name could be a data file (hidden and temporary files are not)."""
     return not (name.startswith(".") or name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES))

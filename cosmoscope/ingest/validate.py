@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -207,11 +208,10 @@ def _select(catalog: Catalog, *, mission, since, paths) -> list[str]:
         tests.append(Test("mission_id", "is_in", tuple(missions)))
     if since is not None:
         tests.append(Test("updated_at", ">=", since_time(since)))
-    if paths:
-        import os
+    if isinstance(paths, (str, bytes, os.PathLike)) or paths:  # "" is refused, not taken for "everything"
+        from cosmoscope.ingest.crawl import given_paths
 
-        prefixes = [os.path.abspath(os.fspath(p)).rstrip("/") + "/" for p in
-                    ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        prefixes = [os.path.abspath(p).rstrip("/") + "/" for p in given_paths(paths, what="a directory")]
         tests.append(Clause(tuple(Test("file_path", "starts_with", p) for p in prefixes)))
     out: list[str] = []
     for batch in catalog.store.scan("observations", ["dataset_id"], Predicate.of(*tests)):

@@ -103,7 +103,9 @@ class Watcher:
                  reconcile_every: float = 600.0, heartbeat_every: float = 5.0, workers: int = 1,
                  batch_files: int = 500, max_pending: int = 100_000, follow_symlinks: bool = False,
                  initial_scan: bool = True):
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        from cosmoscope.ingest.crawl import given_paths
+
+        paths = given_paths(paths, what="a directory to watch")
         if not paths:
             raise InvalidArgumentError("give at least one directory to watch")
         roots = []
