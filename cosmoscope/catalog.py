@@ -278,12 +278,16 @@ class Catalog:
 
     def sql(self, query: str) -> pl.LazyFrame:
         """Run polars SQL over the catalog's tables (``observations``, ``relationships``,
-        ``events``, ``obscore``); filters still reach the store.
+        ``events``, ``obscore``); filters still reach the store. Only queries are accepted:
+        anything else (``DELETE``, ``DROP``, ``UPDATE`` ...) raises :class:`InvalidArgumentError`.
 
         >>> cat.sql("SELECT mission_id, count(*) AS n FROM observations GROUP BY mission_id")  # doctest: +SKIP
         """
         import polars as pl
 
+        from cosmoscope.sql import check_query
+
+        check_query(query)
         ctx = pl.SQLContext({"observations": self.observations(), "relationships": self.relationships(),
                              "dataset_relationships": self.relationships(), "events": self.events(),
                              "obscore": self.obscore()}, eager=False)
