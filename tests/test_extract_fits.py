@@ -297,7 +297,24 @@ def test_garbage_header_without_end_is_refused_quickly(tmp_path):
     path.write_bytes(card + os.urandom(2880 * 2100))
     rec = extract_file(path)
     assert rec["extraction_status"] == "error"
-    assert "without an END card" in rec["extraction_error"]
+    assert rec["extraction_error"].startswith("damaged FITS file: header of HDU 0 is not FITS header text")
+
+
+def test_a_header_larger_than_the_limit_says_so_and_how_to_raise_it(tmp_path, monkeypatch):
+    cards = [f"{k:<8}= {v:>20}".ljust(80) for k, v in (("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "0"),
+                                                        ("TELESCOP", "'HELIOS-X'"))]
+    cards += [f"COMMENT card {n}".ljust(80) for n in range(131_250)] + ["END".ljust(80)]  # 10.5 MB
+    text = "".join(cards)
+    path = tmp_path / "wordy.fits"
+    path.write_bytes(text.ljust(-(-len(text) // 2880) * 2880).encode())
+    rec = extract_file(path)
+    assert rec["extraction_status"] == "error"
+    assert rec["extraction_error"] == (
+        "FITS header of HDU 0 is 10,500,480 bytes, larger than the 5,760,000 cosmoscope reads; to catalog this "
+        "file raise the limit with COSMOSCOPE_MAX_HEADER_BYTES, e.g. COSMOSCOPE_MAX_HEADER_BYTES=11000000")
+    monkeypatch.setenv("COSMOSCOPE_MAX_HEADER_BYTES", "11000000")
+    rec = extract_file(path)
+    assert rec["extraction_status"] != "error" and rec["satellite_name"] == "HELIOS-X"
 
 
 def test_bytes_after_the_last_hdu_are_noted(tmp_path):

@@ -27,8 +27,11 @@ from cosmoscope.extract.base import ExtractionError, Metadata, Source
 
 BLOCK = 2880
 CARD = 80
-#: A header longer than this without END is garbage, not a header (72,000 cards).
+#: Default longest header read (72,000 cards, 5,760,000 bytes); ``COSMOSCOPE_MAX_HEADER_BYTES``
+#: raises it. Past it a header's blocks are only searched for END, to say which case it is.
 MAX_HEADER_BLOCKS = 2000
+#: How far past the limit a header is searched for its END card, as a multiple of the limit.
+END_LOOKAHEAD = 8
 MAX_HDUS = 1000
 GZIP_MAGIC = b"\x1f\x8b"
 BZIP2_MAGIC = b"BZh"
@@ -39,6 +42,14 @@ def _checksum_budget() -> int:
         return int(os.environ.get("COSMOSCOPE_CHECKSUM_MAX_BYTES", 256 * 1024 * 1024))
     except ValueError:
         return 256 * 1024 * 1024
+
+
+def max_header_bytes() -> int:
+    """Longest FITS header read (``COSMOSCOPE_MAX_HEADER_BYTES``, default 5,760,000 bytes)."""
+    try:
+        return max(BLOCK, int(os.environ.get("COSMOSCOPE_MAX_HEADER_BYTES", MAX_HEADER_BLOCKS * BLOCK)))
+    except ValueError:
+        return MAX_HEADER_BLOCKS * BLOCK
 
 
 def is_fits_head(head: bytes) -> bool:
@@ -284,11 +295,10 @@ def walk(stream: _Stream, *, verify: bool, budget: int) -> tuple[list[Header], d
         blocks = [first]
         text = first.decode("latin-1")
         end = _find_end(text)
+        limit_blocks = max_header_bytes() // BLOCK
         while end < 0:
-            if len(blocks) >= MAX_HEADER_BLOCKS:
-                raise ExtractionError(
-                    f"damaged FITS file: header of HDU {i} runs past {MAX_HEADER_BLOCKS * BLOCK:,} bytes "
-                    "without an END card")
+            if len(blocks) >= limit_blocks:
+                raise ExtractionError(_oversized_header(stream, i, blocks))
             b = stream.read(BLOCK)
             if len(b) < BLOCK:
                 raise ExtractionError(f"truncated FITS file: header of HDU {i} has no END card")
@@ -329,6 +339,30 @@ def walk(stream: _Stream, *, verify: bool, budget: int) -> tuple[list[Header], d
     else:
         problems.append(f"only the first {MAX_HDUS} HDUs were read")
     return headers, check, problems
+
+
+def _oversized_header(stream: _Stream, i: int, blocks: list[bytes]) -> str:
+    """Why a header that reached the limit could not be read: too large (its END card is further
+    on), damaged (not header text, or no END card within :data:`END_LOOKAHEAD` times the limit) or
+    cut short (the file ends first). Looks ahead block by block, keeping nothing."""
+    limit = len(blocks) * BLOCK
+    raise_it = "raise the limit with COSMOSCOPE_MAX_HEADER_BYTES"
+    sample = b"".join(blocks[:4] + blocks[-4:])
+    if sum(32 <= c < 127 for c in sample) < 0.95 * len(sample):
+        return (f"damaged FITS file: header of HDU {i} is not FITS header text and has no END card within "
+                f"{limit:,} bytes")
+    size = limit
+    while size < END_LOOKAHEAD * limit:
+        b = stream.read(BLOCK)
+        if len(b) < BLOCK:
+            return f"truncated FITS file: header of HDU {i} has no END card (the file ends after {size:,} header bytes)"
+        size += BLOCK
+        if _find_end(b.decode("latin-1")) >= 0:
+            want = -(-size // 1_000_000) * 1_000_000
+            return (f"FITS header of HDU {i} is {size:,} bytes, larger than the {limit:,} cosmoscope reads; to "
+                    f"catalog this file {raise_it}, e.g. COSMOSCOPE_MAX_HEADER_BYTES={want}")
+    return (f"damaged FITS file: header of HDU {i} has no END card within {size:,} bytes (headers are read up to "
+            f"{limit:,} bytes; if this one is meant to be larger, {raise_it})")
 
 
 def _find_end(block_text: str) -> int:
