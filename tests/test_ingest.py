@@ -282,3 +282,19 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_directory(tmp_path, 
     with pytest.raises(InvalidArgumentError, match="empty path"):
         catalog.validate(paths="", progress=False)
     assert catalog.count() == 0
+
+
+def test_a_file_that_vanishes_mid_ingest_is_marked_missing_at_once(tmp_path, catalog):
+    from astropy.io import fits
+
+    from cosmoscope.ingest.crawl import FileEntry
+
+    path = tmp_path / "gone.fits"
+    fits.PrimaryHDU().writeto(path)
+    st = os.stat(path)
+    entry = FileEntry(str(path), st.st_size, st.st_mtime_ns)  # what the crawl saw ...
+    path.unlink()                                               # ... before a worker got to it
+    summary = catalog.ingest([str(tmp_path)], entries=[entry], workers=0, progress=False)
+    row = catalog.get(dataset_id_for(str(path)))
+    assert (row["extraction_status"], row["file_status"]) == ("error", "missing")
+    assert "file not found" in row["extraction_error"] and summary.failed == 1

@@ -146,7 +146,7 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
         plus ``mission_specific`` (dict), ``quality_flags`` (list), ``field_sources`` (dict)
         and ``_parents`` (list of ``{"name", "relationship"}``). ``extraction_status`` is
         ``ok``, ``partial`` (required fields missing) or ``error`` (``extraction_error`` says
-        why).
+        why); a file that is gone by then also gets ``file_status='missing'``.
     """
     raw = os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path)
     abspath = os.path.abspath(raw)
@@ -155,14 +155,17 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
     rec: dict[str, Any] = {"file_path": shown, "extractor_version": EXTRACTOR_VERSION,
                            "file_format": None, "file_size": None, "file_mtime": None, "_path": abspath}
     try:
-        return _extract(abspath, rec, flags, profiles, stat)
+        rec = _extract(abspath, rec, flags, profiles, stat)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except RecursionError:
-        return _error(rec, "the file's structure is nested too deeply to read", flags)
+        rec = _error(rec, "the file's structure is nested too deeply to read", flags)
     except Exception as exc:  # noqa: BLE001 - the contract: never raise into the ingest loop
         log.debug("extraction of %s failed", shown, exc_info=True)
-        return _error(rec, f"cosmoscope could not extract metadata: {type(exc).__name__}: {exc}", flags)
+        rec = _error(rec, f"cosmoscope could not extract metadata: {type(exc).__name__}: {exc}", flags)
+    if rec["extraction_status"] == "error" and not os.path.exists(abspath):
+        rec["file_status"] = "missing"  # it went away while being read: say so now, not at the next validate
+    return rec
 
 
 def _extract(abspath: str, rec: dict, flags: list[str], profiles: Any, st) -> dict:

@@ -295,7 +295,7 @@ def record_to_row(rec: dict) -> tuple[dict, list[dict]]:
             rec["mission_specific"] = ms
     rec["dataset_id"] = dataset_id_for(path)
     rec["file_name"] = os.path.basename(rec["file_path"])
-    rec["file_status"] = S.FileStatus.PRESENT.value
+    rec["file_status"] = rec.get("file_status") or S.FileStatus.PRESENT.value  # missing: it vanished mid-read
     # A re-read file is a new look at it: an old content hash or validation verdict no longer
     # describes it (validation would take a stale hash for silent corruption).
     for stale in ("checksum", "validation_status", "validation_problems", "last_validated"):
