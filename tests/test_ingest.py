@@ -298,3 +298,32 @@ def test_a_file_that_vanishes_mid_ingest_is_marked_missing_at_once(tmp_path, cat
     row = catalog.get(dataset_id_for(str(path)))
     assert (row["extraction_status"], row["file_status"]) == ("error", "missing")
     assert "file not found" in row["extraction_error"] and summary.failed == 1
+
+
+def test_compressed_files_are_read_and_not_data_is_named(tmp_path, catalog):
+    import bz2
+    import gzip
+    import shutil
+
+    from astropy.io import fits
+
+    root = tmp_path / "drop"
+    root.mkdir()
+    shutil.copy(os.path.join(os.path.dirname(__file__), "data", "lzw.fits.Z"), root / "image.fits.Z")
+    fits.PrimaryHDU(header=fits.Header([("OBJECT", "M31")])).writeto(root / "plain.fits")
+    (root / "spectrum.fits.bz2").write_bytes(bz2.compress((root / "plain.fits").read_bytes()))
+    (root / "table.csv.gz").write_bytes(gzip.compress(b"time,flux\n2026-11-27T00:00:00,1\n"))
+    (root / "junk.fz").write_bytes(b"not a FITS file at all\n" * 20)
+    (root / "README.txt").write_text("what this directory holds\n")
+    (root / "notes.gz").write_bytes(gzip.compress(b"plain words\n"))
+    summary = catalog.ingest(root, workers=0, progress=False)
+    rows = {os.path.basename(r["file_path"]): r for r in catalog.observations().collect().iter_rows(named=True)}
+    assert {n: rows[n]["file_format"] for n in rows} == {
+        "image.fits.Z": "fits", "plain.fits": "fits", "spectrum.fits.bz2": "fits", "table.csv.gz": "csv",
+        "junk.fz": "fits"}
+    assert rows["junk.fz"]["extraction_status"] == "error" and summary.failed == 1
+    assert rows["spectrum.fits.bz2"]["target_object"] == "M31"
+    named = sorted(os.path.basename(p) for p in summary.not_data_files)
+    assert summary.not_data == 2 and named == ["README.txt", "notes.gz"]
+    assert sorted(os.path.basename(p) for p in summary.to_dict()["not_data_files"]) == named
+    assert str(root / "README.txt") in str(summary)

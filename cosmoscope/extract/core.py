@@ -70,9 +70,18 @@ def _os_reason(exc: OSError, path: str) -> str:
     return f"cannot read the file: {exc.strerror or exc}"
 
 
-def _unrecognised(guess: str | None, head: bytes) -> str:
+def _unrecognised(guess: str | None, head: bytes, path: str) -> str:
+    from cosmoscope.extract.compressed import TOOLS, compression_of, head_of
     from cosmoscope.extract.csv import looks_like_text
 
+    compression = compression_of(head)
+    if guess and compression:
+        name = _FORMAT_NAMES.get(guess, guess)
+        inner = head_of(path, head) or b""
+        if registry.choose(path, inner) is not None:
+            return (f"{compression}-compressed {name} file: cosmoscope reads compressed FITS and CSV files only; "
+                    f"decompress it first ({TOOLS[compression]})")
+        return f"not a compressed {name} file: its {compression}-compressed data are not {name}"
     if head.startswith(HDF4_MAGIC):
         return "HDF4 file: cosmoscope reads HDF5 (and netCDF-4), not HDF4; convert it with h4toh5"
     text = looks_like_text(head)
@@ -81,8 +90,6 @@ def _unrecognised(guess: str | None, head: bytes) -> str:
         a = "an" if name.startswith("HDF") else "a"  # an HDF5 file; a FITS, a netCDF, a CSV file
         if guess == "csv":
             return "not a CSV file: it contains binary data"
-        if head.startswith(b"\x1f\x8b"):
-            return f"not {a} {name} file: it is gzip-compressed data that is not {name}"
         if text:
             snippet = head[:40].decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
             return f"not {a} {name} file: the first {min(80, len(head))} bytes are text ({snippet!r}...)"
@@ -193,7 +200,7 @@ def _extract(abspath: str, rec: dict, flags: list[str], profiles: Any, st) -> di
     except registry.AmbiguousFormatError as exc:
         return _error(rec, str(exc), flags)
     if ex is None:
-        return _error(rec, _unrecognised(registry.guess_by_suffix(abspath), head), flags)
+        return _error(rec, _unrecognised(registry.guess_by_suffix(abspath), head, abspath), flags)
     rec["file_format"] = ex.name
     try:
         profile = _resolve_profile(profiles, abspath, ex.name)

@@ -5,7 +5,8 @@ few dozen keywords, so this module walks the 2880-byte blocks itself: it splits 
 keywords, and parses a value only when the field mapping asks for it (strings with ``''``
 escapes and OGIP ``CONTINUE``, logicals, integers, floats with ``D`` exponents, ``HIERARCH``
 keywords). It seeks past data using ``BITPIX``, ``NAXISn``, ``PCOUNT`` and ``GCOUNT``. Whole-file
-gzip and bzip2 compression is read through the standard library; tile-compressed images are
+gzip and bzip2 compression is read through the standard library, Unix compress (``.Z``) through
+uncompresspy (see :mod:`cosmoscope.extract.compressed`); tile-compressed images are
 binary tables with ``ZIMAGE = T`` and are described by their ``Z`` keywords.
 
 CHECKSUM/DATASUM are verified where present (32-bit ones' complement sums, as the FITS
@@ -16,14 +17,12 @@ real Chandra and XMM files, counts as "not recorded", not as a failure.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
-import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cosmoscope.extract.base import ExtractionError, Metadata, Source
+from cosmoscope.extract.compressed import BZIP2_MAGIC, STREAM_ERRORS, compression_of, head_of, open_stream
 
 BLOCK = 2880
 CARD = 80
@@ -33,8 +32,6 @@ MAX_HEADER_BLOCKS = 2000
 #: How far past the limit a header is searched for its END card, as a multiple of the limit.
 END_LOOKAHEAD = 8
 MAX_HDUS = 1000
-GZIP_MAGIC = b"\x1f\x8b"
-BZIP2_MAGIC = b"BZh"
 
 
 def _checksum_budget() -> int:
@@ -52,21 +49,17 @@ def max_header_bytes() -> int:
         return MAX_HEADER_BLOCKS * BLOCK
 
 
-def is_fits_head(head: bytes) -> bool:
-    """True if ``head`` starts like a FITS file, plain or gzip/bzip2-compressed."""
+def is_fits_head(head: bytes, path: str | os.PathLike | None = None) -> bool:
+    """True if ``head`` starts like a FITS file, plain or compressed (gzip, bzip2, Unix compress).
+
+    A bzip2 file decompresses only once its whole first block is read: give ``path`` for it.
+    """
     if head.startswith(b"SIMPLE  ="):
         return True
-    if head.startswith(GZIP_MAGIC):
-        try:
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16).startswith(b"SIMPLE  =")
-        except zlib.error:
-            return False
-    if head.startswith(BZIP2_MAGIC):
-        try:
-            return bz2.BZ2Decompressor().decompress(head).startswith(b"SIMPLE  =")
-        except (OSError, EOFError, ValueError):
-            return False
-    return False
+    if compression_of(head) is None or (head.startswith(BZIP2_MAGIC) and path is None):
+        return False
+    inner = head_of(path, head, 9)
+    return inner is not None and inner.startswith(b"SIMPLE  =")
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,18 +386,10 @@ def _verify(i: int, h: Header, raw: bytes, data: bytes, check: dict) -> None:
 
 
 def _open(path: Path) -> tuple[_Stream, str | None]:
-    fh = open(path, "rb")
-    try:
-        magic = fh.read(3)
-        fh.seek(0)
-        if magic[:2] == GZIP_MAGIC:
-            return _Stream(gzip.GzipFile(fileobj=fh, mode="rb"), seekable=False, raw=fh), "gzip"
-        if magic == BZIP2_MAGIC:
-            return _Stream(bz2.BZ2File(fh, "rb"), seekable=False, raw=fh), "bzip2"
-        return _Stream(fh, seekable=True), None
-    except BaseException:
-        fh.close()
-        raise
+    reader, raw, compression = open_stream(path)
+    if compression is None:
+        return _Stream(raw, seekable=True), None
+    return _Stream(reader, seekable=False, raw=raw), compression
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,11 +451,11 @@ class FitsExtractor:
     name: ClassVar[str] = "fits"
     priority: ClassVar[int] = 10
     suffixes: ClassVar[tuple[str, ...]] = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz",
-                                           ".ftz", ".fits.bz2", ".pha", ".pi", ".arf", ".rmf", ".rsp",
-                                           ".img", ".evt", ".lc", ".ds")
+                                           ".ftz", ".fits.bz2", ".fits.z", ".fz", ".pha", ".pi", ".arf", ".rmf",
+                                           ".rsp", ".img", ".evt", ".lc", ".ds")
 
     def can_read(self, path: Path, head: bytes) -> bool:
-        return is_fits_head(head)
+        return is_fits_head(head, path)
 
     def extract(self, path: Path) -> Metadata:
         try:
@@ -482,8 +467,10 @@ class FitsExtractor:
                 headers, check, problems = walk(stream, verify=True, budget=_checksum_budget())
             finally:
                 stream.close()
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ExtractionError(f"truncated or damaged {compression or 'compressed'} FITS file: {exc}") from None
+        except STREAM_ERRORS as exc:
+            if not compression:
+                raise
+            raise ExtractionError(f"truncated or damaged {compression}-compressed FITS file: {exc}") from None
         except OSError as exc:
             if compression:
                 raise ExtractionError(f"damaged {compression}-compressed FITS file: {exc}") from None

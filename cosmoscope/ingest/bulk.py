@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 1_000
 #: Crawled files looked up in the catalog at once when deciding what changed.
 LOOKUP_BLOCK = 2_000
+#: Most "not data" file names a summary keeps (the count goes on past it).
+NAMED_NOT_DATA = 1_000
 
 
 @dataclass
@@ -49,6 +51,8 @@ class IngestSummary:
     updated: int = 0
     unchanged: int = 0
     not_data: int = 0
+    #: the files counted as not data (the first :data:`NAMED_NOT_DATA` of them)
+    not_data_files: list[str] = field(default_factory=list)
     failed: int = 0
     partial: int = 0
     failures: Counter = field(default_factory=Counter)
@@ -75,6 +79,7 @@ class IngestSummary:
     def to_dict(self) -> dict:
         return {"paths": self.paths, "dry_run": self.dry_run, "seen": self.seen, "new": self.new,
                 "updated": self.updated, "unchanged": self.unchanged, "not_data": self.not_data,
+                "not_data_files": self.not_data_files,
                 "failed": self.failed, "partial": self.partial, "failures": dict(self.failures),
                 "failure_examples": dict(self.failure_examples), "problems": self.problems,
                 "lineage_links": self.lineage_links, "lineage_pending": self.lineage_pending,
@@ -90,6 +95,11 @@ class IngestSummary:
                  f"  updated:    {self.updated:,}" + (" (changed since last ingest)" if self.updated else ""),
                  f"  unchanged:  {self.unchanged:,} (skipped without opening)",
                  f"  not data:   {self.not_data:,} (ignored: not FITS, HDF5, netCDF or CSV)"]
+        for path in self.not_data_files[:10]:
+            lines.append(f"    {printable(path)}")
+        if self.not_data > 10:
+            lines.append(f"    ... and {self.not_data - 10:,} more (all named in the JSON summary, up to "
+                         f"{NAMED_NOT_DATA:,})")
         if not self.dry_run:
             lines.append(f"  incomplete: {self.partial:,} (read, but required fields are missing)")
             lines.append(f"  failed:     {self.failed:,}" + (" (kept as rows with the reason)" if self.failed else ""))
@@ -112,6 +122,12 @@ class IngestSummary:
         from html import escape
 
         return f"<pre>{escape(str(self))}</pre>"
+
+    def skipped(self, rec: dict) -> None:
+        """Count a file the extraction passed over (``rec`` has ``_skip`` and ``_path``)."""
+        self.not_data += 1
+        if len(self.not_data_files) < NAMED_NOT_DATA:
+            self.not_data_files.append(rec["_path"])
 
 
 def failure_kind(reason: str | None) -> str:
@@ -201,7 +217,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
                 for rec in pool.extract(to_read()):
                     bar.update(1)
                     if rec.get("_skip"):
-                        summary.not_data += 1
+                        summary.skipped(rec)
                         continue
                     batch.append(rec)
                     if len(batch) >= batch_rows:
@@ -246,7 +262,7 @@ def _changed(catalog: Catalog, block: list[FileEntry], force: bool, summary: Ing
         if did in planned:
             continue  # the same file reached through two given paths
         if row is None and not looks_like_data(entry.path):
-            summary.not_data += 1  # a README or sidecar: sniffed here, never sent to a worker
+            summary.skipped({"_path": entry.path})  # a README or sidecar: sniffed here, never sent to a worker
             bar.update(1)
             continue
         planned[did] = "new" if row is None else "updated"

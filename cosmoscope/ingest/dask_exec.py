@@ -101,7 +101,8 @@ class ChunkResult:
     pending: list[tuple] = field(default_factory=list)
     #: (dataset_id, file_path, extraction_status, extraction_error) of every row of the chunk
     outcomes: list[tuple] = field(default_factory=list)
-    not_data: int = 0
+    #: the records of files that are not data (``_skip`` and ``_path``)
+    skipped: list[dict] = field(default_factory=list)
     #: rows an earlier, lost attempt of this chunk had already committed (VAST)
     already_written: int = 0
 
@@ -324,7 +325,8 @@ def ingest_on_cluster(executor, catalog: Catalog, entries: Iterable[FileEntry], 
                           summary=summary, planned=planned)
             bar.update(1)
             continue
-        summary.not_data += result.not_data
+        for rec in result.skipped:
+            summary.skipped(rec)
         for did, path, status, error in result.outcomes:
             _count(summary, {"dataset_id": did, "file_path": path, "extraction_status": status,
                              "extraction_error": error}, planned)
@@ -349,14 +351,14 @@ def _announce(ex: DaskExecutor, bar) -> None:
         bar.write(line, file=sys.stderr)
 
 
-def _prepare(chunk: list[FileEntry], profile: str | None) -> tuple[list[dict], list[tuple], int]:
+def _prepare(chunk: list[FileEntry], profile: str | None) -> tuple[list[dict], list[tuple], list[dict]]:
     from cosmoscope.ingest.bulk import rows_and_parents
     from cosmoscope.ingest.workers import extract_entry
 
     records = [extract_entry(e, profile) for e in chunk]
     data = [r for r in records if not r.get("_skip")]
     rows, pending = rows_and_parents(data)
-    return rows, pending, len(records) - len(data)
+    return rows, pending, [r for r in records if r.get("_skip")]
 
 
 def _outcomes(rows: list[dict]) -> list[tuple]:
