@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 3  # 2: processing_runs, processing_claims; 3: watchers
+SCHEMA_VERSION = 4  # 2: processing_runs, processing_claims; 3: watchers; 4: pending_lineage.actor, .run_id
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -204,6 +204,8 @@ PENDING_LINEAGE = TableSpec(
         _field("parent_name", pa.string(), "The parent as the child's metadata names it.", nullable=False),
         _field("relationship_type", pa.string(), "Edge type to record once resolved."),
         _field("created_at", UTC_TS, "When the name was first seen."),
+        _field("actor", pa.string(), "Who cataloged the child: the lineage edge is recorded in their name (schema 4)."),
+        _field("run_id", pa.string(), "The run that cataloged the child, if any (schema 4)."),
     ]),
 )
 
@@ -301,6 +303,11 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS,
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",
                  "dataset_relationships": "dataset_relationships", "events": "events",
                  "runs": "processing_runs", "claims": "processing_claims"}
+
+#: Observation columns whose changes are not audited field by field: the key, bookkeeping that
+#: changes with every write, and what validation writes (it records its own events).
+UNAUDITED_FIELDS = frozenset({"dataset_id", "file_name", "ingested_at", "updated_at", "field_sources", "checksum",
+                              "validation_status", "validation_problems", "last_validated"})
 
 #: Columns every extracted record should fill for its quality score not to be docked.
 REQUIRED_FIELDS = ("mission_id", "instrument_type", "observation_timestamp")

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import cosmoscope
@@ -66,7 +67,7 @@ def test_second_run_changes_nothing_and_a_modified_file_is_reread(sky, catalog):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     third = catalog.ingest(sky.root, workers=0, progress=False)
     assert (third.new, third.updated, third.unchanged) == (0, 1, before.height - 1)
-    assert catalog.history(dataset_id_for(path))["action"].to_list() == ["ingest", "update"]
+    assert catalog.history(dataset_id_for(path))["action"].to_list() == ["ingest", "reextract"]
 
 
 def test_dry_run_writes_nothing(sky, catalog):
@@ -327,3 +328,38 @@ def test_compressed_files_are_read_and_not_data_is_named(tmp_path, catalog):
     assert summary.not_data == 2 and named == ["README.txt", "notes.gz"]
     assert sorted(os.path.basename(p) for p in summary.to_dict()["not_data_files"]) == named
     assert str(root / "README.txt") in str(summary)
+
+
+def test_the_audit_trail_records_each_real_change_once_in_the_name_of_its_cause(sky, catalog):
+    derived = [p for p, lvl in zip(sky.manifest["path"], sky.manifest["calib_level"]) if lvl == 3]
+    derived_ids = {dataset_id_for(p) for p in derived}
+    alice = cosmoscope.open_catalog(catalog.url, actor="alice@lab")
+    bob = cosmoscope.open_catalog(catalog.url, actor="bob@lab")
+    try:
+        alice.ingest(derived, workers=0, progress=False)  # their parents are not cataloged yet
+        bob.ingest(sky.root, workers=0, progress=False)   # bob's ingest resolves alice's pending lineage
+        links = catalog.events().filter(pl.col("action") == "link").collect()
+        assert links.height == sky.lineage.height
+        for row in links.iter_rows(named=True):
+            assert row["actor"] == ("alice@lab" if row["dataset_id"] in derived_ids else "bob@lab"), row
+
+        def counts():
+            return dict(catalog.events().group_by("action").len().collect().iter_rows())
+
+        before = counts()
+        bob.ingest(sky.root, workers=0, progress=False, force=True)  # every file re-read, none changed
+        assert counts() == {**before, "ingest_run": before["ingest_run"] + 1}
+        stale = sorted(derived_ids)[:3]  # rows an older extractor made: validate --fix reads them again
+        catalog.store.update("observations", pa.table({"dataset_id": stale, "extractor_version": ["0.9"] * 3}),
+                             ["dataset_id"])
+        before = counts()
+        report = bob.validate(fix=True, progress=False)
+        assert report.reextracted == 3
+        after = counts()
+        assert after["link"] == before["link"] and after.get("update", 0) == before.get("update", 0)
+        changes = catalog.events().filter(pl.col("action") == "reextract").collect()
+        assert changes.height == 3 and set(changes["field"]) == {"extractor_version"}
+        assert set(changes["from_value"]) == {"0.9"}
+    finally:
+        alice.close()
+        bob.close()

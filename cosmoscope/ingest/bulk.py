@@ -60,6 +60,8 @@ class IngestSummary:
     problems: list[tuple[str, str]] = field(default_factory=list)
     lineage_links: int = 0
     lineage_pending: int = 0
+    #: why files are re-read, as their change events say
+    reason: str | None = field(default=None, repr=False)
     crashes: int = 0
     seconds: float = 0.0
 
@@ -179,7 +181,8 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         from cosmoscope.extract.profiles import load_profiles
 
         load_profiles().resolve(profile)  # an unknown profile fails here, before any work
-    summary = IngestSummary(paths=paths, dry_run=dry_run)
+    summary = IngestSummary(paths=paths, dry_run=dry_run,
+                            reason="ingest --force" if force else "the file changed on disk (ingest)")
     started = time.perf_counter()
     bar = _progress(paths, progress, follow_symlinks, shard, count=entries is None)
     planned: dict[str, str] = {}  # dataset_id -> "new" | "updated"
@@ -321,22 +324,24 @@ def record_to_row(rec: dict) -> tuple[dict, list[dict]]:
 
 def _write(catalog: Catalog, batch: list[dict], planned: dict[str, str], summary: IngestSummary,
            run_id: str | None) -> None:
-    write_records(catalog, batch, run_id=run_id, summary=summary, planned=planned)
+    write_records(catalog, batch, run_id=run_id, summary=summary, planned=planned, reason=summary.reason)
 
 
 def write_records(catalog: Catalog, records: list[dict], *, run_id: str | None = None,
-                  summary: IngestSummary | None = None, planned: dict[str, str] | None = None) -> list[dict]:
+                  summary: IngestSummary | None = None, planned: dict[str, str] | None = None,
+                  reason: str | None = None) -> list[dict]:
     """Write extracted records as rows, with their audit events and the parents they name, in
     one transaction; returns the rows written.
 
     Shared by bulk ingest, the watcher and ``validate --fix``. ``summary`` (with ``planned``:
-    dataset_id -> "new" | "updated") is updated with what was written, when given.
+    dataset_id -> "new" | "updated") is updated with what was written, when given. A re-read
+    file's changed values become ``reextract`` events giving ``reason``.
     """
     rows, pending = rows_and_parents(records)
     if summary is not None:
         for row in rows:
             _count(summary, row, planned if planned is not None else {})
-    commit_rows(catalog, rows, pending, run_id=run_id)
+    commit_rows(catalog, rows, pending, run_id=run_id, reason=reason)
     return rows
 
 
@@ -352,13 +357,15 @@ def rows_and_parents(records: list[dict]) -> tuple[list[dict], list[tuple[str, s
     return rows, pending
 
 
-def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | None = None) -> None:
-    """Write rows (dicts or an Arrow table), their ingest events and pending parents in one
-    transaction."""
+def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | None = None,
+                reason: str | None = None) -> int:
+    """Write rows (dicts or an Arrow table), their audit events and pending parents in one
+    transaction: an ``ingest`` event per new row, a ``reextract`` event per changed value of a
+    row written before (none for a file re-read unchanged). Returns the number of changes."""
     from cosmoscope.ingest.links import add_pending
 
     if not len(rows):
-        return
+        return 0
     # Each dict row sets exactly the columns its record carries: an unreadable file's record has
     # no mission or times, and must not blank those of the row it updates just because a
     # readable file in the same batch brought those columns (rows are written column-wise).
@@ -369,13 +376,18 @@ def commit_rows(catalog: Catalog, rows, pending: list[tuple], *, run_id: str | N
             shapes.setdefault(frozenset(row), []).append(row)
         groups = list(shapes.values())
 
-    def write():
+    details = {"reason": reason} if reason else None
+
+    def write() -> int:
+        changes = 0
         with catalog.store.transaction():
             for group in groups:
-                catalog.add_records(group, action="ingest", run_id=run_id)
-            add_pending(catalog, pending)
+                changes += catalog._add_records(group, action="ingest", change_action="reextract", run_id=run_id,
+                                                details=details)[1]
+            add_pending(catalog, pending, run_id=run_id)
+        return changes
 
-    run_again_if_aborted(write)  # VAST: lost a race with another writer, or restarted; written again, by key
+    return run_again_if_aborted(write)  # VAST: lost a race with another writer, or restarted; written again, by key
 
 
 def _count(summary: IngestSummary, row: dict, planned: dict[str, str]) -> None:
