@@ -69,8 +69,10 @@ def register(sub, common) -> None:
                    help="most files held waiting; beyond it a scan catches up (default: 100000)")
     p.add_argument("--no-initial-scan", action="store_true", help="do not compare the trees with the catalog "
                    "at start (faster start; files written while down wait for the next reconcile)")
-    p.add_argument("--follow-symlinks", action="store_true", help="descend into symbolically linked directories "
-                   "during scans")
+    p.add_argument("--follow-symlinks", action="store_true", help="enter symbolically linked directories during "
+                   "scans (those whose real path lies under a PATH)")
+    p.add_argument("--allow-outside-links", action="store_true", help="follow every symbolic link, even where it "
+                   "leads outside the PATHs (by default such files are logged by name and not read)")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("status", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,6 +104,8 @@ def register(sub, common) -> None:
                    "--fix (default: 1)")
     p.add_argument("--threads", type=argtypes.count, default=8, metavar="N",
                    help="files inspected at once (default: 8)")
+    p.add_argument("--allow-outside-links", action="store_true", help="read files through symbolic links even "
+                   "where they lead outside the cataloged directories (by default such files are reported, not read)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_validate)
 
@@ -114,6 +118,7 @@ def _on_signals(callback) -> None:
 
 def cmd_watch(args) -> int:
     from cosmoscope.cli import open_from_args
+    from cosmoscope.ingest.roots import from_flags
     from cosmoscope.ingest.watch import Watcher
 
     if not getattr(args, "quiet", False) and not getattr(args, "verbose", 0):
@@ -122,7 +127,8 @@ def cmd_watch(args) -> int:
         watcher = Watcher(cat, args.paths, profile=args.profile, poll=args.poll, poll_interval=args.poll_interval,
                           settle=args.settle, stall=args.stall, reconcile_every=args.reconcile_every,
                           heartbeat_every=args.heartbeat, workers=args.workers, batch_files=max(args.batch, 1),
-                          max_pending=max(args.max_pending, 2), follow_symlinks=args.follow_symlinks,
+                          max_pending=max(args.max_pending, 2),
+                          follow_symlinks=from_flags(args.follow_symlinks, args.allow_outside_links),
                           initial_scan=not args.no_initial_scan)
         _on_signals(watcher.request_stop)
         watcher.run()
@@ -197,6 +203,7 @@ def cmd_validate(args) -> int:
         with open_from_args(args) as cat:
             report = cat.validate(mission=args.mission, since=args.since, paths=args.under, fix=args.fix,
                                   checksums=args.checksums, workers=args.workers, threads=max(args.threads, 1),
+                                  follow_symlinks="all" if args.allow_outside_links else False,
                                   progress=show_progress(args) and not args.json)
         if args.json:
             print(json.dumps(report.to_dict(), indent=2, default=str))

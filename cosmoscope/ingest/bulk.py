@@ -58,10 +58,14 @@ class IngestSummary:
     failures: Counter = field(default_factory=Counter)
     failure_examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     problems: list[tuple[str, str]] = field(default_factory=list)
+    #: files not read because their real path leaves the given paths: (path, reason)
+    outside: list[tuple[str, str]] = field(default_factory=list)
     lineage_links: int = 0
     lineage_pending: int = 0
     #: why files are re-read, as their change events say
     reason: str | None = field(default=None, repr=False)
+    #: the real paths of ``paths``: files under none of them are not read
+    roots: list[str] = field(default_factory=list)
     crashes: int = 0
     seconds: float = 0.0
 
@@ -76,7 +80,7 @@ class IngestSummary:
     @property
     def ok(self) -> bool:
         """True when every file was read and every path could be walked."""
-        return self.failed == 0 and not self.problems
+        return self.failed == 0 and not self.problems and not self.outside
 
     def to_dict(self) -> dict:
         return {"paths": self.paths, "dry_run": self.dry_run, "seen": self.seen, "new": self.new,
@@ -84,6 +88,7 @@ class IngestSummary:
                 "not_data_files": self.not_data_files,
                 "failed": self.failed, "partial": self.partial, "failures": dict(self.failures),
                 "failure_examples": dict(self.failure_examples), "problems": self.problems,
+                "outside": self.outside, "roots": self.roots,
                 "lineage_links": self.lineage_links, "lineage_pending": self.lineage_pending,
                 "crashes": self.crashes, "seconds": round(self.seconds, 3),
                 "files_per_second": round(self.files_per_second, 1)}
@@ -110,6 +115,11 @@ class IngestSummary:
                 lines.append(f"    {n:>6,} {printable(reason)}" + (f"  e.g. {example}" if example else ""))
             lines.append(f"  lineage:    {self.lineage_links:,} links recorded"
                          + (f", {self.lineage_pending:,} parents not cataloged yet" if self.lineage_pending else ""))
+        if self.outside:
+            lines.append(f"  not read, outside the given paths: {len(self.outside):,} (symbolic links; "
+                         "--allow-outside-links reads them)")
+            for path, reason in self.outside[:10]:
+                lines.append(f"    {printable(path)}: {reason}")
         if self.problems:
             lines.append(f"  paths that could not be walked: {len(self.problems):,}")
             for path, reason in self.problems[:10]:
@@ -127,6 +137,9 @@ class IngestSummary:
 
     def skipped(self, rec: dict) -> None:
         """Count a file the extraction passed over (``rec`` has ``_skip`` and ``_path``)."""
+        if rec.get("_outside"):
+            self.outside.append((rec["_path"], rec["_skip"]))
+            return
         self.not_data += 1
         if len(self.not_data_files) < NAMED_NOT_DATA:
             self.not_data_files.append(rec["_path"])
@@ -145,7 +158,7 @@ def failure_kind(reason: str | None) -> str:
 
 def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str | None = None,
            workers: int | None = None, dry_run: bool = False, progress: bool = True, force: bool = False,
-           follow_symlinks: bool = False, shard: Shard | str | None = None, batch_rows: int = BATCH_ROWS,
+           follow_symlinks: bool | str = False, shard: Shard | str | None = None, batch_rows: int = BATCH_ROWS,
            run_id: str | None = None, entries: Iterable[FileEntry] | None = None,
            executor=None) -> IngestSummary:
     """Catalog every data file under ``paths``; see the module docstring for the guarantees.
@@ -160,6 +173,11 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         Walk and compare with the catalog, report what would change, write nothing.
     force
         Re-read every file, even unchanged ones.
+    follow_symlinks
+        False: linked directories are not entered; True (or ``"inside"``): they are, when they lie
+        under ``paths``; ``"all"``: every link is followed, wherever it leads. A file whose real
+        path leaves ``paths`` is read only with ``"all"``; otherwise it is listed in the
+        summary's ``outside`` (see :mod:`cosmoscope.ingest.roots`).
     executor
         A ``dask.distributed.Client`` (or a :class:`~cosmoscope.ingest.dask_exec.DaskExecutor`):
         its cluster extracts the files instead of local processes (``workers`` is then unused).
@@ -181,7 +199,10 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         from cosmoscope.extract.profiles import load_profiles
 
         load_profiles().resolve(profile)  # an unknown profile fails here, before any work
-    summary = IngestSummary(paths=paths, dry_run=dry_run,
+    from cosmoscope.ingest.roots import Roots, follow_mode
+
+    roots = Roots(paths, everywhere=follow_mode(follow_symlinks)[1])
+    summary = IngestSummary(paths=paths, dry_run=dry_run, roots=list(roots.real),
                             reason="ingest --force" if force else "the file changed on disk (ingest)")
     started = time.perf_counter()
     bar = _progress(paths, progress, follow_symlinks, shard, count=entries is None)
@@ -191,9 +212,14 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         summary.problems.append((path, reason))
         log.warning("%s: %s", path, reason)
 
+    def on_outside(path, reason):
+        summary.outside.append((path, reason))
+        log.warning("%s: %s", path, reason)
+
     def to_read() -> Iterator[FileEntry]:
         block: list[FileEntry] = []
-        found = (crawl(paths, follow_symlinks=follow_symlinks, shard=shard, on_problem=on_problem)
+        found = (crawl(paths, follow_symlinks=follow_symlinks, shard=shard, on_problem=on_problem,
+                       on_outside=on_outside)
                  if entries is None else (e for e in entries if shard is None or shard.owns(e.path)))
         for entry in found:
             block.append(entry)
@@ -213,9 +239,10 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
             from cosmoscope.ingest.dask_exec import ingest_on_cluster
 
             ingest_on_cluster(executor, catalog, to_read(), summary=summary, planned=planned, bar=bar,
-                              profile=profile, batch_rows=batch_rows, run_id=run_id, force=force)
+                              profile=profile, batch_rows=batch_rows, run_id=run_id, force=force,
+                              roots=None if roots.everywhere else roots)
         else:
-            with ExtractionPool(workers, profile) as pool:
+            with ExtractionPool(workers, profile, None if roots.everywhere else roots) as pool:
                 batch: list[dict] = []
                 for rec in pool.extract(to_read()):
                     bar.update(1)
