@@ -261,6 +261,10 @@ def test_cli_ingest_reports_and_exits(tmp_path, sky):
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j", "0"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "could not be read" in out.stdout
+    again = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j",
+                            "0", "--json"], capture_output=True, text=True, timeout=300)
+    summary = json.loads(again.stdout)  # nothing read again, but the failed rows are still there
+    assert again.returncode == 1 and summary["failed"] == 0 and summary["failed_before"] >= 4
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(bad), "--shard", "5/4"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "I must be between 1 and N" in out.stderr

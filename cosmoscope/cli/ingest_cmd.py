@@ -37,8 +37,10 @@ Symbolic links are followed only inside the PATHs: a link whose target lies else
 anyone could link from a shared drop folder) is listed in the summary and not read, unless
 --allow-outside-links. A second run over the same tree re-reads only files whose size or
 modification time changed.
-Files that cannot be read are cataloged with extraction_status=error and the reason; the exit
-code is 1 when any file failed or a directory could not be walked, 0 otherwise."""
+Files that cannot be read are cataloged with extraction_status=error and the reason. Exit code:
+0 when every file under the PATHs is cataloged readable; 1 when any could not be read (now, or
+in an earlier run and unchanged since), was left unread (a link outside the PATHs) or a
+directory could not be walked; 2 when the command line was wrong."""
 
 
 def _shard(text: str):
@@ -135,8 +137,8 @@ def cmd_ingest(args) -> int:
             print(json.dumps(summary.to_dict(), indent=2, default=str))
         else:
             print(summary)
-            if summary.failed:
-                print(f"{summary.failed:,} files could not be read; see them with: "
+            if summary.failed or summary.failed_before:
+                print(f"{summary.failed + summary.failed_before:,} files could not be read; see them with: "
                       "cosmoscope search --columns file_path,extraction_error --format csv "
                       "| grep -v ',$'")
     return 0 if summary.ok else 1

@@ -23,7 +23,11 @@ once complete: closed by their writer or renamed into place (temporary names suc
 agree (FITS END cards and declared data, HDF5 and netCDF sizes). Deleted files keep their rows,
 marked missing. On start, and every --reconcile-every, the trees are compared with the catalog,
 so nothing written while no watcher ran is lost. Logs go to standard error, one line per batch;
-`cosmoscope status` shows the watcher from any process. See docs/operations.md for systemd."""
+`cosmoscope status` shows the watcher from any process. See docs/operations.md for systemd.
+
+Exit code: 0 when stopped with every file it cataloged readable; 1 when a file could not be read
+or was left unread (a link outside the PATHs), or the watcher failed; 2 when the command line
+was wrong."""
 
 VALIDATE_EPILOG = """\
 examples:
@@ -33,7 +37,8 @@ examples:
   cosmoscope validate --fix                            # re-extract what a fresh reading can cure
   cosmoscope validate --fix --every 6h                 # keep doing it, every six hours
 
-Exit code 1 when problems remain (so cron or CI can alert), 0 when every row passed."""
+Exit code: 0 when every row passed; 1 when problems remain (so cron or CI can alert); 2 when the
+command line was wrong."""
 
 
 def register(sub, common) -> None:
@@ -132,7 +137,12 @@ def cmd_watch(args) -> int:
                           initial_scan=not args.no_initial_scan)
         _on_signals(watcher.request_stop)
         watcher.run()
-    return 0 if watcher.state == "stopped" else 1
+    bad = watcher.counts["failed"] + watcher.counts["outside"]
+    if bad:
+        print(f"cosmoscope watch: {watcher.counts['failed']:,} files cataloged as unreadable and "
+              f"{watcher.counts['outside']:,} left unread (links outside the PATHs) while watching; see the log "
+              "above", file=sys.stderr)
+    return 0 if watcher.state == "stopped" and not bad else 1
 
 
 def cmd_status(args) -> int:

@@ -54,6 +54,8 @@ class IngestSummary:
     #: the files counted as not data (the first :data:`NAMED_NOT_DATA` of them)
     not_data_files: list[str] = field(default_factory=list)
     failed: int = 0
+    #: unchanged files (so not read again) whose rows say they could not be read
+    failed_before: int = 0
     partial: int = 0
     failures: Counter = field(default_factory=Counter)
     failure_examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -79,14 +81,16 @@ class IngestSummary:
 
     @property
     def ok(self) -> bool:
-        """True when every file was read and every path could be walked."""
-        return self.failed == 0 and not self.problems and not self.outside
+        """True when every file under the paths is cataloged readable and every path could be
+        walked: no file failed now or, unchanged since, in an earlier run; none was left unread."""
+        return self.failed == 0 and self.failed_before == 0 and not self.problems and not self.outside
 
     def to_dict(self) -> dict:
         return {"paths": self.paths, "dry_run": self.dry_run, "seen": self.seen, "new": self.new,
                 "updated": self.updated, "unchanged": self.unchanged, "not_data": self.not_data,
                 "not_data_files": self.not_data_files,
-                "failed": self.failed, "partial": self.partial, "failures": dict(self.failures),
+                "failed": self.failed, "failed_before": self.failed_before, "partial": self.partial,
+                "failures": dict(self.failures),
                 "failure_examples": dict(self.failure_examples), "problems": self.problems,
                 "outside": self.outside, "roots": self.roots,
                 "lineage_links": self.lineage_links, "lineage_pending": self.lineage_pending,
@@ -113,6 +117,9 @@ class IngestSummary:
             for reason, n in self.failures.most_common():
                 example = printable(self.failure_examples.get(reason, [""])[0])
                 lines.append(f"    {n:>6,} {printable(reason)}" + (f"  e.g. {example}" if example else ""))
+            if self.failed_before:
+                lines.append(f"  failed before, unchanged since: {self.failed_before:,} (not read again; replace "
+                             "the files, or run `cosmoscope validate --fix` after upgrading cosmoscope)")
             lines.append(f"  lineage:    {self.lineage_links:,} links recorded"
                          + (f", {self.lineage_pending:,} parents not cataloged yet" if self.lineage_pending else ""))
         if self.outside:
@@ -287,6 +294,8 @@ def _changed(catalog: Catalog, block: list[FileEntry], force: bool, summary: Ing
         row = known.get(did)
         if not force and is_unchanged(row, entry):
             summary.unchanged += 1
+            if row["extraction_status"] == S.ExtractionStatus.ERROR.value:
+                summary.failed_before += 1
             bar.update(1)
             continue
         if did in planned:
@@ -310,18 +319,18 @@ def is_unchanged(row: dict | None, entry: FileEntry) -> bool:
 
 def stored_state(catalog: Catalog, ids: list[str]) -> dict[str, dict]:
     """What the catalog holds about these datasets' files: dataset_id -> {file_size, mtime_us,
-    extractor_version, file_status} (absent ids are not in the catalog)."""
+    extractor_version, file_status, extraction_status} (absent ids are not in the catalog)."""
     from cosmoscope.predicate import Predicate, Test
 
     out = {}
-    cols = ["dataset_id", "file_size", "file_mtime", "extractor_version", "file_status"]
-    for b in catalog.store.scan("observations", cols, Predicate.of(Test("dataset_id", "is_in", tuple(ids)))):
+    names = ("dataset_id", "file_size", "extractor_version", "file_status", "extraction_status")
+    for b in catalog.store.scan("observations", [*names, "file_mtime"],
+                                Predicate.of(Test("dataset_id", "is_in", tuple(ids)))):
         # Times as integers: making tz-aware datetimes of them cost more than the lookup itself.
-        values = [b.column(c).to_pylist() for c in ("dataset_id", "file_size", "extractor_version", "file_status")]
+        values = [b.column(c).to_pylist() for c in names]
         values.append(b.column("file_mtime").cast("int64").to_pylist())
-        for did, size, version, status, mtime in zip(*values):
-            out[did] = {"dataset_id": did, "file_size": size, "extractor_version": version,
-                        "file_status": status, "mtime_us": mtime}
+        for *row, mtime in zip(*values):
+            out[row[0]] = {**dict(zip(names, row)), "mtime_us": mtime}
     return out
 
 
