@@ -246,19 +246,58 @@ class Catalog:
 
     def get(self, dataset_id: str) -> dict[str, Any]:
         """One observation as a dict; raises :class:`DatasetNotFoundError` if it is not there."""
-        import polars as pl
-
-        df = self.observations().filter(pl.col("dataset_id") == dataset_id).collect()
+        df = self.lookup([dataset_id])
         if df.height == 0:
             raise DatasetNotFoundError(f"no dataset {dataset_id!r} in {self.url}")
         return df.row(0, named=True)
 
     def lookup(self, dataset_ids: Sequence[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
-        """The rows of many datasets at once (missing ids are simply absent)."""
+        """The rows of many datasets at once (missing ids are simply absent).
+
+        One scan of the store by key, without a lazy frame's planning: the point lookups an
+        HTTP API serves hundreds of times a second cost a third as much this way.
+        """
         import polars as pl
 
-        lf = self.observations().filter(pl.col("dataset_id").is_in(list(dataset_ids)))
-        return (lf.select(columns) if columns else lf).collect()
+        from cosmoscope.predicate import Predicate, Test
+
+        spec = S.OBSERVATIONS
+        cols = list(columns) if columns else list(spec.schema.names)
+        S.check_columns(spec, cols)
+        ids = tuple(dict.fromkeys(dataset_ids))
+        batches = list(self.store.scan(spec.name, cols, Predicate.of(Test("dataset_id", "is_in", ids)))) if ids else []
+        schema = pa.schema([spec.schema.field(c) for c in cols])
+        return pl.from_arrow(pa.Table.from_batches(batches, schema=schema))
+
+    def matching_ids(self, where: pl.Expr | None = None, *, after: str | None = None) -> list[str]:
+        """The sorted dataset ids of the observations matching ``where`` (a polars expression,
+        e.g. :func:`cosmoscope.search.search_filter`), only those after ``after`` if given.
+
+        Search filters translate whole into the store's predicate, and then this is one scan of
+        one column; anything else goes through the lazy frame.
+        """
+        import polars as pl
+
+        from cosmoscope.predicate import Predicate, Test, split_predicate
+
+        pushed, residual = split_predicate(where, self._polars_schema())
+        if after is not None:
+            pushed = pushed & Predicate.of(Test("dataset_id", ">", after))
+        if residual is None:
+            ids = [v for b in self.store.scan("observations", ["dataset_id"], pushed) for v in b.column(0).to_pylist()]
+        else:
+            lf = self.observations().filter(where)
+            if after is not None:
+                lf = lf.filter(pl.col("dataset_id") > after)
+            ids = lf.select("dataset_id").collect()["dataset_id"].to_list()
+        return sorted(ids)
+
+    def _polars_schema(self):
+        if getattr(self, "_pl_schema", None) is None:
+            from cosmoscope.store.lazy import polars_schema
+
+            self._pl_schema = polars_schema(S.OBSERVATIONS.schema)
+        return self._pl_schema
 
     def mission_summary(self, mission=None) -> pl.DataFrame:
         """Per mission: datasets, total bytes, time coverage, mean and min quality, how many

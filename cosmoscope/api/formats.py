@@ -78,16 +78,25 @@ def records(df: pl.DataFrame, *, decode_json: bool = True) -> list[dict]:
                 text = row.get(c)
                 if isinstance(text, str):
                     try:
-                        row[c] = json.loads(text)
+                        row[c] = json.loads(text, parse_constant=_no_constant)
                     except ValueError:
                         pass  # not JSON after all: keep the text
     return rows
 
 
-def json_response(payload: Any, status_code: int = 200, headers: dict | None = None) -> Response:
+def _no_constant(name: str) -> None:
+    """NaN and Infinity in stored JSON text: null, as JSON has them."""
+    return None
+
+
+def json_response(payload: Any, status_code: int = 200, headers: dict | None = None, *,
+                  plain: bool = False) -> Response:
+    """``payload`` as JSON; ``plain``: it holds only JSON types already (rows from :func:`records`),
+    so the walk that converts times and NaN is skipped."""
     from starlette.responses import Response
 
-    body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    body = json.dumps(payload if plain else jsonable(payload), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
     return Response(body, status_code=status_code, media_type=MEDIA_TYPES["json"], headers=headers)
 
 
@@ -98,7 +107,8 @@ def frame_response(df: pl.DataFrame, fmt: str, *, envelope: dict | None = None,
     from starlette.responses import Response
 
     if fmt == "json":
-        return json_response({**(envelope or {}), "results": records(df)}, headers=headers)
+        envelope = jsonable(envelope or {})
+        return json_response({**envelope, "results": records(df)}, headers=headers, plain=True)
     extra = dict(headers or {})
     for key, value in (envelope or {}).items():
         if value is not None and not isinstance(value, (dict, list)) and str(value).isascii():

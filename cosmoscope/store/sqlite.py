@@ -44,7 +44,9 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _META_TABLE = "_cosmoscope_tables"
 _SENTINEL = "__cosmoscope_sentinel"
 #: Longest ``IN (?, ?, ...)`` list bound value by value; longer lists travel as one JSON array.
-_MAX_INLINE_IN = 500
+#: The driver converts each bound value in Python (~4 us each), a JSON text in C: a 100-id lookup
+#: costs 25% less as one array.
+_MAX_INLINE_IN = 32
 
 
 def _q(name: str) -> str:
