@@ -119,3 +119,95 @@ def test_validate_fix_does_not_follow_a_file_replaced_by_a_link(tree, tmp_path):
         assert {p["kind"] for p in json.loads(row["validation_problems"])} >= {"outside", "changed"}
         cat.validate(fix=True, workers=0, progress=False, follow_symlinks="all")
         assert leaked(cat)  # asked for
+
+
+# -- DNS rebinding: the servers answer only to the names they are known by --------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url: str, host: str | None = None) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def serve(args: list[str], url: str, tmp_path):
+    """A ``cosmoscope`` server command, started and waited for (the caller stops it)."""
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "cosmoscope", *args], stdout=log, stderr=subprocess.STDOUT)
+
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError((tmp_path / "server.log").read_text())
+        try:
+            return get(url)[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, 90, f"{url} to answer")
+    return proc
+
+
+@pytest.fixture
+def small_catalog(tree, tmp_path):
+    path = tmp_path / "s.sqlite"
+    with cosmoscope.open_catalog(path) as cat:
+        cat.ingest(tree / "sub", workers=0, progress=False)
+    return str(path)
+
+
+def test_the_api_answers_only_its_own_host_names_in_every_worker(small_catalog, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = serve(["--catalog", small_catalog, "api", "--port", str(port), "--workers", "2"], base + "/health", tmp_path)
+    try:
+        status, body = get(base + "/datasets?columns=mission_specific", host=f"rebound.example:{port}")
+        assert status == 400 and "does not answer to the host name 'rebound.example'" in body
+        assert "HELIOS-X" not in body
+        assert get(base + "/datasets", host=f"localhost:{port}")[0] == 200
+        with ThreadPoolExecutor(16) as pool:  # both worker processes answer, and refuse alike
+            codes = list(pool.map(lambda i: get(base + "/missions", host=None if i % 2 else "evil.example")[0],
+                                  range(64)))
+        assert codes.count(200) == 32 and codes.count(400) == 32
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    with cosmoscope.open_catalog(small_catalog, readonly=True) as cat:
+        from cosmoscope.api import serve_in_background
+
+        with serve_in_background(cat, allowed_hosts=["obs.example.org"]) as server:
+            assert get(server.url + "/health", host="obs.example.org:443")[0] == 200
+            assert get(server.url + "/health")[0] == 400  # 127.0.0.1 was not named
+
+
+def test_the_dashboard_answers_only_its_own_host_names(small_catalog, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/dashboard"
+    proc = serve(["serve", "--catalog", small_catalog, "--port", str(port), "--refresh", "0", "-q"], url, tmp_path)
+    try:
+        status, body = get(url, host=f"rebound.example:{port}")
+        assert status == 403 and "does not answer to the host name 'rebound.example'" in body
+        assert get(url, host=f"localhost:{port}")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_a_dashboard_behind_a_proxy_needs_explicit_origins(small_catalog):
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "serve", "--catalog", small_catalog, "--port", "0",
+                          "--prefix", "/user/alice/cosmoscope"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--allow-websocket-origin" in out.stderr and "Traceback" not in out.stderr
