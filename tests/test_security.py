@@ -47,7 +47,8 @@ def tree(tmp_path):
 
 
 def leaked(cat) -> bool:
-    rows = cat.observations().select(pl.concat_str(pl.all().cast(pl.String), separator="|", ignore_nulls=True)).collect()
+    everything = pl.concat_str(pl.all().cast(pl.String), separator="|", ignore_nulls=True)
+    rows = cat.observations().select(everything).collect()
     return any(SECRET in text for text in rows.to_series())
 
 

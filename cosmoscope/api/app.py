@@ -95,8 +95,8 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     for r in roots:
         if not os.path.isdir(r):
             raise InvalidArgumentError(f"output root {r} is not a directory")
-    settings = ApiSettings(token=token, output_roots=roots, allowed_hosts=tuple(resolve_hosts(allowed_hosts, "127.0.0.1")),
-                           **limits)
+    settings = ApiSettings(token=token, output_roots=roots,
+                           allowed_hosts=tuple(resolve_hosts(allowed_hosts, "127.0.0.1")), **limits)
     owned = not hasattr(catalog, "store")
     if owned:
         from cosmoscope.catalog import open_catalog

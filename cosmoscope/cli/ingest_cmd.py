@@ -128,8 +128,8 @@ def cmd_ingest(args) -> int:
             paths = [args.mounted_at or args.from_vast_catalog]
             entries = _vast_catalog_entries(args, cat, problems)
         summary = cat.ingest(paths, profile=args.profile, workers=args.workers, dry_run=args.dry_run,
-                             force=args.force, follow_symlinks=from_flags(args.follow_symlinks, args.allow_outside_links),
-                             shard=args.shard,
+                             force=args.force, shard=args.shard,
+                             follow_symlinks=from_flags(args.follow_symlinks, args.allow_outside_links),
                              progress=show_progress(args) and not args.json, entries=entries, executor=executor,
                              **({"batch_rows": args.batch_rows} if args.batch_rows else {}))
         summary.problems.extend(problems)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cosmoscope.extract.base import ExtractionError, Metadata, Source, clean
-from cosmoscope.extract.compressed import STREAM_ERRORS, compression_of, head_of, open_stream, without_compression_suffix
+from cosmoscope.extract.compressed import (STREAM_ERRORS, compression_of, head_of, open_stream,
+                                           without_compression_suffix)
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 64 * 1024

@@ -303,7 +303,8 @@ def ingest_on_cluster(executor, catalog: Catalog, entries: Iterable[FileEntry], 
     ex = as_executor(executor)
     _announce(ex, bar)
     if workers_write(catalog):
-        task, args = _extract_and_write, (profile, _WorkerWrites(catalog.url, catalog.actor, run_id, force, now()), roots)
+        target = _WorkerWrites(catalog.url, catalog.actor, run_id, force, now())
+        task, args = _extract_and_write, (profile, target, roots)
     else:
         task, args = _extract_rows, (profile, roots)
     tables: list[pa.Table] = []

@@ -88,7 +88,8 @@ def _resolve_once(catalog: Catalog, run_id: str | None) -> tuple[int, int]:
         parent = _match(row["parent_name"], c, by_name)
         if parent is not None and parent != c["dataset_id"]:
             cause = (row.get("actor"), row.get("run_id") or run_id)
-            edges.setdefault(cause, []).append((parent, c["dataset_id"], row["relationship_type"] or DEFAULT_RELATIONSHIP))
+            edge = (parent, c["dataset_id"], row["relationship_type"] or DEFAULT_RELATIONSHIP)
+            edges.setdefault(cause, []).append(edge)
             done.append(row)
     linked = 0
     with catalog.store.transaction():
