@@ -265,7 +265,8 @@ class Catalog:
         cols = list(columns) if columns else list(spec.schema.names)
         S.check_columns(spec, cols)
         ids = tuple(dict.fromkeys(dataset_ids))
-        batches = list(self.store.scan(spec.name, cols, Predicate.of(Test("dataset_id", "is_in", ids)))) if ids else []
+        pred = Predicate.of(Test("dataset_id", "is_in", ids))
+        batches = list(self.store.scan(spec.name, cols, pred)) if ids else []
         schema = pa.schema([spec.schema.field(c) for c in cols])
         return pl.from_arrow(pa.Table.from_batches(batches, schema=schema))
 
@@ -284,7 +285,8 @@ class Catalog:
         if after is not None:
             pushed = pushed & Predicate.of(Test("dataset_id", ">", after))
         if residual is None:
-            ids = [v for b in self.store.scan("observations", ["dataset_id"], pushed) for v in b.column(0).to_pylist()]
+            ids = [v for b in self.store.scan("observations", ["dataset_id"], pushed)
+                   for v in b.column(0).to_pylist()]
         else:
             lf = self.observations().filter(where)
             if after is not None:

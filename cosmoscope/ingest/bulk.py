@@ -38,6 +38,8 @@ BATCH_ROWS = 1_000
 LOOKUP_BLOCK = 2_000
 #: Most "not data" file names a summary keeps (the count goes on past it).
 NAMED_NOT_DATA = 1_000
+#: Most file names of each list the run's audit event keeps.
+EVENT_NAMES = 100
 
 
 @dataclass
@@ -271,7 +273,10 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
         bar.close()
         summary.seconds = time.perf_counter() - started
     if not dry_run:
-        catalog.log_event("ingest_run", run_id=run_id, details=summary.to_dict())
+        details = summary.to_dict()
+        for key in ("not_data_files", "outside", "problems"):  # a cell holds ~128 KiB on VAST
+            details[key] = details[key][:EVENT_NAMES]
+        catalog.log_event("ingest_run", run_id=run_id, details=details)
     return summary
 
 

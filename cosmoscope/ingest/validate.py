@@ -171,10 +171,9 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
         watchers were given, and ``paths``) is neither hashed nor re-extracted: it is reported as
         an ``outside`` problem (see :mod:`cosmoscope.ingest.roots`).
     """
-    from cosmoscope.ingest.roots import CatalogRoots, follow_mode
-
     from tqdm.auto import tqdm
 
+    from cosmoscope.ingest.roots import CatalogRoots, follow_mode
     from cosmoscope.ingest.workers import ExtractionPool
     from cosmoscope.records import new_event_ids
 
@@ -195,7 +194,8 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
             cluster = as_executor(executor)  # offers the .map and .extract used below
         with cluster or ThreadPoolExecutor(max(1, threads)) as io, cluster or ExtractionPool(workers) as pool:
             for start in range(0, len(ids), block):
-                _validate_block(catalog, ids[start:start + block], report, io, pool if fix else None, run_id, gate)
+                _validate_block(catalog, ids[start:start + block], report, io, pool if fix else None, run_id,
+                                gate)
                 bar.update(min(block, len(ids) - start))
         if fix and report.reextracted:
             from cosmoscope.ingest.links import resolve_pending
@@ -265,7 +265,8 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
     previous = {did: (v.row.get("validation_status"), v.row.get("validation_problems"), v.row.get("file_status"),
                       v.row.get("mission_id")) for did, v in before.items()}
     if pool is not None:
-        todo = [v for v in verdicts if v.facts.exists and v.facts.error is None and v.facts.outside is None and (
+        readable = [v for v in verdicts if v.facts.exists and v.facts.error is None and v.facts.outside is None]
+        todo = [v for v in readable if (
             v.kinds & REEXTRACT_KINDS or v.row.get("extractor_version") != EXTRACTOR_VERSION
             or v.row.get("file_status") == S.FileStatus.MISSING.value)]
         if todo:
