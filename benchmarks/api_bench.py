@@ -31,6 +31,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -218,6 +219,7 @@ def main(argv=None) -> int:
               f"subscribers got {mixed_run['sse_events']:,} dataset events for {mixed_run['rows_written_meanwhile']:,} "
               f"rows written meanwhile (each subscriber hears of each row), and {mixed_run['sse_keepalives']:,} "
               "keep-alive comments.")
+    shutil.rmtree(tmp, ignore_errors=True)
     out = write_results("api_bench", results, table, args.out)
     print(table)
     print(f"results in {out}", file=sys.stderr)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 4  # 2: processing_runs, processing_claims; 3: watchers; 4: pending_lineage.actor, .run_id
+SCHEMA_VERSION = 4  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -149,7 +149,7 @@ OBSERVATIONS = TableSpec(
         _field("updated_at", UTC_TS, "When the row last changed."),
     ]),
     # Each index costs every insert a B-tree update (measured on SQLite: 7 indexes made bulk
-    # inserts 3x slower than none), so there are two. The first leads with mission and time for
+    # inserts 3x slower than none), so there are three. The first leads with mission and time for
     # searches, and carries every column a mission summary reads, so the summary walks that
     # index alone (0.35 s for 1M rows) instead of every row of the table. Lookups by file go
     # through dataset_id, which is derived from the path.
@@ -157,6 +157,10 @@ OBSERVATIONS = TableSpec(
         ("mission_id", "observation_timestamp", "observation_end", "file_size", "data_quality_score",
          "calibration_status", "processing_status", "extraction_status"),
         ("observation_timestamp",),
+        # The API's stream of new datasets asks every second, per subscriber, for the rows
+        # cataloged since its cursor: without it each poll read every row (0.23 s at 1M rows).
+        # New rows take the newest time, so the index only ever grows at its end.
+        ("ingested_at",),
     ),
 )
 
