@@ -5,7 +5,7 @@ then read ``http://evil.example:8000/`` as a page of its own origin: the local A
 The browser still sends ``Host: evil.example:8000``, so a server that answers only to the names
 it is known by cannot be read that way. Both servers check it: by default the local names
 (``localhost``, ``127.0.0.1``, ``::1``) when bound to this machine only, and those plus this
-machine's own names and the bound address otherwise; ``--allowed-host`` or
+machine's own names and addresses and the bound address otherwise; ``--allowed-host`` or
 ``$COSMOSCOPE_ALLOWED_HOSTS`` (comma-separated) name others, and ``*`` allows any.
 """
 
@@ -47,7 +47,12 @@ def default_allowed(bind: str) -> list[str]:
     """The names a server bound to ``bind`` answers to unless told otherwise."""
     names = list(LOCAL_NAMES)
     if not is_loopback(bind):
-        names += [socket.gethostname(), socket.getfqdn()]
+        host = socket.gethostname()
+        names += [host, socket.getfqdn()]
+        try:  # the machine's addresses, as clients on the network may type them
+            names += socket.gethostbyname_ex(host)[2]
+        except OSError:
+            pass
         if bind not in ("0.0.0.0", "::", ""):
             names.append(bind)
     return [n.lower() for n in dict.fromkeys(names) if n]

@@ -212,3 +212,18 @@ def test_a_dashboard_behind_a_proxy_needs_explicit_origins(small_catalog):
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "serve", "--catalog", small_catalog, "--port", "0",
                           "--prefix", "/user/alice/cosmoscope"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--allow-websocket-origin" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_allowed_host_names_by_bind_address_and_configuration(monkeypatch):
+    import socket
+
+    from cosmoscope.hosts import ENV, allowed_hosts, host_allowed
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert allowed_hosts(None, "127.0.0.1") == ["localhost", "127.0.0.1", "::1"]
+    assert socket.gethostname().lower() in allowed_hosts(None, "0.0.0.0")
+    assert allowed_hosts(["Obs.Example.org:443", "[::1]:8000"], "0.0.0.0") == ["obs.example.org", "::1"]
+    monkeypatch.setenv(ENV, "catalog.example.org, *")
+    assert allowed_hosts(None, "127.0.0.1") == ["catalog.example.org", "*"]
+    assert host_allowed("anything:1", ["*"]) and not host_allowed(None, ["localhost"])
+    assert host_allowed("[::1]:5006", ["::1"]) and not host_allowed("localhost.evil.example", ["localhost"])
