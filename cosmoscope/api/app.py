@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, StoreError,
                                UnknownNameError)
+from cosmoscope.hosts import allowed_hosts as resolve_allowed_hosts
+from cosmoscope.hosts import host_allowed, refusal
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -79,8 +82,6 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     limits
         Any other :class:`ApiSettings` field (``max_page``, ``max_batch``, ...).
     """
-    from cosmoscope.hosts import allowed_hosts as resolve_hosts
-
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -96,7 +97,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
         if not os.path.isdir(r):
             raise InvalidArgumentError(f"output root {r} is not a directory")
     settings = ApiSettings(token=token, output_roots=roots,
-                           allowed_hosts=tuple(resolve_hosts(allowed_hosts, "127.0.0.1")), **limits)
+                           allowed_hosts=tuple(resolve_allowed_hosts(allowed_hosts, "127.0.0.1")), **limits)
     owned = not hasattr(catalog, "store")
     if owned:
         from cosmoscope.catalog import open_catalog
@@ -181,15 +182,11 @@ class HostCheck:
         self.app, self.allowed = app, tuple(allowed)
 
     async def __call__(self, scope, receive, send):
-        from cosmoscope.hosts import host_allowed, refusal
-
-        if scope["type"] not in ("http", "websocket") or "*" in self.allowed:
+        if scope["type"] != "http" or "*" in self.allowed:  # the API has no websockets
             return await self.app(scope, receive, send)
         host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
         if host_allowed(host, self.allowed):
             return await self.app(scope, receive, send)
-        import json
-
         body = json.dumps({"detail": refusal(host, self.allowed)}).encode()
         await send({"type": "http.response.start", "status": 400,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -223,8 +220,6 @@ class BodyLimit:
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
     async def _refuse(self, send):
-        import json
-
         body = json.dumps({"detail": f"request body too large: at most {self.limit:,} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
