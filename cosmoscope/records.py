@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -93,6 +94,31 @@ def to_json(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def same_value(a, b) -> bool:
+    """Equality as the catalog stores values: floats to 12 digits, times to the microsecond, JSON
+    as its sorted text.
+
+    >>> same_value(0.1 + 0.2, 0.3), same_value({"b": 1, "a": 2}, '{"a": 2, "b": 1}')
+    (True, True)
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        if (a.tzinfo is None) != (b.tzinfo is None):
+            a, b = (x if x.tzinfo else x.replace(tzinfo=dt.timezone.utc) for x in (a, b))
+        return a == b
+    if isinstance(a, (dict, list)):
+        a = to_json(a)
+    if isinstance(b, (dict, list)):
+        b = to_json(b)
+    return a == b
 
 
 def _clean_text(value):

@@ -21,7 +21,11 @@ def setup_dashboard() -> dict:
     are filled in by the proxy)."""
     return {
         "command": [sys.executable, "-m", "cosmoscope", "serve", "--port", "{port}",
-                    "--prefix", "{base_url}" + NAME, "--quiet"],
+                    "--prefix", "{base_url}" + NAME, "--allow-websocket-origin", "localhost", "--quiet"],
+        # The proxy forwards the browser's Host and Origin (the hub's public name, unknown here);
+        # it has authenticated the user, so it speaks for the dashboard's own local name instead,
+        # and the dashboard keeps refusing every other name (DNS rebinding).
+        "request_headers_override": {"Host": "localhost", "Origin": "http://localhost"},
         "absolute_url": True,
         # Panel and the catalog take a few seconds to start on a small binder machine.
         "timeout": 60,

@@ -123,8 +123,13 @@ def test_add_records_is_idempotent_and_keeps_status_and_ingest_time(filled):
     assert cat.count() == 400
     assert again["processing_status"] == "processed"
     assert again["ingested_at"] == first["ingested_at"] and again["updated_at"] >= first["updated_at"]
-    actions = cat.history(did)["action"].to_list()
-    assert actions == ["add", "update", "update"]
+    history = cat.history(did)  # written again unchanged: no event (the status change is one)
+    assert history["action"].to_list() == ["add", "update"] and history["field"][1] == "processing_status"
+    changed = dict(rec, target_object="M 31", data_quality_score=0.5)
+    cat.add_records([changed])
+    last = cat.history(did).filter(pl.col("action") == "update").tail(2).sort("field")
+    assert last["field"].to_list() == ["data_quality_score", "target_object"]
+    assert last["to_value"].to_list() == ["0.5", "M 31"]
 
 
 def test_values_round_trip_through_the_catalog(catalog):

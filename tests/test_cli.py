@@ -71,7 +71,8 @@ def test_bad_date_exits_2_with_an_example(cat_path):
     (("search", "--status", "done"), "invalid choice"),
     (("search", "--columns", "mission_id,nope"), "unknown column 'nope'"),
     (("frobnicate",), "invalid choice"),
-    (("sql", "SELEC nonsense"), "SQL query failed"),
+    (("sql", "SELEC nonsense"), "start with SELECT or WITH, not 'SELEC'"),
+    (("sql", "SELECT nonsense FROM"), "SQL query failed"),
 ])
 def test_usage_errors_exit_2_with_one_line(cat_path, args, message):
     proc = run("--catalog", cat_path, *args, check=False)
@@ -109,6 +110,20 @@ def test_sql_command(cat_path):
     out = run("--catalog", cat_path, "sql", "SELECT count(*) AS n FROM observations WHERE mission_id = 'LYRA'",
               "--format", "csv").stdout
     assert out.splitlines() == ["n", "30"]
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM observations", "DROP TABLE observations",
+                                       "TRUNCATE observations", "UPDATE observations SET mission_id = 'X'",
+                                       "/* sneaky */ (DELETE FROM observations)"])
+def test_sql_refuses_statements_that_are_not_queries(cat_path, statement):
+    proc = run("--catalog", cat_path, "sql", statement, check=False)
+    assert proc.returncode == 2, proc.stdout
+    assert "only queries can be run: start with SELECT or WITH" in proc.stderr and "(no rows)" not in proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Token" not in proc.stderr
+    with cosmoscope.open_catalog(cat_path, readonly=True) as cat:
+        with pytest.raises(cosmoscope.errors.InvalidArgumentError, match="only queries"):
+            cat.sql(statement)
+        assert cat.count() == 120
 
 
 def test_empty_catalog_says_so(tmp_path):

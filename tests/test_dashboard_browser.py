@@ -326,14 +326,14 @@ def start_proxy(upstream_port: int):
 def test_cosmoscope_serve_behind_a_prefix_proxy(page, console, catalog_url, tmp_path):
     url, _ = catalog_url
     port, prefix = free_port(), "/user/alice/cosmoscope"
+    proxy_port, stop_proxy = start_proxy(port)
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "cosmoscope", "serve", "--catalog", url, "--port", str(port),
-                             "--prefix", prefix, "--refresh", "0", "-q"], env=env, cwd=tmp_path,
+                             "--prefix", prefix, "--allow-websocket-origin", f"127.0.0.1:{proxy_port}",
+                             "--refresh", "0", "-q"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    stop_proxy = None
     try:
         wait_http(f"http://127.0.0.1:{port}{prefix}/dashboard")
-        proxy_port, stop_proxy = start_proxy(port)
         page.goto(f"http://127.0.0.1:{proxy_port}{prefix}/dashboard")
         caption = page.get_by_text(CAPTION)
         expect(caption).to_contain_text("1-25 of", timeout=30_000)
@@ -370,9 +370,11 @@ def test_serve_command_line_for_prefixes_and_origins():
     assert origins == ["localhost:5100", "127.0.0.1:5100"]
     assert plain[plain.index("--args") + 1:] == ["--catalog", "sqlite:///c.sqlite", "--refresh", "10.0",
                                                   "--page-size", "25"]
-    proxied = command("--prefix", "user/alice/cosmoscope/", "--refresh", "0")
+    with pytest.raises(cosmoscope.errors.InvalidArgumentError, match="--allow-websocket-origin"):
+        command("--prefix", "user/alice/cosmoscope/", "--refresh", "0")  # '*' is no longer assumed
+    proxied = command("--prefix", "user/alice/cosmoscope/", "--allow-websocket-origin", "hub.example.org")
     assert proxied[proxied.index("--prefix") + 1] == "/user/alice/cosmoscope"
-    assert proxied[proxied.index("--allow-websocket-origin") + 1] == "*"
+    assert proxied[proxied.index("--auth-module") + 1].endswith("hostcheck.py")
     chosen = command("--prefix", "/x", "--allow-websocket-origin", "hub.example.org")
     assert [chosen[i + 1] for i, a in enumerate(chosen) if a == "--allow-websocket-origin"] == ["hub.example.org"]
 

@@ -97,7 +97,7 @@ def test_cluster_ingest_into_sqlite_equals_a_local_ingest(sky, reference, client
         third = cat.ingest(sky.root, executor=client, progress=False)
     assert (third.new, third.updated, third.unchanged) == (0, 1, sky.manifest.height - 1)
     assert extract_tasks(ts) == 1
-    assert cat.history(dataset_id_for(path))["action"].to_list() == ["ingest", "update"]
+    assert cat.history(dataset_id_for(path))["action"].to_list() == ["ingest", "reextract"]
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 

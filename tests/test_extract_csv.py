@@ -120,3 +120,32 @@ def test_text_and_binary_with_csv_suffix(tmp_path):
     empty_table = tmp_path / "e.csv"
     empty_table.write_text("\n\n")
     assert extract_file(empty_table)["extraction_error"].startswith("empty table")
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2"])
+def test_compressed_tables_are_read_to_their_last_row(tmp_path, suffix):
+    import bz2
+    import gzip
+
+    rows = "".join(f"2026-11-{1 + i // 20000:02d}T00:00:{i % 60:02d},{i}\n" for i in range(40_000))
+    text = ("# INSTRUME: MAG\n# TELESCOP: AURORA-2\ntime,count\n" + rows).encode()
+    path = tmp_path / f"table{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix.endswith("gz") else bz2.compress(text))
+    assert sniff_format(path) == "csv"
+    rec = extract_file(path)
+    assert (rec["file_format"], rec["extraction_status"]) == ("csv", "ok"), rec["extraction_error"]
+    assert rec["instrument_type"] == "MAG" and rec["mission_specific"]["compression"] in ("gzip", "bzip2")
+    assert rec["observation_end"] == datetime(2026, 11, 2, 0, 0, 39, tzinfo=UTC)  # the last row, past the head
+
+
+def test_compressed_data_that_are_not_a_table_are_an_error_row(tmp_path):
+    import gzip
+
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(gzip.compress(bytes(range(256)) * 10))
+    rec = extract_file(path)
+    assert rec["extraction_error"] == "not a compressed CSV file: its gzip-compressed data are not CSV"
+    h5 = tmp_path / "cube.h5.gz"
+    h5.write_bytes(gzip.compress(b"\x89HDF\r\n\x1a\n" + bytes(500)))
+    assert extract_file(h5)["extraction_error"] == ("gzip-compressed HDF5 file: cosmoscope reads compressed FITS "
+                                                    "and CSV files only; decompress it first (gunzip)")

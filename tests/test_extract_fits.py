@@ -261,6 +261,29 @@ def test_gzip_and_bzip2_fits_with_any_name(tmp_path):
         assert rec["mission_specific"]["compression"] in ("gzip", "bzip2")
 
 
+def test_unix_compress_and_large_bzip2_fits_are_read(tmp_path):
+    rec = extract_file(os.path.join(os.path.dirname(__file__), "data", "lzw.fits.Z"))
+    assert rec["file_format"] == "fits" and rec["extraction_status"] != "error", rec["extraction_error"]
+    assert rec["mission_specific"]["compression"] == "compress" and rec["target_object"] == "FF R SCREEN 10S"
+    big = tmp_path / "big.fits.bz2"  # the first bzip2 block is far past the 2,880 bytes sniffed before
+    data = np.random.default_rng(0).integers(0, 2**15, size=(400, 400), dtype="int16")
+    fits.PrimaryHDU(data, header=fits.Header([("OBJECT", "M31")])).writeto(tmp_path / "big.fits")
+    big.write_bytes(bz2.compress((tmp_path / "big.fits").read_bytes()))
+    assert big.stat().st_size > 100_000
+    rec = extract_file(big)
+    assert (rec["file_format"], rec["target_object"]) == ("fits", "M31") and rec["extraction_status"] != "error"
+
+
+def test_a_name_that_claims_fits_but_is_not_becomes_an_error_row(tmp_path):
+    (tmp_path / "junk.fz").write_bytes(b"\x00\x01 not a tile-compressed FITS file" * 10)
+    (tmp_path / "text.fits.bz2").write_bytes(bz2.compress(b"just some words\n" * 100))
+    junk = extract_file(tmp_path / "junk.fz")
+    assert (junk["file_format"], junk["extraction_status"]) == ("fits", "error")
+    assert junk["extraction_error"].startswith("not a FITS file")
+    text = extract_file(tmp_path / "text.fits.bz2")
+    assert text["extraction_error"] == "not a compressed FITS file: its bzip2-compressed data are not FITS"
+
+
 def test_truncated_gzip_fits_is_an_error(tmp_path):
     raw = gzip.compress(open(helios_x(tmp_path, "evt2"), "rb").read())
     p = tmp_path / "cut.fits.gz"
@@ -297,7 +320,24 @@ def test_garbage_header_without_end_is_refused_quickly(tmp_path):
     path.write_bytes(card + os.urandom(2880 * 2100))
     rec = extract_file(path)
     assert rec["extraction_status"] == "error"
-    assert "without an END card" in rec["extraction_error"]
+    assert rec["extraction_error"].startswith("damaged FITS file: header of HDU 0 is not FITS header text")
+
+
+def test_a_header_larger_than_the_limit_says_so_and_how_to_raise_it(tmp_path, monkeypatch):
+    cards = [f"{k:<8}= {v:>20}".ljust(80) for k, v in (("SIMPLE", "T"), ("BITPIX", "8"), ("NAXIS", "0"),
+                                                        ("TELESCOP", "'HELIOS-X'"))]
+    cards += [f"COMMENT card {n}".ljust(80) for n in range(131_250)] + ["END".ljust(80)]  # 10.5 MB
+    text = "".join(cards)
+    path = tmp_path / "wordy.fits"
+    path.write_bytes(text.ljust(-(-len(text) // 2880) * 2880).encode())
+    rec = extract_file(path)
+    assert rec["extraction_status"] == "error"
+    assert rec["extraction_error"] == (
+        "FITS header of HDU 0 is 10,500,480 bytes, larger than the 5,760,000 cosmoscope reads; to catalog this "
+        "file raise the limit with COSMOSCOPE_MAX_HEADER_BYTES, e.g. COSMOSCOPE_MAX_HEADER_BYTES=11000000")
+    monkeypatch.setenv("COSMOSCOPE_MAX_HEADER_BYTES", "11000000")
+    rec = extract_file(path)
+    assert rec["extraction_status"] != "error" and rec["satellite_name"] == "HELIOS-X"
 
 
 def test_bytes_after_the_last_hdu_are_noted(tmp_path):

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import cosmoscope
@@ -66,7 +67,7 @@ def test_second_run_changes_nothing_and_a_modified_file_is_reread(sky, catalog):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     third = catalog.ingest(sky.root, workers=0, progress=False)
     assert (third.new, third.updated, third.unchanged) == (0, 1, before.height - 1)
-    assert catalog.history(dataset_id_for(path))["action"].to_list() == ["ingest", "update"]
+    assert catalog.history(dataset_id_for(path))["action"].to_list() == ["ingest", "reextract"]
 
 
 def test_dry_run_writes_nothing(sky, catalog):
@@ -260,6 +261,109 @@ def test_cli_ingest_reports_and_exits(tmp_path, sky):
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j", "0"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "could not be read" in out.stdout
+    again = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j",
+                            "0", "--json"], capture_output=True, text=True, timeout=300)
+    summary = json.loads(again.stdout)  # nothing read again, but the failed rows are still there
+    assert again.returncode == 1 and summary["failed"] == 0 and summary["failed_before"] >= 4
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(bad), "--shard", "5/4"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "I must be between 1 and N" in out.stderr
+
+
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(tmp_path, sky, catalog):
+    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.ingest.watch import Watcher
+
+    here = sky.root  # a tree of data files as the working directory: "" must not catalog it
+    path = str(tmp_path / "c.sqlite")
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", ""], cwd=here,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "an empty path was given" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        catalog.ingest(["", str(here)], workers=0, progress=False)
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        Watcher(catalog, [""])
+    with pytest.raises(InvalidArgumentError, match="empty path"):
+        catalog.validate(paths="", progress=False)
+    assert catalog.count() == 0
+
+
+def test_a_file_that_vanishes_mid_ingest_is_marked_missing_at_once(tmp_path, catalog):
+    from astropy.io import fits
+
+    from cosmoscope.ingest.crawl import FileEntry
+
+    path = tmp_path / "gone.fits"
+    fits.PrimaryHDU().writeto(path)
+    st = os.stat(path)
+    entry = FileEntry(str(path), st.st_size, st.st_mtime_ns)  # what the crawl saw ...
+    path.unlink()                                               # ... before a worker got to it
+    summary = catalog.ingest([str(tmp_path)], entries=[entry], workers=0, progress=False)
+    row = catalog.get(dataset_id_for(str(path)))
+    assert (row["extraction_status"], row["file_status"]) == ("error", "missing")
+    assert "file not found" in row["extraction_error"] and summary.failed == 1
+
+
+def test_compressed_files_are_read_and_not_data_is_named(tmp_path, catalog):
+    import bz2
+    import gzip
+    import shutil
+
+    from astropy.io import fits
+
+    root = tmp_path / "drop"
+    root.mkdir()
+    shutil.copy(os.path.join(os.path.dirname(__file__), "data", "lzw.fits.Z"), root / "image.fits.Z")
+    fits.PrimaryHDU(header=fits.Header([("OBJECT", "M31")])).writeto(root / "plain.fits")
+    (root / "spectrum.fits.bz2").write_bytes(bz2.compress((root / "plain.fits").read_bytes()))
+    (root / "table.csv.gz").write_bytes(gzip.compress(b"time,flux\n2026-11-27T00:00:00,1\n"))
+    (root / "junk.fz").write_bytes(b"not a FITS file at all\n" * 20)
+    (root / "README.txt").write_text("what this directory holds\n")
+    (root / "notes.gz").write_bytes(gzip.compress(b"plain words\n"))
+    summary = catalog.ingest(root, workers=0, progress=False)
+    rows = {os.path.basename(r["file_path"]): r for r in catalog.observations().collect().iter_rows(named=True)}
+    assert {n: rows[n]["file_format"] for n in rows} == {
+        "image.fits.Z": "fits", "plain.fits": "fits", "spectrum.fits.bz2": "fits", "table.csv.gz": "csv",
+        "junk.fz": "fits"}
+    assert rows["junk.fz"]["extraction_status"] == "error" and summary.failed == 1
+    assert rows["spectrum.fits.bz2"]["target_object"] == "M31"
+    named = sorted(os.path.basename(p) for p in summary.not_data_files)
+    assert summary.not_data == 2 and named == ["README.txt", "notes.gz"]
+    assert sorted(os.path.basename(p) for p in summary.to_dict()["not_data_files"]) == named
+    assert str(root / "README.txt") in str(summary)
+
+
+def test_the_audit_trail_records_each_real_change_once_in_the_name_of_its_cause(sky, catalog):
+    derived = [p for p, lvl in zip(sky.manifest["path"], sky.manifest["calib_level"]) if lvl == 3]
+    derived_ids = {dataset_id_for(p) for p in derived}
+    alice = cosmoscope.open_catalog(catalog.url, actor="alice@lab")
+    bob = cosmoscope.open_catalog(catalog.url, actor="bob@lab")
+    try:
+        alice.ingest(derived, workers=0, progress=False)  # their parents are not cataloged yet
+        bob.ingest(sky.root, workers=0, progress=False)   # bob's ingest resolves alice's pending lineage
+        links = catalog.events().filter(pl.col("action") == "link").collect()
+        assert links.height == sky.lineage.height
+        for row in links.iter_rows(named=True):
+            assert row["actor"] == ("alice@lab" if row["dataset_id"] in derived_ids else "bob@lab"), row
+
+        def counts():
+            return dict(catalog.events().group_by("action").len().collect().iter_rows())
+
+        before = counts()
+        bob.ingest(sky.root, workers=0, progress=False, force=True)  # every file re-read, none changed
+        assert counts() == {**before, "ingest_run": before["ingest_run"] + 1}
+        stale = sorted(derived_ids)[:3]  # rows an older extractor made: validate --fix reads them again
+        catalog.store.update("observations", pa.table({"dataset_id": stale, "extractor_version": ["0.9"] * 3}),
+                             ["dataset_id"])
+        before = counts()
+        report = bob.validate(fix=True, progress=False)
+        assert report.reextracted == 3
+        after = counts()
+        assert after["link"] == before["link"] and after.get("update", 0) == before.get("update", 0)
+        changes = catalog.events().filter(pl.col("action") == "reextract").collect()
+        assert changes.height == 3 and set(changes["field"]) == {"extractor_version"}
+        assert set(changes["from_value"]) == {"0.9"}
+    finally:
+        alice.close()
+        bob.close()

@@ -348,3 +348,17 @@ def test_a_removed_directory_ends_the_watcher_and_an_empty_mount_point_deletes_n
         rows = cat.observations().filter(pl.col("file_path").str.starts_with(str(mount))).collect()
         assert rows.height == 3 and set(rows["file_status"]) == {"present"}
         assert "is it unmounted?" in caplog.text
+
+
+def test_the_watcher_exits_1_when_a_file_it_cataloged_could_not_be_read(where):
+    root, catalog, log = where
+    w = WatchProcess(catalog, root, log, "--workers", "0", "--stall", "0.5")
+    try:
+        good = write_file(specs("LYRA", 1)[0], root)
+        bad = root / "broken.fits"
+        bad.write_text("this is not FITS\n" * 10)
+        wait_for(lambda: cataloged(catalog, [good, bad]), 60, "both files")
+    finally:
+        code = w.stop()
+    assert code == 1, w.text()
+    assert "1 files cataloged as unreadable" in w.text()

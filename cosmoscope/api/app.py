@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, StoreError,
                                UnknownNameError)
+from cosmoscope.hosts import allowed_hosts as resolve_allowed_hosts
+from cosmoscope.hosts import host_allowed, refusal
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -37,6 +40,8 @@ class ApiSettings:
     max_preflight: int = 10_000
     #: Largest request body accepted, in bytes.
     max_body_bytes: int = 1 << 20
+    #: Host names requests may address (``*``: any); see :mod:`cosmoscope.hosts`.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
 
     @property
     def writable(self) -> bool:
@@ -62,7 +67,7 @@ def read_token(token_file: str | os.PathLike | None = None) -> str | None:
 
 
 def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str | None = None,
-               output_roots=(), **limits) -> FastAPI:
+               output_roots=(), allowed_hosts=None, **limits) -> FastAPI:
     """The HTTP API over ``catalog`` (a Catalog, or a URL opened here: read-only unless ``token``).
 
     Parameters
@@ -71,6 +76,9 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
         Bearer token that writes must carry; None makes the server read-only.
     output_roots
         Directories under which output files may be cataloged through the API.
+    allowed_hosts
+        Host names requests may address (default: the local names; ``["*"]``: any); others
+        are refused with 400, so a DNS-rebinding web page cannot read the API.
     limits
         Any other :class:`ApiSettings` field (``max_page``, ``max_batch``, ...).
     """
@@ -88,7 +96,8 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     for r in roots:
         if not os.path.isdir(r):
             raise InvalidArgumentError(f"output root {r} is not a directory")
-    settings = ApiSettings(token=token, output_roots=roots, **limits)
+    settings = ApiSettings(token=token, output_roots=roots,
+                           allowed_hosts=tuple(resolve_allowed_hosts(allowed_hosts, "127.0.0.1")), **limits)
     owned = not hasattr(catalog, "store")
     if owned:
         from cosmoscope.catalog import open_catalog
@@ -115,6 +124,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     app.include_router(write.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: refused before anything runs
     return app
 
 
@@ -165,6 +175,24 @@ def _install_error_handlers(app) -> None:
     app.add_exception_handler(CosmoscopeError, cosmoscope_error)
 
 
+class HostCheck:
+    """Refuse requests whose ``Host`` is not an allowed name (400), before the app sees them."""
+
+    def __init__(self, app, allowed):
+        self.app, self.allowed = app, tuple(allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or "*" in self.allowed:  # the API has no websockets
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+        if host_allowed(host, self.allowed):
+            return await self.app(scope, receive, send)
+        body = json.dumps({"detail": refusal(host, self.allowed)}).encode()
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before the app parses them."""
 
@@ -192,8 +220,6 @@ class BodyLimit:
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
 
     async def _refuse(self, send):
-        import json
-
         body = json.dumps({"detail": f"request body too large: at most {self.limit:,} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

@@ -70,7 +70,9 @@ def jsonable(value: Any) -> Any:
 
 def records(df: pl.DataFrame, *, decode_json: bool = True) -> list[dict]:
     """Rows of ``df`` as JSON-ready dicts; JSON text columns become objects when ``decode_json``."""
-    rows = json.loads(df.write_json()) if df.height else []
+    import orjson
+
+    rows = orjson.loads(df.write_json()) if df.height else []
     if decode_json:
         cols = [c for c in df.columns if c in JSON_COLUMNS or c == "params"]  # params: of a run
         for row in rows:
@@ -78,16 +80,28 @@ def records(df: pl.DataFrame, *, decode_json: bool = True) -> list[dict]:
                 text = row.get(c)
                 if isinstance(text, str):
                     try:
-                        row[c] = json.loads(text)
-                    except ValueError:
-                        pass  # not JSON after all: keep the text
+                        row[c] = orjson.loads(text)
+                    except orjson.JSONDecodeError:
+                        try:  # NaN or Infinity, which JSON has not: null, as JSON has them
+                            row[c] = json.loads(text, parse_constant=_no_constant)
+                        except ValueError:
+                            pass  # not JSON after all: keep the text
     return rows
 
 
-def json_response(payload: Any, status_code: int = 200, headers: dict | None = None) -> Response:
+def _no_constant(name: str) -> None:
+    """NaN and Infinity in stored JSON text: null, as JSON has them."""
+    return None
+
+
+def json_response(payload: Any, status_code: int = 200, headers: dict | None = None, *,
+                  plain: bool = False) -> Response:
+    """``payload`` as JSON; ``plain``: it holds only JSON types already (rows from :func:`records`),
+    so the walk that converts times and NaN is skipped."""
+    import orjson
     from starlette.responses import Response
 
-    body = json.dumps(jsonable(payload), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    body = orjson.dumps(payload if plain else jsonable(payload))
     return Response(body, status_code=status_code, media_type=MEDIA_TYPES["json"], headers=headers)
 
 
@@ -98,13 +112,16 @@ def frame_response(df: pl.DataFrame, fmt: str, *, envelope: dict | None = None,
     from starlette.responses import Response
 
     if fmt == "json":
-        return json_response({**(envelope or {}), "results": records(df)}, headers=headers)
+        envelope = jsonable(envelope or {})
+        return json_response({**envelope, "results": records(df)}, headers=headers, plain=True)
     extra = dict(headers or {})
     for key, value in (envelope or {}).items():
         if value is not None and not isinstance(value, (dict, list)) and str(value).isascii():
             extra[f"X-{key.replace('_', '-').title()}"] = str(value)
     if fmt == "ndjson":
-        body = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records(df)).encode()
+        import orjson
+
+        body = b"".join(orjson.dumps(r) + b"\n" for r in records(df))
     elif fmt == "csv":
         body = df.write_csv().encode()
     else:

@@ -161,23 +161,30 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return ["dataset_id", *[c for c in dict.fromkeys(columns) if c != "dataset_id"]]
 
 
-def _page_of(cat, lf, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool) -> tuple:
-    """A page of ``lf`` ordered by dataset id: (rows, next_cursor, total)."""
+def _page_of(cat, query, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool) -> tuple:
+    """A page ordered by dataset id of ``query`` (a polars expression over the observations, or
+    a lazy frame of them): (rows, next_cursor, total)."""
     import polars as pl
 
-    if cursor is not None:
-        lf = lf.filter(pl.col("dataset_id") > cursor)
-    ids = lf.select("dataset_id").sort("dataset_id").slice(offset, limit + 1).collect()["dataset_id"].to_list()
+    total = None
+    if isinstance(query, pl.LazyFrame):
+        lf = query if cursor is None else query.filter(pl.col("dataset_id") > cursor)
+        ids = lf.select("dataset_id").sort("dataset_id").slice(offset, limit + 1).collect()["dataset_id"].to_list()
+        if want_total:
+            total = cat.count(lf)
+    else:  # search filters: one scan of the id column, pushed whole to the store
+        matching = cat.matching_ids(query, after=cursor)
+        ids = matching[offset:offset + limit + 1]
+        if want_total:
+            total = len(matching)
     more = len(ids) > limit
     ids = ids[:limit]
-    df = cat.lookup(ids, columns).sort("dataset_id") if ids else \
-        cat.observations().select(columns or S.OBSERVATIONS.schema.names).head(0).collect()
-    total = cat.count(lf) if want_total else None
+    df = cat.lookup(ids, columns).sort("dataset_id")
     return df, (ids[-1] if more else None), total
 
 
-def _search_response(request: Request, cat, lf, *, limit, offset, cursor, columns, total, fmt, accept):
-    df, next_cursor, n_total = _page_of(cat, lf, limit=limit, offset=offset, cursor=cursor,
+def _search_response(request: Request, cat, query, *, limit, offset, cursor, columns, total, fmt, accept):
+    df, next_cursor, n_total = _page_of(cat, query, limit=limit, offset=offset, cursor=cursor,
                                         columns=_columns(columns), want_total=total)
     nxt = None
     if next_cursor is not None:
@@ -224,9 +231,11 @@ def search(
 ):
     """Datasets matching every filter, ordered by dataset id, a page at a time, as JSON, NDJSON,
     CSV, Parquet or Arrow IPC (``format=`` or the Accept header)."""
+    from cosmoscope.search import search_filter
+
     _check_limit(request, limit)
     cat = get_catalog(request)
-    return _search_response(request, cat, cat.search(**filters), limit=limit, offset=offset, cursor=cursor,
+    return _search_response(request, cat, search_filter(**filters), limit=limit, offset=offset, cursor=cursor,
                             columns=columns, total=total, fmt=format, accept=accept)
 
 
@@ -283,10 +292,11 @@ def mission_detail(request: Request, mission: Annotated[str, Path(min_length=1, 
 @router.get("/datasets/{dataset_id}", summary="One dataset's record")
 def dataset(request: Request, dataset_id: DatasetId) -> dict:
     """Every column of the dataset's row; JSON columns (``mission_specific`` ...) as objects."""
-    import polars as pl
-
-    row = get_catalog(request).get(dataset_id)
-    return json_response(records(pl.DataFrame([row], schema=_observation_schema()))[0])
+    cat = get_catalog(request)
+    df = cat.lookup([dataset_id])
+    if df.height == 0:
+        cat.get(dataset_id)  # raises: 404
+    return json_response(records(df)[0], plain=True)
 
 
 @router.get("/datasets/{dataset_id}/related", summary="Datasets linked by lineage", response_model=Related)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -9,11 +10,52 @@ from typing import Any
 from cosmoscope.errors import CosmoscopeError
 
 
+#: Where :func:`serve_workers` leaves the app's options (JSON) for its worker processes.
+OPTIONS_ENV = "COSMOSCOPE_API_OPTIONS"
+
+
 def serve(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info") -> None:
-    """Serve ``app`` until interrupted."""
+    """Serve ``app`` until interrupted, in this process."""
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+
+
+def serve_workers(options: dict, host: str = "127.0.0.1", port: int = 8000, *, workers: int = 2,
+                  log_level: str = "info") -> None:
+    """Serve the API from ``workers`` processes until interrupted.
+
+    Each worker builds its own app from ``options`` (:func:`create_app`'s keywords, ``catalog``
+    a URL; the write token travels in ``$COSMOSCOPE_API_TOKEN``) and opens the catalog itself,
+    so requests are answered in parallel on every core; the catalog's own concurrency (SQLite's
+    WAL readers, VAST) keeps them consistent.
+    """
+    import json
+
+    import uvicorn
+
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[OPTIONS_ENV] = json.dumps(options)
+    config = uvicorn.Config("cosmoscope.api.server:app_from_environment", factory=True, workers=workers, host=host,
+                            port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    sock = config.bind_socket()
+    # Listen now: connections made while the workers start wait in the backlog instead of being
+    # refused (uvicorn.run leaves that to the workers).
+    sock.listen(config.backlog)
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+
+
+def app_from_environment():
+    """The app of one worker process of :func:`serve_workers`."""
+    import json
+
+    from cosmoscope.api.app import create_app, read_token
+
+    return create_app(token=read_token(), **json.loads(os.environ[OPTIONS_ENV]))
 
 
 class BackgroundServer:
@@ -59,7 +101,10 @@ class BackgroundServer:
 def serve_in_background(catalog: Any = None, *, host: str = "127.0.0.1", port: int = 0,
                         **options) -> BackgroundServer:
     """Start the API over ``catalog`` on a thread and return the running server (port 0: any
-    free port). ``options`` go to :func:`~cosmoscope.api.create_app`."""
+    free port). ``options`` go to :func:`~cosmoscope.api.create_app`; ``allowed_hosts``
+    defaults to the names of ``host``."""
     from cosmoscope.api.app import create_app
+    from cosmoscope.hosts import allowed_hosts
 
+    options.setdefault("allowed_hosts", allowed_hosts(None, host))
     return BackgroundServer(create_app(catalog, **options), host=host, port=port).start()

@@ -18,8 +18,9 @@ Examples
 
     $ cosmoscope --catalog sqlite:///data/catalog.sqlite summary
 
-Each command's own ``--help`` has more. Exit codes: 0 success, 1 the work failed (the message
-says what), 2 the command line was wrong.
+Each command's own ``--help`` has more. Exit codes: 0 all went well; 1 some files failed (could not
+be read, left unread, or have problems) or the work failed, and the output says which; 2 the
+command line was wrong.
 """
 
 from __future__ import annotations

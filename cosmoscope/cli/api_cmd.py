@@ -48,6 +48,14 @@ def register(sub, common) -> None:
                    help="directory under which runs may catalog output files through the API (repeatable)")
     p.add_argument("--max-stream-seconds", type=STREAM_SECONDS, default=300.0, metavar="S",
                    help="close event streams after S seconds; clients resume with Last-Event-ID (default: 300)")
+    p.add_argument("--workers", "-j", type=argtypes.number(int, low=1, what="a number of worker processes",
+                                                           example="4"), metavar="N",
+                   help="processes answering requests, each with its own connection to the catalog (default: one "
+                        "per CPU)")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="host name requests may address (repeatable; '*' for any); default: "
+                        "$COSMOSCOPE_ALLOWED_HOSTS, else localhost names (and this machine's names when --host is "
+                        "not local). Other names get 400, so a DNS-rebinding web page cannot read the API")
     p.set_defaults(func=cmd_api)
 
     p = sub.add_parser(
@@ -74,20 +82,38 @@ def register(sub, common) -> None:
 
 
 def cmd_api(args) -> int:
+    import os
+
     from cosmoscope.api import create_app, read_token, serve
+    from cosmoscope.api.app import TOKEN_ENV
+    from cosmoscope.api.server import serve_workers
     from cosmoscope.catalog import open_catalog
+    from cosmoscope.hosts import allowed_hosts
+    from cosmoscope.ingest.workers import default_workers
 
     token = read_token(args.token_file)
+    workers = args.workers or default_workers()
     cat = open_catalog(getattr(args, "catalog", None), readonly=token is None)
-    app = create_app(cat, token=token, output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds)
+    options = dict(output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds,
+                   allowed_hosts=allowed_hosts(args.allowed_host, args.host))
+    app = create_app(cat, token=token, **options)  # checks every option here, in this process, in words
     host = f"[{args.host}]" if ":" in args.host else args.host
     mode = "writes need the bearer token" if token else "read-only (no write token set)"
-    print(f"cosmoscope API for {cat.url} at http://{host}:{args.port} ({mode}); docs at /docs", file=sys.stderr)
+    print(f"cosmoscope API for {cat.url} at http://{host}:{args.port} ({mode}, {workers} worker process"
+          f"{'es' if workers > 1 else ''}; host names: {', '.join(options['allowed_hosts'])}); docs at /docs",
+          file=sys.stderr)
     if token and args.host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: the write token travels in clear text over plain HTTP; put a TLS proxy in front "
-              "when serving beyond this machine", file=sys.stderr)
+              "when serving beyond this machine (docs/security.md)", file=sys.stderr)
+    level = "info" if not getattr(args, "quiet", False) else "warning"
     try:
-        serve(app, args.host, args.port, log_level="info" if not getattr(args, "quiet", False) else "warning")
+        if workers == 1:
+            serve(app, args.host, args.port, log_level=level)
+        else:
+            cat.close()
+            if token:
+                os.environ[TOKEN_ENV] = token  # for the worker processes, which read it as the server would
+            serve_workers({**options, "catalog": cat.url}, args.host, args.port, workers=workers, log_level=level)
     finally:
         cat.close()
     return 0

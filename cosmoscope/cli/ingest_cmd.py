@@ -33,9 +33,14 @@ rest, so they need cosmoscope installed and the files at the same paths. With a 
 this machine writes every row; with a VAST catalog each worker writes its own (credentials from
 the workers' environment). See docs/scaling.md for when to use --shard, --from-vast-catalog or Dask.
 
-A second run over the same tree re-reads only files whose size or modification time changed.
-Files that cannot be read are cataloged with extraction_status=error and the reason; the exit
-code is 1 when any file failed or a directory could not be walked, 0 otherwise."""
+Symbolic links are followed only inside the PATHs: a link whose target lies elsewhere (a file
+anyone could link from a shared drop folder) is listed in the summary and not read, unless
+--allow-outside-links. A second run over the same tree re-reads only files whose size or
+modification time changed.
+Files that cannot be read are cataloged with extraction_status=error and the reason. Exit code:
+0 when every file under the PATHs is cataloged readable; 1 when any could not be read (now, or
+in an earlier run and unchanged since), was left unread (a link outside the PATHs) or a
+directory could not be walked; 2 when the command line was wrong."""
 
 
 def _shard(text: str):
@@ -61,7 +66,10 @@ def register(sub, common) -> None:
                    help="extraction processes (default: one per CPU; 0 reads in this process)")
     p.add_argument("--dry-run", "-n", action="store_true", help="report what would change; write nothing")
     p.add_argument("--force", action="store_true", help="re-read every file, even unchanged ones")
-    p.add_argument("--follow-symlinks", action="store_true", help="descend into symbolically linked directories")
+    p.add_argument("--follow-symlinks", action="store_true", help="enter symbolically linked directories (those "
+                   "whose real path lies under a PATH)")
+    p.add_argument("--allow-outside-links", action="store_true", help="follow every symbolic link, to files and "
+                   "directories, even where it leads outside the PATHs (by default such files are listed, not read)")
     p.add_argument("--shard", type=_shard, metavar="I/N", help="take share I of N (1-based) so N machines "
                    "split one crawl without overlap")
     p.add_argument("--batch-rows", type=argtypes.workers, default=None, metavar="N",
@@ -106,6 +114,7 @@ def register(sub, common) -> None:
 def cmd_ingest(args) -> int:
     from cosmoscope.cli import open_from_args, show_progress
     from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.ingest.roots import from_flags
 
     if bool(args.paths) == bool(args.from_vast_catalog):
         raise InvalidArgumentError("give the PATHs to walk, or --from-vast-catalog PATH-PREFIX, but not both"
@@ -114,9 +123,13 @@ def cmd_ingest(args) -> int:
     with open_from_args(args) as cat, _dask_client(args) as executor:
         paths, entries, problems = args.paths, None, []
         if args.from_vast_catalog:
-            paths, entries = [args.from_vast_catalog], _vast_catalog_entries(args, cat, problems)
+            # The local directory the listed files lie under: the run's label, and its root (files
+            # whose real path leaves it are not read).
+            paths = [args.mounted_at or args.from_vast_catalog]
+            entries = _vast_catalog_entries(args, cat, problems)
         summary = cat.ingest(paths, profile=args.profile, workers=args.workers, dry_run=args.dry_run,
-                             force=args.force, follow_symlinks=args.follow_symlinks, shard=args.shard,
+                             force=args.force, shard=args.shard,
+                             follow_symlinks=from_flags(args.follow_symlinks, args.allow_outside_links),
                              progress=show_progress(args) and not args.json, entries=entries, executor=executor,
                              **({"batch_rows": args.batch_rows} if args.batch_rows else {}))
         summary.problems.extend(problems)
@@ -124,8 +137,8 @@ def cmd_ingest(args) -> int:
             print(json.dumps(summary.to_dict(), indent=2, default=str))
         else:
             print(summary)
-            if summary.failed:
-                print(f"{summary.failed:,} files could not be read; see them with: "
+            if summary.failed or summary.failed_before:
+                print(f"{summary.failed + summary.failed_before:,} files could not be read; see them with: "
                       "cosmoscope search --columns file_path,extraction_error --format csv "
                       "| grep -v ',$'")
     return 0 if summary.ok else 1

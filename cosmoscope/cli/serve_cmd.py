@@ -10,14 +10,18 @@ Examples
 
     $ cosmoscope serve --catalog sqlite:///data/catalog.sqlite --port 8080 --refresh 30
 
-3. Behind a proxy that forwards ``/user/alice/cosmoscope/`` with the path kept (binder's
-   jupyter-server-proxy with ``absolute_url``)::
+3. Behind a proxy that forwards ``/user/alice/cosmoscope/`` with the path kept, at the host name
+   browsers use for the proxy::
 
-    $ cosmoscope serve --port 5006 --prefix /user/alice/cosmoscope
+    $ cosmoscope serve --port 5006 --prefix /user/alice/cosmoscope --allow-websocket-origin hub.example.org
 
 4. For a team on the local network (give the host names browsers will use)::
 
     $ cosmoscope serve --address 0.0.0.0 --allow-websocket-origin obs-catalog.example.org:5006
+
+Only requests whose ``Host`` is an allowed name are answered (DNS rebinding cannot reach the
+dashboard from a web page): the local names by default, the hosts of --allow-websocket-origin,
+and those given with --allowed-host or $COSMOSCOPE_ALLOWED_HOSTS. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ REFRESH = argtypes.number(float, low=0, what="a refresh interval in seconds", ex
 
 #: The Panel app ``panel serve`` runs.
 DASHBOARD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui", "dashboard.py")
+#: The Bokeh auth module that answers only allowed Host names.
+HOSTCHECK = os.path.join(os.path.dirname(DASHBOARD), "hostcheck.py")
 
 
 def _prefix(text: str) -> str:
@@ -52,7 +58,7 @@ def register(sub, common) -> None:
         epilog="examples:\n"
                "  cosmoscope serve\n"
                "  cosmoscope serve --catalog sqlite:///data/catalog.sqlite --port 8080\n"
-               "  cosmoscope serve --prefix /user/alice/cosmoscope      # behind jupyter-server-proxy\n"
+               "  cosmoscope serve --prefix /user/alice/cosmoscope --allow-websocket-origin hub.example.org\n"
                "  cosmoscope serve --address 0.0.0.0 --allow-websocket-origin host.example.org:5006")
     p.add_argument("--port", type=argtypes.port, default=5006,
                    help="port to listen on (default 5006; 0 picks a free one)")
@@ -60,9 +66,12 @@ def register(sub, common) -> None:
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--prefix", type=_prefix, default="",
                    help="URL path the dashboard lives under when a proxy forwards it with the path kept, "
-                        "e.g. /user/alice/cosmoscope; implies --allow-websocket-origin '*' unless that is given")
+                        "e.g. /user/alice/cosmoscope; needs --allow-websocket-origin with the proxy's host name")
     p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                    help="host a browser may connect from (repeatable); default: the address and port served")
+    p.add_argument("--allowed-host", action="append", metavar="NAME",
+                   help="host name the dashboard answers to (repeatable; '*' for any); default: "
+                        "$COSMOSCOPE_ALLOWED_HOSTS, else localhost names and the --allow-websocket-origin hosts")
     p.add_argument("--refresh", type=REFRESH, default=10.0, metavar="SECONDS",
                    help="how often open pages check for new data (default 10; 0: never)")
     p.add_argument("--page-size", type=int, default=25, metavar="N", help="rows per results page (default 25)")
@@ -70,14 +79,30 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def dashboard_hosts(args) -> list[str]:
+    """The Host names the dashboard answers to (see :mod:`cosmoscope.hosts`)."""
+    from cosmoscope.hosts import allowed_hosts, split_host
+
+    given = list(args.allowed_host or [])
+    if not given and not os.environ.get("COSMOSCOPE_ALLOWED_HOSTS"):
+        given = [*allowed_hosts(None, args.address),
+                 *(split_host(o) for o in args.allow_websocket_origin or [] if o != "*")]
+    return allowed_hosts(given, args.address)
+
+
 def panel_command(args, url: str) -> list[str]:
     """The ``panel serve`` command line for these arguments."""
+    from cosmoscope.errors import InvalidArgumentError
+
     cmd = [sys.executable, "-m", "panel", "serve", DASHBOARD, "--port", str(args.port), "--address", args.address]
     origins = list(args.allow_websocket_origin or [])
     if args.prefix:
+        if not origins:
+            # Behind a proxy the browser's Origin is the proxy's host, which cannot be guessed here;
+            # '*' would let any web page talk to the dashboard.
+            raise InvalidArgumentError("--prefix needs the host name browsers reach the proxy at: give it with "
+                                       "--allow-websocket-origin HOST[:PORT], e.g. hub.example.org")
         cmd += ["--prefix", args.prefix]
-        # Behind a proxy the browser's Origin is the proxy's host, which cannot be known here.
-        origins = origins or ["*"]
     elif not origins and args.port:
         # Bokeh allows only localhost:PORT by default; a browser at 127.0.0.1 or at the served
         # address is just as local.
@@ -86,6 +111,7 @@ def panel_command(args, url: str) -> list[str]:
         origins = [f"{h}:{args.port}" for h in hosts]
     for origin in origins:
         cmd += ["--allow-websocket-origin", origin]
+    cmd += ["--auth-module", HOSTCHECK]
     if args.show:
         cmd.append("--show")
     cmd += ["--args", "--catalog", url, "--refresh", str(args.refresh), "--page-size", str(args.page_size)]
@@ -103,7 +129,7 @@ def cmd_serve(args) -> int:
     with open_catalog(url, readonly=True) as cat:
         url = cat.url
     cmd = panel_command(args, url)
-    env = dict(os.environ, COSMOSCOPE_CATALOG=url)
+    env = dict(os.environ, COSMOSCOPE_CATALOG=url, COSMOSCOPE_ALLOWED_HOSTS=",".join(dashboard_hosts(args)))
     host = "localhost" if args.address in ("127.0.0.1", "0.0.0.0", "::") else args.address
     if args.port and not getattr(args, "quiet", False):
         print(f"cosmoscope: dashboard of {url} at http://{host}:{args.port}{args.prefix}/dashboard "

@@ -23,7 +23,11 @@ once complete: closed by their writer or renamed into place (temporary names suc
 agree (FITS END cards and declared data, HDF5 and netCDF sizes). Deleted files keep their rows,
 marked missing. On start, and every --reconcile-every, the trees are compared with the catalog,
 so nothing written while no watcher ran is lost. Logs go to standard error, one line per batch;
-`cosmoscope status` shows the watcher from any process. See docs/operations.md for systemd."""
+`cosmoscope status` shows the watcher from any process. See docs/operations.md for systemd.
+
+Exit code: 0 when stopped with every file it cataloged readable; 1 when a file could not be read
+or was left unread (a link outside the PATHs), or the watcher failed; 2 when the command line
+was wrong."""
 
 VALIDATE_EPILOG = """\
 examples:
@@ -33,7 +37,8 @@ examples:
   cosmoscope validate --fix                            # re-extract what a fresh reading can cure
   cosmoscope validate --fix --every 6h                 # keep doing it, every six hours
 
-Exit code 1 when problems remain (so cron or CI can alert), 0 when every row passed."""
+Exit code: 0 when every row passed; 1 when problems remain (so cron or CI can alert); 2 when the
+command line was wrong."""
 
 
 def register(sub, common) -> None:
@@ -69,8 +74,10 @@ def register(sub, common) -> None:
                    help="most files held waiting; beyond it a scan catches up (default: 100000)")
     p.add_argument("--no-initial-scan", action="store_true", help="do not compare the trees with the catalog "
                    "at start (faster start; files written while down wait for the next reconcile)")
-    p.add_argument("--follow-symlinks", action="store_true", help="descend into symbolically linked directories "
-                   "during scans")
+    p.add_argument("--follow-symlinks", action="store_true", help="enter symbolically linked directories during "
+                   "scans (those whose real path lies under a PATH)")
+    p.add_argument("--allow-outside-links", action="store_true", help="follow every symbolic link, even where it "
+                   "leads outside the PATHs (by default such files are logged by name and not read)")
     p.set_defaults(func=cmd_watch)
 
     p = sub.add_parser("status", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,6 +109,8 @@ def register(sub, common) -> None:
                    "--fix (default: 1)")
     p.add_argument("--threads", type=argtypes.count, default=8, metavar="N",
                    help="files inspected at once (default: 8)")
+    p.add_argument("--allow-outside-links", action="store_true", help="read files through symbolic links even "
+                   "where they lead outside the cataloged directories (by default such files are reported, not read)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_validate)
 
@@ -114,6 +123,7 @@ def _on_signals(callback) -> None:
 
 def cmd_watch(args) -> int:
     from cosmoscope.cli import open_from_args
+    from cosmoscope.ingest.roots import from_flags
     from cosmoscope.ingest.watch import Watcher
 
     if not getattr(args, "quiet", False) and not getattr(args, "verbose", 0):
@@ -122,11 +132,17 @@ def cmd_watch(args) -> int:
         watcher = Watcher(cat, args.paths, profile=args.profile, poll=args.poll, poll_interval=args.poll_interval,
                           settle=args.settle, stall=args.stall, reconcile_every=args.reconcile_every,
                           heartbeat_every=args.heartbeat, workers=args.workers, batch_files=max(args.batch, 1),
-                          max_pending=max(args.max_pending, 2), follow_symlinks=args.follow_symlinks,
+                          max_pending=max(args.max_pending, 2),
+                          follow_symlinks=from_flags(args.follow_symlinks, args.allow_outside_links),
                           initial_scan=not args.no_initial_scan)
         _on_signals(watcher.request_stop)
         watcher.run()
-    return 0 if watcher.state == "stopped" else 1
+    bad = watcher.counts["failed"] + watcher.counts["outside"]
+    if bad:
+        print(f"cosmoscope watch: {watcher.counts['failed']:,} files cataloged as unreadable and "
+              f"{watcher.counts['outside']:,} left unread (links outside the PATHs) while watching; see the log "
+              "above", file=sys.stderr)
+    return 0 if watcher.state == "stopped" and not bad else 1
 
 
 def cmd_status(args) -> int:
@@ -197,6 +213,7 @@ def cmd_validate(args) -> int:
         with open_from_args(args) as cat:
             report = cat.validate(mission=args.mission, since=args.since, paths=args.under, fix=args.fix,
                                   checksums=args.checksums, workers=args.workers, threads=max(args.threads, 1),
+                                  follow_symlinks="all" if args.allow_outside_links else False,
                                   progress=show_progress(args) and not args.json)
         if args.json:
             print(json.dumps(report.to_dict(), indent=2, default=str))

@@ -70,9 +70,18 @@ def _os_reason(exc: OSError, path: str) -> str:
     return f"cannot read the file: {exc.strerror or exc}"
 
 
-def _unrecognised(guess: str | None, head: bytes) -> str:
+def _unrecognised(guess: str | None, head: bytes, path: str) -> str:
+    from cosmoscope.extract.compressed import TOOLS, compression_of, head_of
     from cosmoscope.extract.csv import looks_like_text
 
+    compression = compression_of(head)
+    if guess and compression:
+        name = _FORMAT_NAMES.get(guess, guess)
+        inner = head_of(path, head) or b""
+        if registry.choose(path, inner) is not None:
+            return (f"{compression}-compressed {name} file: cosmoscope reads compressed FITS and CSV files only; "
+                    f"decompress it first ({TOOLS[compression]})")
+        return f"not a compressed {name} file: its {compression}-compressed data are not {name}"
     if head.startswith(HDF4_MAGIC):
         return "HDF4 file: cosmoscope reads HDF5 (and netCDF-4), not HDF4; convert it with h4toh5"
     text = looks_like_text(head)
@@ -81,8 +90,6 @@ def _unrecognised(guess: str | None, head: bytes) -> str:
         a = "an" if name.startswith("HDF") else "a"  # an HDF5 file; a FITS, a netCDF, a CSV file
         if guess == "csv":
             return "not a CSV file: it contains binary data"
-        if head.startswith(b"\x1f\x8b"):
-            return f"not {a} {name} file: it is gzip-compressed data that is not {name}"
         if text:
             snippet = head[:40].decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
             return f"not {a} {name} file: the first {min(80, len(head))} bytes are text ({snippet!r}...)"
@@ -146,7 +153,7 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
         plus ``mission_specific`` (dict), ``quality_flags`` (list), ``field_sources`` (dict)
         and ``_parents`` (list of ``{"name", "relationship"}``). ``extraction_status`` is
         ``ok``, ``partial`` (required fields missing) or ``error`` (``extraction_error`` says
-        why).
+        why); a file that is gone by then also gets ``file_status='missing'``.
     """
     raw = os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path)
     abspath = os.path.abspath(raw)
@@ -155,14 +162,17 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
     rec: dict[str, Any] = {"file_path": shown, "extractor_version": EXTRACTOR_VERSION,
                            "file_format": None, "file_size": None, "file_mtime": None, "_path": abspath}
     try:
-        return _extract(abspath, rec, flags, profiles, stat)
+        rec = _extract(abspath, rec, flags, profiles, stat)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except RecursionError:
-        return _error(rec, "the file's structure is nested too deeply to read", flags)
+        rec = _error(rec, "the file's structure is nested too deeply to read", flags)
     except Exception as exc:  # noqa: BLE001 - the contract: never raise into the ingest loop
         log.debug("extraction of %s failed", shown, exc_info=True)
-        return _error(rec, f"cosmoscope could not extract metadata: {type(exc).__name__}: {exc}", flags)
+        rec = _error(rec, f"cosmoscope could not extract metadata: {type(exc).__name__}: {exc}", flags)
+    if rec["extraction_status"] == "error" and not os.path.exists(abspath):
+        rec["file_status"] = "missing"  # it went away while being read: say so now, not at the next validate
+    return rec
 
 
 def _extract(abspath: str, rec: dict, flags: list[str], profiles: Any, st) -> dict:
@@ -190,7 +200,7 @@ def _extract(abspath: str, rec: dict, flags: list[str], profiles: Any, st) -> di
     except registry.AmbiguousFormatError as exc:
         return _error(rec, str(exc), flags)
     if ex is None:
-        return _error(rec, _unrecognised(registry.guess_by_suffix(abspath), head), flags)
+        return _error(rec, _unrecognised(registry.guess_by_suffix(abspath), head, abspath), flags)
     rec["file_format"] = ex.name
     try:
         profile = _resolve_profile(profiles, abspath, ex.name)

@@ -1,7 +1,8 @@
 """CSV and ECSV tables: ``#`` comment headers, ECSV metadata, and metadata kept in columns.
 
 Only the head of the file (256 KiB) and its last line are read, so a large table costs the
-same as a small one. Comment lines ``# key: value`` (or ``# key = value``) before the header
+same as a small one (a compressed table, ``.csv.gz``, ``.csv.bz2`` or ``.csv.Z``, is decompressed
+once through to find its last line). Comment lines ``# key: value`` (or ``# key = value``) before the header
 row become a source labelled ``CSV:#key``; ECSV files are read with astropy (header plus the
 first rows) and their ``meta`` becomes ``ECSV:meta:key``; the delimiter is whichever of
 ``,`` ``|`` tab ``;`` splits the header and first rows consistently (the JWST association
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cosmoscope.extract.base import ExtractionError, Metadata, Source, clean
+from cosmoscope.extract.compressed import (STREAM_ERRORS, compression_of, head_of, open_stream,
+                                           without_compression_suffix)
 
 HEAD_BYTES = 256 * 1024
 TAIL_BYTES = 64 * 1024
@@ -73,10 +76,22 @@ def choose_delimiter(lines: list[str]) -> str:
     return best
 
 
-def _tail_line(path: Path, size: int) -> str | None:
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - TAIL_BYTES))
-        chunk = _decode(fh.read())
+def _tail_line(path: Path) -> str | None:
+    """The last data line: read from the end of a plain file, or at the end of a full pass over a
+    compressed one (which cannot seek)."""
+    reader, raw, compression = open_stream(path)
+    try:
+        if compression is None:
+            raw.seek(max(0, os.fstat(raw.fileno()).st_size - TAIL_BYTES))
+            data = raw.read()
+        else:
+            data = b""
+            while chunk := reader.read(1 << 20):
+                data = (data + chunk)[-TAIL_BYTES:]
+    finally:
+        reader.close()
+        raw.close()
+    chunk = _decode(data)
     lines = [ln for ln in chunk.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     return lines[-1] if lines else None
 
@@ -89,23 +104,36 @@ class CsvExtractor:
     suffixes: ClassVar[tuple[str, ...]] = CSV_SUFFIXES
 
     def can_read(self, path: Path, head: bytes) -> bool:
-        if not (os.fspath(path).lower().endswith(CSV_SUFFIXES) or head.startswith(b"# %ECSV")):
+        if compression_of(head) is not None:  # table.csv.gz, table.csv.bz2, table.csv.Z
+            if not without_compression_suffix(os.fspath(path)).lower().endswith(CSV_SUFFIXES):
+                return False
+            head = head_of(path, head, 4096) or b""
+        elif not (os.fspath(path).lower().endswith(CSV_SUFFIXES) or head.startswith(b"# %ECSV")):
             return False
         return looks_like_text(head)
 
     def extract(self, path: Path) -> Metadata:
-        size = os.stat(path).st_size
-        with open(path, "rb") as fh:
-            raw = fh.read(HEAD_BYTES)
+        reader, fh, compression = open_stream(path)
+        try:
+            raw = reader.read(HEAD_BYTES + 1)
+        except STREAM_ERRORS as exc:
+            raise ExtractionError(f"damaged {compression}-compressed table: {exc}") from None
+        finally:
+            reader.close()
+            fh.close()
+        more = len(raw) > HEAD_BYTES  # the head does not hold the whole table
+        raw = raw[:HEAD_BYTES]
         if b"\x00" in raw:
             raise ExtractionError("not a text table: the file contains binary (NUL) bytes")
         text = _decode(raw)
         lines = text.splitlines()
-        if size > len(raw) and lines:
+        if more and lines:
             lines = lines[:-1]  # the last line may be cut by the read
         meta = Metadata(format="csv")
+        if compression:
+            meta.extra["compression"] = compression
         if lines and lines[0].startswith("# %ECSV"):
-            return self._ecsv(path, lines, size, meta)
+            return self._ecsv(path, lines, more, meta)
         comments, body_start = {}, 0
         for i, ln in enumerate(lines):
             if ln.startswith("#"):
@@ -130,11 +158,11 @@ class CsvExtractor:
         meta.extra["columns"] = columns[:50]
         meta.extra["n_columns"] = len(columns)
         meta.extra["delimiter"] = delim
-        if size <= len(raw):
+        if not more:
             meta.extra["rows"] = len(body) - 1
         if len(rows) > 1:
             first = dict(zip(columns, (v.strip() for v in rows[1])))
-            last_line = _tail_line(path, size) if size > len(raw) else body[-1]
+            last_line = _tail_line(path) if more else body[-1]
             got = next(_csv.reader([last_line or ""], delimiter=delim), [])
             last = dict(zip(columns, (v.strip() for v in got))) if len(got) == len(columns) else None
             if last is None and len(got) < len(columns):
@@ -171,7 +199,7 @@ class CsvExtractor:
             except TimeParseError:
                 pass
 
-    def _ecsv(self, path: Path, lines: list[str], size: int, meta: Metadata) -> Metadata:
+    def _ecsv(self, path: Path, lines: list[str], more: bool, meta: Metadata) -> Metadata:
         from astropy.table import Table
 
         n_header = next((i for i, ln in enumerate(lines) if not ln.startswith("#")), len(lines))
@@ -191,7 +219,7 @@ class CsvExtractor:
             first = {c: _scalar(table[c][0]) for c in table.colnames}
             last = None
             body = [ln for ln in lines[n_header:] if ln.strip()]
-            last_line = body[-1] if size <= HEAD_BYTES else _tail_line(path, size)
+            last_line = _tail_line(path) if more else body[-1]
             if last_line and len(body) > 1:
                 delim = " " if "delimiter: ','" not in "\n".join(lines[:n_header]) else ","
                 got = next(_csv.reader([last_line], delimiter=delim, skipinitialspace=True), [])

@@ -5,7 +5,8 @@ few dozen keywords, so this module walks the 2880-byte blocks itself: it splits 
 keywords, and parses a value only when the field mapping asks for it (strings with ``''``
 escapes and OGIP ``CONTINUE``, logicals, integers, floats with ``D`` exponents, ``HIERARCH``
 keywords). It seeks past data using ``BITPIX``, ``NAXISn``, ``PCOUNT`` and ``GCOUNT``. Whole-file
-gzip and bzip2 compression is read through the standard library; tile-compressed images are
+gzip and bzip2 compression is read through the standard library, Unix compress (``.Z``) through
+uncompresspy (see :mod:`cosmoscope.extract.compressed`); tile-compressed images are
 binary tables with ``ZIMAGE = T`` and are described by their ``Z`` keywords.
 
 CHECKSUM/DATASUM are verified where present (32-bit ones' complement sums, as the FITS
@@ -16,22 +17,21 @@ real Chandra and XMM files, counts as "not recorded", not as a failure.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import os
-import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cosmoscope.extract.base import ExtractionError, Metadata, Source
+from cosmoscope.extract.compressed import BZIP2_MAGIC, STREAM_ERRORS, compression_of, head_of, open_stream
 
 BLOCK = 2880
 CARD = 80
-#: A header longer than this without END is garbage, not a header (72,000 cards).
+#: Default longest header read (72,000 cards, 5,760,000 bytes); ``COSMOSCOPE_MAX_HEADER_BYTES``
+#: raises it. Past it a header's blocks are only searched for END, to say which case it is.
 MAX_HEADER_BLOCKS = 2000
+#: How far past the limit a header is searched for its END card, as a multiple of the limit.
+END_LOOKAHEAD = 8
 MAX_HDUS = 1000
-GZIP_MAGIC = b"\x1f\x8b"
-BZIP2_MAGIC = b"BZh"
 
 
 def _checksum_budget() -> int:
@@ -41,21 +41,25 @@ def _checksum_budget() -> int:
         return 256 * 1024 * 1024
 
 
-def is_fits_head(head: bytes) -> bool:
-    """True if ``head`` starts like a FITS file, plain or gzip/bzip2-compressed."""
+def max_header_bytes() -> int:
+    """Longest FITS header read (``COSMOSCOPE_MAX_HEADER_BYTES``, default 5,760,000 bytes)."""
+    try:
+        return max(BLOCK, int(os.environ.get("COSMOSCOPE_MAX_HEADER_BYTES", MAX_HEADER_BLOCKS * BLOCK)))
+    except ValueError:
+        return MAX_HEADER_BLOCKS * BLOCK
+
+
+def is_fits_head(head: bytes, path: str | os.PathLike | None = None) -> bool:
+    """True if ``head`` starts like a FITS file, plain or compressed (gzip, bzip2, Unix compress).
+
+    A bzip2 file decompresses only once its whole first block is read: give ``path`` for it.
+    """
     if head.startswith(b"SIMPLE  ="):
         return True
-    if head.startswith(GZIP_MAGIC):
-        try:
-            return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 16).startswith(b"SIMPLE  =")
-        except zlib.error:
-            return False
-    if head.startswith(BZIP2_MAGIC):
-        try:
-            return bz2.BZ2Decompressor().decompress(head).startswith(b"SIMPLE  =")
-        except (OSError, EOFError, ValueError):
-            return False
-    return False
+    if compression_of(head) is None or (head.startswith(BZIP2_MAGIC) and path is None):
+        return False
+    inner = head_of(path, head, 9)
+    return inner is not None and inner.startswith(b"SIMPLE  =")
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,11 +288,10 @@ def walk(stream: _Stream, *, verify: bool, budget: int) -> tuple[list[Header], d
         blocks = [first]
         text = first.decode("latin-1")
         end = _find_end(text)
+        limit_blocks = max_header_bytes() // BLOCK
         while end < 0:
-            if len(blocks) >= MAX_HEADER_BLOCKS:
-                raise ExtractionError(
-                    f"damaged FITS file: header of HDU {i} runs past {MAX_HEADER_BLOCKS * BLOCK:,} bytes "
-                    "without an END card")
+            if len(blocks) >= limit_blocks:
+                raise ExtractionError(_oversized_header(stream, i, blocks))
             b = stream.read(BLOCK)
             if len(b) < BLOCK:
                 raise ExtractionError(f"truncated FITS file: header of HDU {i} has no END card")
@@ -331,6 +334,30 @@ def walk(stream: _Stream, *, verify: bool, budget: int) -> tuple[list[Header], d
     return headers, check, problems
 
 
+def _oversized_header(stream: _Stream, i: int, blocks: list[bytes]) -> str:
+    """Why a header that reached the limit could not be read: too large (its END card is further
+    on), damaged (not header text, or no END card within :data:`END_LOOKAHEAD` times the limit) or
+    cut short (the file ends first). Looks ahead block by block, keeping nothing."""
+    limit = len(blocks) * BLOCK
+    raise_it = "raise the limit with COSMOSCOPE_MAX_HEADER_BYTES"
+    sample = b"".join(blocks[:4] + blocks[-4:])
+    if sum(32 <= c < 127 for c in sample) < 0.95 * len(sample):
+        return (f"damaged FITS file: header of HDU {i} is not FITS header text and has no END card within "
+                f"{limit:,} bytes")
+    size = limit
+    while size < END_LOOKAHEAD * limit:
+        b = stream.read(BLOCK)
+        if len(b) < BLOCK:
+            return f"truncated FITS file: header of HDU {i} has no END card (the file ends after {size:,} header bytes)"
+        size += BLOCK
+        if _find_end(b.decode("latin-1")) >= 0:
+            want = -(-size // 1_000_000) * 1_000_000
+            return (f"FITS header of HDU {i} is {size:,} bytes, larger than the {limit:,} cosmoscope reads; to "
+                    f"catalog this file {raise_it}, e.g. COSMOSCOPE_MAX_HEADER_BYTES={want}")
+    return (f"damaged FITS file: header of HDU {i} has no END card within {size:,} bytes (headers are read up to "
+            f"{limit:,} bytes; if this one is meant to be larger, {raise_it})")
+
+
 def _find_end(block_text: str) -> int:
     """Offset of the END card in a header block, or -1."""
     k = block_text.find("END     ")
@@ -359,18 +386,10 @@ def _verify(i: int, h: Header, raw: bytes, data: bytes, check: dict) -> None:
 
 
 def _open(path: Path) -> tuple[_Stream, str | None]:
-    fh = open(path, "rb")
-    try:
-        magic = fh.read(3)
-        fh.seek(0)
-        if magic[:2] == GZIP_MAGIC:
-            return _Stream(gzip.GzipFile(fileobj=fh, mode="rb"), seekable=False, raw=fh), "gzip"
-        if magic == BZIP2_MAGIC:
-            return _Stream(bz2.BZ2File(fh, "rb"), seekable=False, raw=fh), "bzip2"
-        return _Stream(fh, seekable=True), None
-    except BaseException:
-        fh.close()
-        raise
+    reader, raw, compression = open_stream(path)
+    if compression is None:
+        return _Stream(raw, seekable=True), None
+    return _Stream(reader, seekable=False, raw=raw), compression
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,11 +451,11 @@ class FitsExtractor:
     name: ClassVar[str] = "fits"
     priority: ClassVar[int] = 10
     suffixes: ClassVar[tuple[str, ...]] = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz",
-                                           ".ftz", ".fits.bz2", ".pha", ".pi", ".arf", ".rmf", ".rsp",
-                                           ".img", ".evt", ".lc", ".ds")
+                                           ".ftz", ".fits.bz2", ".fits.z", ".fz", ".pha", ".pi", ".arf", ".rmf",
+                                           ".rsp", ".img", ".evt", ".lc", ".ds")
 
     def can_read(self, path: Path, head: bytes) -> bool:
-        return is_fits_head(head)
+        return is_fits_head(head, path)
 
     def extract(self, path: Path) -> Metadata:
         try:
@@ -448,8 +467,10 @@ class FitsExtractor:
                 headers, check, problems = walk(stream, verify=True, budget=_checksum_budget())
             finally:
                 stream.close()
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ExtractionError(f"truncated or damaged {compression or 'compressed'} FITS file: {exc}") from None
+        except STREAM_ERRORS as exc:
+            if not compression:
+                raise
+            raise ExtractionError(f"truncated or damaged {compression}-compressed FITS file: {exc}") from None
         except OSError as exc:
             if compression:
                 raise ExtractionError(f"damaged {compression}-compressed FITS file: {exc}") from None

@@ -103,11 +103,15 @@ def choose(path: Path, head: bytes) -> Any | None:
 
 
 def guess_by_suffix(path: Path) -> str | None:
-    """The format a file's name suggests (``.fits.gz`` → fits), or None."""
-    name = os.path.basename(os.fspath(path)).lower()
+    """The format a file's name suggests, compression suffixes aside (``.fits.gz``, ``.fits.Z``
+    → fits; ``.csv.bz2`` → csv; ``.h5.gz`` → hdf5), or None."""
+    from cosmoscope.extract.compressed import without_compression_suffix
+
+    full = os.path.basename(os.fspath(path)).lower()
     best, best_len = None, 0
-    for ex in list_extractors().values():
-        for suffix in getattr(ex, "suffixes", ()):
-            if name.endswith(suffix) and len(suffix) > best_len:
-                best, best_len = ex.name, len(suffix)
+    for name in dict.fromkeys((full, without_compression_suffix(full))):
+        for ex in list_extractors().values():
+            for suffix in getattr(ex, "suffixes", ()):
+                if name.endswith(suffix) and len(suffix) > best_len:
+                    best, best_len = ex.name, len(suffix)
     return best

@@ -19,6 +19,7 @@ from cosmoscope import schema as S
 KINDS = {
     "missing": "file missing",
     "unreadable": "file cannot be read",
+    "outside": "a symbolic link leading outside the cataloged directories (not read)",
     "changed": "size or modification time changed since cataloged",
     "content": "content differs from its stored hash (same size and time)",
     "checksum": "FITS CHECKSUM/DATASUM mismatch",
@@ -45,6 +46,8 @@ class FileFacts:
     content_hash: str | None = None
     fits_problems: list[str] | None = None  # None: not verified now
     read_error: str | None = None
+    #: why the file may not be read (its real path leaves the catalog's directories)
+    outside: str | None = None
 
     @property
     def mtime_us(self) -> int | None:
@@ -67,9 +70,10 @@ def stat_matches(row: dict, facts: FileFacts) -> bool:
         stored_mtime_us(row) == facts.mtime_us
 
 
-def inspect_file(row: dict, *, checksums: bool = False) -> FileFacts:
+def inspect_file(row: dict, *, checksums: bool = False, outside=None) -> FileFacts:
     """Stat the row's file; with ``checksums`` (and the file as cataloged), also hash it and
-    verify FITS CHECKSUM/DATASUM keywords. Never raises."""
+    verify FITS CHECKSUM/DATASUM keywords. ``outside(path)`` says why a file may not be read
+    (a link out of the cataloged directories): it is then only stat'ed. Never raises."""
     from cosmoscope.records import fs_path
 
     path = fs_path(row["file_path"], row["dataset_id"])
@@ -82,6 +86,9 @@ def inspect_file(row: dict, *, checksums: bool = False) -> FileFacts:
     except OSError as exc:
         return FileFacts(error=exc.strerror or str(exc))
     facts = FileFacts(size=st.st_size, mtime_ns=st.st_mtime_ns)
+    if outside is not None and (why := outside(path)):
+        facts.outside = why
+        return facts
     if checksums and stat_matches(row, facts):
         stored = row.get("checksum")
         algo = stored.split(":", 1)[0] if stored and ":" in stored else HASH_ALGORITHM
@@ -137,6 +144,8 @@ def row_problems(row: dict, facts: FileFacts) -> list[dict]:
     if facts.error is not None:
         add("unreadable", facts.error)
         return out + value_problems(row)
+    if facts.outside is not None:
+        add("outside", facts.outside)
     stat_ok = stat_matches(row, facts)
     if not stat_ok:
         parts = []

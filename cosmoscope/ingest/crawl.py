@@ -60,20 +60,48 @@ class Shard:
         return int.from_bytes(digest, "big") % self.count == self.index
 
 
+def given_paths(paths, *, what: str = "a file or directory") -> list[str]:
+    """The paths a user gave, as strings, refusing empty ones.
+
+    An empty path would mean the current directory to the OS, so ``cosmoscope watch "$INCOMING"``
+    with the variable unset would catalog wherever it happens to run (``/`` under systemd).
+
+    >>> given_paths(["/data", "."])
+    ['/data', '.']
+    """
+    out = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, bytes, os.PathLike)) else paths)]
+    out = [os.fsdecode(p) if isinstance(p, bytes) else p for p in out]
+    if any(not p.strip() for p in out):
+        raise InvalidArgumentError(f"an empty path was given (an unset variable?); give {what}, or '.' for the "
+                                   "current directory")
+    return out
+
+
 def is_candidate(name: str) -> bool:
     """Whether a file name could be a data file (hidden and temporary files are not)."""
     return not (name.startswith(".") or name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES))
 
 
-def crawl(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False, shard: Shard | None = None,
-          on_problem: Callable[[str, str], None] | None = None) -> Iterator[FileEntry]:
+def crawl(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool | str = False, shard: Shard | None = None,
+          on_problem: Callable[[str, str], None] | None = None,
+          on_outside: Callable[[str, str], None] | None = None, roots=None) -> Iterator[FileEntry]:
     """Yield every candidate data file under ``paths`` (files given directly are yielded too).
 
     ``on_problem(path, reason)`` hears about directories that cannot be listed, missing paths
     and symlink loops. Directory symlinks are followed only with ``follow_symlinks`` (then each
-    directory is visited once, so loops end).
+    directory is visited once, so loops end). A link whose real path leaves ``paths`` is not
+    followed unless ``follow_symlinks='all'`` (see :mod:`cosmoscope.ingest.roots`):
+    ``on_outside(path, reason)`` hears of it (``on_problem`` when not given). ``roots`` (a
+    :class:`~cosmoscope.ingest.roots.Roots`) replaces ``paths`` as the limit, e.g. when a watcher
+    scans one directory of its trees.
     """
+    from cosmoscope.ingest.roots import Roots, follow_mode
+
     report = on_problem or (lambda path, reason: None)
+    descend, everywhere = follow_mode(follow_symlinks)
+    paths = [os.path.abspath(os.fspath(p)) for p in paths]
+    roots = roots if roots is not None else Roots(paths, everywhere=everywhere)
+    outside = on_outside or report
     seen_dirs: set[tuple[int, int]] = set()
     for root in paths:
         root = os.path.abspath(os.fspath(root))
@@ -83,7 +111,7 @@ def crawl(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False, 
             report(root, _reason(exc))
             continue
         if stat_mod.S_ISDIR(st.st_mode):
-            yield from _walk(root, st, follow_symlinks, shard, report, seen_dirs)
+            yield from _walk(root, st, descend, shard, report, seen_dirs, roots, outside)
         elif stat_mod.S_ISREG(st.st_mode):
             if shard is None or shard.owns(root):
                 yield FileEntry(root, st.st_size, st.st_mtime_ns)
@@ -91,7 +119,7 @@ def crawl(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False, 
             report(root, "not a regular file or directory")
 
 
-def _walk(root, root_stat, follow, shard, report, seen_dirs) -> Iterator[FileEntry]:
+def _walk(root, root_stat, follow, shard, report, seen_dirs, roots, outside) -> Iterator[FileEntry]:
     stack = [root]
     seen_dirs.add((root_stat.st_dev, root_stat.st_ino))
     while stack:
@@ -110,6 +138,9 @@ def _walk(root, root_stat, follow, shard, report, seen_dirs) -> Iterator[FileEnt
                     if name.startswith("."):
                         continue  # .git, .snapshot, .Trash: not observation data
                     if entry.is_symlink():
+                        if why := roots.outside(entry.path):
+                            outside(entry.path, why)
+                            continue
                         st = entry.stat(follow_symlinks=True)
                         key = (st.st_dev, st.st_ino)
                         if key in seen_dirs:
@@ -125,6 +156,9 @@ def _walk(root, root_stat, follow, shard, report, seen_dirs) -> Iterator[FileEnt
                     continue
                 if entry.is_symlink():
                     st = entry.stat(follow_symlinks=True)  # raises on loops and dangling links
+                    if stat_mod.S_ISREG(st.st_mode) and (why := roots.outside(entry.path)):
+                        outside(entry.path, why)
+                        continue
                 else:
                     st = entry.stat(follow_symlinks=False)
             except OSError as exc:
@@ -150,10 +184,13 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def count_files(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False, shard: Shard | None = None,
-                **_) -> int:
+def count_files(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool | str = False,
+                shard: Shard | None = None, **_) -> int:
     """About how many files :func:`crawl` would yield, from directory listings alone (no stat
     per file), for a progress bar's total. Unreadable directories simply count nothing."""
+    from cosmoscope.ingest.roots import follow_mode
+
+    follow_symlinks = follow_mode(follow_symlinks)[0]
     n = 0
     stack = [os.path.abspath(os.fspath(p)) for p in paths]
     seen: set[str] = {os.path.realpath(p) for p in stack}

@@ -101,7 +101,8 @@ class ChunkResult:
     pending: list[tuple] = field(default_factory=list)
     #: (dataset_id, file_path, extraction_status, extraction_error) of every row of the chunk
     outcomes: list[tuple] = field(default_factory=list)
-    not_data: int = 0
+    #: the records of files that are not data (``_skip`` and ``_path``)
+    skipped: list[dict] = field(default_factory=list)
     #: rows an earlier, lost attempt of this chunk had already committed (VAST)
     already_written: int = 0
 
@@ -221,11 +222,11 @@ class DaskExecutor:
             if in_flight:
                 self.client.cancel(list(in_flight))
 
-    def extract(self, entries: Iterable[FileEntry], profile: str | None = None) -> Iterator[dict]:
+    def extract(self, entries: Iterable[FileEntry], profile: str | None = None, roots=None) -> Iterator[dict]:
         """Records for ``entries``, in completion order (as ``ExtractionPool.extract``)."""
         from cosmoscope.ingest.workers import _extract_chunk, crashed_record
 
-        for chunk, records in self.map_chunks(_extract_chunk, entries, profile, name="extract"):
+        for chunk, records in self.map_chunks(_extract_chunk, entries, profile, roots, name="extract"):
             if records is None:
                 yield crashed_record(chunk[0], "its Dask worker died every time")
             else:
@@ -289,7 +290,7 @@ def workers_write(catalog: Catalog) -> bool:
 
 def ingest_on_cluster(executor, catalog: Catalog, entries: Iterable[FileEntry], *, summary: IngestSummary,
                       planned: dict[str, str], bar, profile: str | None, batch_rows: int, run_id: str | None,
-                      force: bool) -> None:
+                      force: bool, roots=None) -> None:
     """The extract-and-write part of :func:`cosmoscope.ingest.bulk.ingest` on a Dask cluster.
 
     ``entries`` are the files the client already found new or changed; ``summary`` and ``bar``
@@ -302,9 +303,10 @@ def ingest_on_cluster(executor, catalog: Catalog, entries: Iterable[FileEntry], 
     ex = as_executor(executor)
     _announce(ex, bar)
     if workers_write(catalog):
-        task, args = _extract_and_write, (profile, _WorkerWrites(catalog.url, catalog.actor, run_id, force, now()))
+        target = _WorkerWrites(catalog.url, catalog.actor, run_id, force, now())
+        task, args = _extract_and_write, (profile, target, roots)
     else:
-        task, args = _extract_rows, (profile,)
+        task, args = _extract_rows, (profile, roots)
     tables: list[pa.Table] = []
     pending: list[tuple] = []
     buffered = 0
@@ -324,7 +326,8 @@ def ingest_on_cluster(executor, catalog: Catalog, entries: Iterable[FileEntry], 
                           summary=summary, planned=planned)
             bar.update(1)
             continue
-        summary.not_data += result.not_data
+        for rec in result.skipped:
+            summary.skipped(rec)
         for did, path, status, error in result.outcomes:
             _count(summary, {"dataset_id": did, "file_path": path, "extraction_status": status,
                              "extraction_error": error}, planned)
@@ -349,34 +352,34 @@ def _announce(ex: DaskExecutor, bar) -> None:
         bar.write(line, file=sys.stderr)
 
 
-def _prepare(chunk: list[FileEntry], profile: str | None) -> tuple[list[dict], list[tuple], int]:
+def _prepare(chunk: list[FileEntry], profile: str | None, roots) -> tuple[list[dict], list[tuple], list[dict]]:
     from cosmoscope.ingest.bulk import rows_and_parents
     from cosmoscope.ingest.workers import extract_entry
 
-    records = [extract_entry(e, profile) for e in chunk]
+    records = [extract_entry(e, profile, roots) for e in chunk]
     data = [r for r in records if not r.get("_skip")]
     rows, pending = rows_and_parents(data)
-    return rows, pending, len(records) - len(data)
+    return rows, pending, [r for r in records if r.get("_skip")]
 
 
 def _outcomes(rows: list[dict]) -> list[tuple]:
     return [(r["dataset_id"], r["file_path"], r.get("extraction_status"), r.get("extraction_error")) for r in rows]
 
 
-def _extract_rows(chunk: list[FileEntry], profile: str | None) -> ChunkResult:
+def _extract_rows(chunk: list[FileEntry], profile: str | None, roots=None) -> ChunkResult:
     """Worker task (SQLite): extract a chunk and return its rows as one Arrow table."""
     from cosmoscope.records import to_table
 
-    rows, pending, skipped = _prepare(chunk, profile)
+    rows, pending, skipped = _prepare(chunk, profile, roots)
     table = to_table("observations", rows) if rows else None
     return ChunkResult(table, pending, _outcomes(rows), skipped)
 
 
-def _extract_and_write(chunk: list[FileEntry], profile: str | None, target: _WorkerWrites) -> ChunkResult:
+def _extract_and_write(chunk: list[FileEntry], profile: str | None, target: _WorkerWrites, roots=None) -> ChunkResult:
     """Worker task (VAST): extract a chunk and commit it in one transaction of this worker's own."""
     from cosmoscope.ingest.bulk import commit_rows
 
-    rows, pending, skipped = _prepare(chunk, profile)
+    rows, pending, skipped = _prepare(chunk, profile, roots)
     if rows:
         cat = _worker_catalog(target.url, target.actor)
         done = _written_by_this_run(cat, rows, chunk, target)

@@ -30,17 +30,23 @@ if TYPE_CHECKING:
 DEFAULT_RELATIONSHIP = S.RelationshipType.DERIVED.value
 
 
-def add_pending(catalog: Catalog, pending: list[tuple[str, str | None, str | None]]) -> None:
-    """Remember ``(child_dataset_id, parent_name, relationship_type)`` until resolved."""
+def add_pending(catalog: Catalog, pending: list[tuple[str, str | None, str | None]], *,
+                run_id: str | None = None) -> None:
+    """Remember ``(child_dataset_id, parent_name, relationship_type)`` until resolved, with who
+    cataloged the child (the catalog's actor) and in which run: the edge is recorded in their
+    name, whoever resolves it."""
     pending = [(c, n.strip(), r) for c, n, r in pending if n and n.strip()]
     if not pending:
         return
     stamp = now()
+    n = len(pending)
     data = pa.table({
         "child_dataset_id": [p[0] for p in pending],
         "parent_name": [p[1] for p in pending],
         "relationship_type": pa.array([p[2] or DEFAULT_RELATIONSHIP for p in pending], pa.string()),
-        "created_at": pa.array([stamp] * len(pending), S.UTC_TS),
+        "created_at": pa.array([stamp] * n, S.UTC_TS),
+        "actor": pa.array([catalog.actor] * n, pa.string()),
+        "run_id": pa.array([run_id] * n, pa.string()),
     })
     catalog.store.upsert(S.PENDING_LINEAGE.name, data, S.PENDING_LINEAGE.key, preserve=["created_at"])
 
@@ -48,7 +54,10 @@ def add_pending(catalog: Catalog, pending: list[tuple[str, str | None, str | Non
 def resolve_pending(catalog: Catalog, *, run_id: str | None = None) -> tuple[int, int]:
     """Link every pending parent name that now matches a dataset. Returns (linked, still pending).
 
-    A watcher and an ingest resolving the same pending rows at once race; the loser reads again.
+    Each edge is recorded in the name (actor, run) of whoever cataloged its child; ``run_id``
+    stands in for pending rows that name no run. An edge already recorded (a re-read file
+    naming its parents again) is not recorded twice. A watcher and an ingest resolving the same
+    pending rows at once race; the loser reads again.
     """
     return run_again_if_aborted(lambda: _resolve_once(catalog, run_id))
 
@@ -69,7 +78,8 @@ def _resolve_once(catalog: Catalog, run_id: str | None) -> tuple[int, int]:
     for r in candidates.iter_rows(named=True):
         by_name.setdefault(r["file_name"], []).append(r)
 
-    edges, done = [], []
+    edges: dict[tuple[str | None, str | None], list[tuple[str, str, str]]] = {}
+    done = []
     for row in pending.iter_rows(named=True):
         c = child.get(row["child_dataset_id"])
         if c is None:  # the child itself is gone: nothing to link
@@ -77,16 +87,19 @@ def _resolve_once(catalog: Catalog, run_id: str | None) -> tuple[int, int]:
             continue
         parent = _match(row["parent_name"], c, by_name)
         if parent is not None and parent != c["dataset_id"]:
-            edges.append((parent, c["dataset_id"], row["relationship_type"] or DEFAULT_RELATIONSHIP))
+            cause = (row.get("actor"), row.get("run_id") or run_id)
+            edge = (parent, c["dataset_id"], row["relationship_type"] or DEFAULT_RELATIONSHIP)
+            edges.setdefault(cause, []).append(edge)
             done.append(row)
+    linked = 0
     with catalog.store.transaction():
-        if edges:
-            catalog.link_many(edges, run_id=run_id, require_existing=False)
+        for (actor, cause_run), group in edges.items():
+            linked += catalog.link_many(group, run_id=cause_run, require_existing=False, actor=actor)
         if done:
             keys = pa.table({"child_dataset_id": [r["child_dataset_id"] for r in done],
                              "parent_name": [r["parent_name"] for r in done]})
             catalog.store.delete(S.PENDING_LINEAGE.name, keys)
-    return len(edges), pending.height - len(done)
+    return linked, pending.height - len(done)
 
 
 def _match(name: str, child: dict, by_name: dict[str, list[dict]]) -> str | None:

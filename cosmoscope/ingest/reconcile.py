@@ -169,7 +169,8 @@ class Reconciler:
             return True
 
         block = []
-        for entry in crawl(paths, follow_symlinks=w.follow_symlinks, on_problem=on_problem):
+        for entry in crawl(paths, follow_symlinks=w.follow_symlinks, on_problem=on_problem,
+                           on_outside=w.note_outside, roots=w._roots):
             if stop.is_set():
                 return
             seen += 1

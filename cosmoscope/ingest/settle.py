@@ -54,11 +54,14 @@ def incomplete_reason(path: str, size: int | None = None) -> str | None:
         return f"cannot read it: {exc.strerror or exc}"
     if head.startswith(b"SIMPLE  ="):
         return _fits_incomplete(path)
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":
+    from cosmoscope.extract.compressed import compression_of
+
+    compression = compression_of(head)
+    if compression is not None:
         from cosmoscope.extract.fits import is_fits_head
 
-        if is_fits_head(head):
-            return _compressed_incomplete(path, "gzip" if head[:2] == b"\x1f\x8b" else "bzip2")
+        if compression in ("gzip", "bzip2") and is_fits_head(head, path):  # compress (.Z) has no end marker
+            return _compressed_incomplete(path, compression)
         return None
     for off in (0, 512, 1024, 2048):
         if head[off:off + 8] == _HDF5_MAGIC:

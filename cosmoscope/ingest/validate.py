@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +141,7 @@ class ValidationReport:
 
 def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: bool = False, checksums: bool = False,
              workers: int = 1, threads: int = 8, progress: bool = True, run_id: str | None = None,
-             block: int = BLOCK, executor=None) -> ValidationReport:
+             block: int = BLOCK, executor=None, follow_symlinks: bool | str = False) -> ValidationReport:
     """Validate the catalog's rows (all, or those of ``mission``, changed ``since``, under ``paths``).
 
     Parameters
@@ -164,9 +165,15 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
     executor
         A ``dask.distributed.Client``: its workers inspect (and, with ``fix``, re-extract) the
         files instead of local threads and processes; the files must be at the same paths there.
+    follow_symlinks
+        ``"all"``: read files through symbolic links wherever they lead. By default a file reached
+        through a link whose real path leaves the catalog's directories (those its ingest runs and
+        watchers were given, and ``paths``) is neither hashed nor re-extracted: it is reported as
+        an ``outside`` problem (see :mod:`cosmoscope.ingest.roots`).
     """
     from tqdm.auto import tqdm
 
+    from cosmoscope.ingest.roots import CatalogRoots, follow_mode
     from cosmoscope.ingest.workers import ExtractionPool
     from cosmoscope.records import new_event_ids
 
@@ -174,6 +181,10 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
     report = ValidationReport(fix=fix, checksums=checksums, run_id=run_id)
     started = time.perf_counter()
     ids = _select(catalog, mission=mission, since=since, paths=paths)
+    gate = CatalogRoots(catalog, [paths] if isinstance(paths, (str, os.PathLike)) else paths or (),
+                        everywhere=follow_mode(follow_symlinks)[1])
+    if executor is not None:
+        gate = gate.resolved()  # checked on the cluster's workers
     bar = tqdm(total=len(ids), unit="file", desc="validate", disable=not progress, smoothing=0.05)
     try:
         cluster = None
@@ -183,7 +194,8 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
             cluster = as_executor(executor)  # offers the .map and .extract used below
         with cluster or ThreadPoolExecutor(max(1, threads)) as io, cluster or ExtractionPool(workers) as pool:
             for start in range(0, len(ids), block):
-                _validate_block(catalog, ids[start:start + block], report, io, pool if fix else None, run_id)
+                _validate_block(catalog, ids[start:start + block], report, io, pool if fix else None, run_id,
+                                gate)
                 bar.update(min(block, len(ids) - start))
         if fix and report.reextracted:
             from cosmoscope.ingest.links import resolve_pending
@@ -207,11 +219,10 @@ def _select(catalog: Catalog, *, mission, since, paths) -> list[str]:
         tests.append(Test("mission_id", "is_in", tuple(missions)))
     if since is not None:
         tests.append(Test("updated_at", ">=", since_time(since)))
-    if paths:
-        import os
+    if isinstance(paths, (str, bytes, os.PathLike)) or paths:  # "" is refused, not taken for "everything"
+        from cosmoscope.ingest.crawl import given_paths
 
-        prefixes = [os.path.abspath(os.fspath(p)).rstrip("/") + "/" for p in
-                    ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+        prefixes = [os.path.abspath(p).rstrip("/") + "/" for p in given_paths(paths, what="a directory")]
         tests.append(Clause(tuple(Test("file_path", "starts_with", p) for p in prefixes)))
     out: list[str] = []
     for batch in catalog.store.scan("observations", ["dataset_id"], Predicate.of(*tests)):
@@ -243,32 +254,34 @@ def _rows(catalog: Catalog, ids: list[str]) -> list[dict]:
 
 
 def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, io: ThreadPoolExecutor,
-                    pool, run_id: str) -> None:
+                    pool, run_id: str, gate) -> None:
     from cosmoscope.extract import EXTRACTOR_VERSION
 
     rows = _rows(catalog, ids)
-    verdicts = _check(rows, io, report.checksums)
+    verdicts = _check(rows, io, report.checksums, gate)
     before = {v.row["dataset_id"]: v for v in verdicts}
     first_kinds = {did: v.kinds for did, v in before.items()}
     # A re-extracted row comes back with its verdict cleared; events compare with the old one.
     previous = {did: (v.row.get("validation_status"), v.row.get("validation_problems"), v.row.get("file_status"),
                       v.row.get("mission_id")) for did, v in before.items()}
     if pool is not None:
-        todo = [v for v in verdicts if v.facts.exists and v.facts.error is None and (
+        readable = [v for v in verdicts if v.facts.exists and v.facts.error is None and v.facts.outside is None]
+        todo = [v for v in readable if (
             v.kinds & REEXTRACT_KINDS or v.row.get("extractor_version") != EXTRACTOR_VERSION
             or v.row.get("file_status") == S.FileStatus.MISSING.value)]
         if todo:
             fixed_ids = _reextract(catalog, todo, pool, report, run_id)
             if fixed_ids:
-                for v in _check(_rows(catalog, fixed_ids), io, report.checksums):
+                for v in _check(_rows(catalog, fixed_ids), io, report.checksums, gate):
                     before[v.row["dataset_id"]] = v
             verdicts = list(before.values())
     _where_moved(catalog, verdicts)
     _record(catalog, verdicts, report, first_kinds, previous, run_id)
 
 
-def _check(rows: list[dict], io: ThreadPoolExecutor, checksums: bool) -> list[Verdict]:
-    facts = list(io.map(lambda r: inspect_file(r, checksums=checksums), rows))
+def _check(rows: list[dict], io: ThreadPoolExecutor, checksums: bool, gate=None) -> list[Verdict]:
+    outside = gate.outside if gate is not None else None
+    facts = list(io.map(lambda r: inspect_file(r, checksums=checksums, outside=outside), rows))
     return [Verdict(r, f, row_problems(r, f)) for r, f in zip(rows, facts)]
 
 

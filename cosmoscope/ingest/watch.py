@@ -92,6 +92,10 @@ class Watcher:
         Extraction processes (0: in the watcher's own process, without crash isolation).
     batch_files
         Most files extracted and written per transaction.
+    follow_symlinks
+        False: linked directories are not entered in scans; True: they are, when they lie under
+        ``paths``; ``"all"``: every link is followed. A file whose real path leaves ``paths`` is
+        read only with ``"all"``; otherwise it is logged by name and left alone.
     max_pending
         Most paths held waiting (intake and settling each).
     initial_scan
@@ -101,9 +105,11 @@ class Watcher:
     def __init__(self, catalog: Catalog, paths, *, profile: str | None = None, poll: bool = False,
                  poll_interval: float = 2.0, settle: float = 2.0, stall: float = 30.0,
                  reconcile_every: float = 600.0, heartbeat_every: float = 5.0, workers: int = 1,
-                 batch_files: int = 500, max_pending: int = 100_000, follow_symlinks: bool = False,
+                 batch_files: int = 500, max_pending: int = 100_000, follow_symlinks: bool | str = False,
                  initial_scan: bool = True):
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        from cosmoscope.ingest.crawl import given_paths
+
+        paths = given_paths(paths, what="a directory to watch")
         if not paths:
             raise InvalidArgumentError("give at least one directory to watch")
         roots = []
@@ -128,13 +134,18 @@ class Watcher:
         self.settle, self.stall = settle, stall
         self.reconcile_every, self.heartbeat_every = reconcile_every, heartbeat_every
         self.workers, self.batch_files, self.max_pending = workers, batch_files, max_pending
+        from cosmoscope.ingest.roots import Roots, follow_mode
+
         self.follow_symlinks, self.initial_scan = follow_symlinks, initial_scan
+        self._roots = Roots(self.roots, everywhere=follow_mode(follow_symlinks)[1])
+        self._outside: set[str] = set()  # paths already reported as outside the trees
         self.host = socket.gethostname()
         self.watcher_id = watcher_id_for(self.host, self.roots)
         self.run_id = f"watch-{self.watcher_id}"
         self.state = "new"
         self.message: str | None = None
-        self.counts = {"new": 0, "updated": 0, "failed": 0, "missing": 0, "unchanged": 0, "requeued": 0}
+        self.counts = {"new": 0, "updated": 0, "failed": 0, "missing": 0, "unchanged": 0, "requeued": 0,
+                       "outside": 0}
         self.last_file: str | None = None
         self.last_file_at = None
         self.last_reconcile_at = None
@@ -287,7 +298,7 @@ class Watcher:
     def _run_loop(self) -> None:
         from cosmoscope.ingest.workers import ExtractionPool
 
-        pool = ExtractionPool(self.workers, self.profile)
+        pool = ExtractionPool(self.workers, self.profile, None if self._roots.everywhere else self._roots)
         next_beat = time.monotonic() + self.heartbeat_every
         next_reconcile = time.monotonic() + self.reconcile_every if self.reconcile_every else None
         failures = 0
@@ -397,8 +408,19 @@ class Watcher:
                 continue
             if not _is_regular(st):
                 continue
+            if why := self._roots.outside(path):
+                self.note_outside(path, why)
+                self._tracker.drop(path)
+                continue
             self._gone.pop(path, None)
             self._tracker.observe(path, st, written=bool(flags & WRITTEN), closed=bool(flags & (CLOSED | MOVED_IN)))
+
+    def note_outside(self, path: str, reason: str) -> None:
+        """Log, once per path, a file left alone because its real path leaves the trees."""
+        if path not in self._outside:
+            self._outside.add(path)
+            self.counts["outside"] += 1
+            log.warning("%s: %s", path, reason)
 
     def _process(self, pool, ready) -> None:
         from cosmoscope.ingest.bulk import is_unchanged, stored_state
@@ -423,6 +445,8 @@ class Watcher:
         crashes = pool.crashes
         for rec in pool.extract(todo):
             if rec.get("_skip"):
+                if rec.get("_outside"):
+                    self.note_outside(rec["_path"], rec["_skip"])
                 continue
             entry = entries[rec["_path"]]
             try:

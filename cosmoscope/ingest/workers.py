@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ingest.crawl import FileEntry
+from cosmoscope.ingest.roots import Roots
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,18 @@ class WorkerStartError(CosmoscopeError):
     """Extraction worker processes could not be started."""
 
 
-def extract_entry(entry: FileEntry, profile: str | None) -> dict:
+def extract_entry(entry: FileEntry, profile: str | None, roots: Roots | None = None) -> dict:
     """Extract one crawled file (in whatever process calls it).
 
     A file whose name promises no data format and whose first bytes show none (a README, a
-    sidecar JSON) gives ``{"_skip": reason}`` instead of an error row.
+    sidecar JSON) gives ``{"_skip": reason}`` instead of an error row; so does one whose real
+    path leaves ``roots`` (then with ``"_outside": True``), checked again here, just before it
+    would be opened, in case a link replaced the file since the crawl.
     """
     from cosmoscope.extract import extract_file
 
+    if roots is not None and (why := roots.outside(entry.path)):
+        return {"_skip": why, "_outside": True, "_path": entry.path}
     if not looks_like_data(entry.path):
         return {"_skip": "not a data file", "_path": entry.path}
     rec = _within_budget(lambda: extract_file(entry.path, profiles=profile), entry)
@@ -124,8 +129,8 @@ def looks_like_data(path: str) -> bool:
     return guess_by_suffix(path) is not None or sniff_format(path) is not None
 
 
-def _extract_chunk(entries: list[FileEntry], profile: str | None) -> list[dict]:
-    return [extract_entry(e, profile) for e in entries]
+def _extract_chunk(entries: list[FileEntry], profile: str | None, roots: Roots | None) -> list[dict]:
+    return [extract_entry(e, profile, roots) for e in entries]
 
 
 def _exit_with_parent() -> None:
@@ -189,11 +194,13 @@ def default_workers() -> int:
 
 
 class ExtractionPool:
-    """Extract files in ``workers`` processes (0: in this process, no isolation)."""
+    """Extract files in ``workers`` processes (0: in this process, no isolation); files whose
+    real path leaves ``roots`` are not read (see :mod:`cosmoscope.ingest.roots`)."""
 
-    def __init__(self, workers: int | None = None, profile: str | None = None):
+    def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
+        self.roots = roots
         self._pool: ProcessPoolExecutor | None = None
         self._slots = None
         self.crashes = 0
@@ -231,7 +238,7 @@ class ExtractionPool:
         """Records for ``entries``, in completion order."""
         if self.workers == 0:
             for e in entries:
-                yield extract_entry(e, self.profile)
+                yield extract_entry(e, self.profile, self.roots)
             return
         in_flight: dict[Future, list[FileEntry]] = {}
         limit = 4 * self.workers
@@ -247,7 +254,7 @@ class ExtractionPool:
                 if self._pool is None:  # started on the first file, not for a run with nothing to read
                     self._pool = self._new_pool(self.workers)
                 try:
-                    in_flight[self._pool.submit(_extract_chunk, chunk, self.profile)] = chunk
+                    in_flight[self._pool.submit(_extract_chunk, chunk, self.profile, self.roots)] = chunk
                 except BrokenProcessPool:
                     suspects.extend(chunk)
                     break
@@ -306,7 +313,7 @@ class ExtractionPool:
         pool = self._new_pool(1)
         try:
             for entry in entries:
-                fut = pool.submit(extract_entry, entry, self.profile)
+                fut = pool.submit(extract_entry, entry, self.profile, self.roots)
                 stuck = False
                 try:
                     while True:

@@ -234,7 +234,8 @@ class ProcessingRun:
             before = _statuses(self.catalog, [out_id])
             if new:
                 _refuse_held(self.catalog, [out_id], self.run_id, stamp, before)
-            rows = write_records(self.catalog, [rec], run_id=self.run_id)  # exactly as bulk ingest writes
+            rows = write_records(self.catalog, [rec], run_id=self.run_id,  # exactly as bulk ingest writes
+                                 reason=f"written again as an output of run {self.name!r}")
             if new:
                 write_row(self.catalog, S.PROCESSING_CLAIMS.name, {
                     "dataset_id": out_id, "run_id": self.run_id, "role": "output",
