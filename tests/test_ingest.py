@@ -259,7 +259,9 @@ def test_cli_ingest_reports_and_exits(tmp_path, sky):
     bad = make_bad_tree(tmp_path / "bad")
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "-q", "ingest", str(bad), "-j", "0"],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1 and "could not be read" in out.stdout
+    # -q: no summary; the failure, and how to see which files, on standard error, for this catalog
+    assert out.returncode == 1 and out.stdout == "" and "could not be read" in out.stderr
+    assert f"cosmoscope --catalog {path} search --columns file_path,extraction_error" in out.stderr
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", path, "ingest", str(bad), "--shard", "5/4"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "I must be between 1 and N" in out.stderr

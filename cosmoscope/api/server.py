@@ -9,11 +9,24 @@ from typing import Any
 from cosmoscope.errors import CosmoscopeError
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info") -> None:
-    """Serve ``app`` until interrupted."""
+def serve(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info", sock=None) -> None:
+    """Serve ``app`` until interrupted, on ``sock`` if given (see :func:`cosmoscope.ports.listen_socket`:
+    a port in use is then reported before anything starts, not by uvicorn's exit code 3)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    from cosmoscope.ports import listen_socket
+
+    sock = sock if sock is not None else listen_socket(host, port)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False,
+                            server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # a stop asked for, as uvicorn.run() takes it: served, then stopped cleanly
+    except SystemExit as exc:  # uvicorn's "startup failed" is exit code 3, which means nothing here
+        if exc.code:
+            raise CosmoscopeError("the API server could not start; its own message is above") from None
+        raise
 
 
 class BackgroundServer:

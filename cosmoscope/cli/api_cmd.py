@@ -76,18 +76,26 @@ def register(sub, common) -> None:
 def cmd_api(args) -> int:
     from cosmoscope.api import create_app, read_token, serve
     from cosmoscope.catalog import open_catalog
+    from cosmoscope.ports import listen_socket
 
     token = read_token(args.token_file)
-    cat = open_catalog(getattr(args, "catalog", None), readonly=token is None)
+    cat = open_catalog(getattr(args, "catalog", None), readonly=token is None, create=False)
+    try:
+        sock = listen_socket(args.host, args.port)  # a port in use: one sentence, before any announcement
+    except BaseException:
+        cat.close()
+        raise
     app = create_app(cat, token=token, output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds)
     host = f"[{args.host}]" if ":" in args.host else args.host
     mode = "writes need the bearer token" if token else "read-only (no write token set)"
-    print(f"cosmoscope API for {cat.url} at http://{host}:{args.port} ({mode}); docs at /docs", file=sys.stderr)
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
+    print(f"cosmoscope API for {cat.url} at http://{host}:{port} ({mode}); docs at /docs", file=sys.stderr)
     if token and args.host not in ("127.0.0.1", "localhost", "::1"):
         print("warning: the write token travels in clear text over plain HTTP; put a TLS proxy in front "
               "when serving beyond this machine", file=sys.stderr)
     try:
-        serve(app, args.host, args.port, log_level="info" if not getattr(args, "quiet", False) else "warning")
+        serve(app, args.host, args.port, log_level="info" if not getattr(args, "quiet", False) else "warning",
+              sock=sock)
     finally:
         cat.close()
     return 0
@@ -95,7 +103,7 @@ def cmd_api(args) -> int:
 
 def cmd_preflight(args) -> int:
     from cosmoscope.cli import open_from_args
-    from cosmoscope.cli.query_cmd import search_from_args
+    from cosmoscope.cli.query_cmd import note_unmatched, search_from_args
     from cosmoscope.errors import InvalidArgumentError
 
     filters = any(getattr(args, k) is not None for k in ("mission", "instrument", "satellite", "target", "start",
@@ -107,6 +115,8 @@ def cmd_preflight(args) -> int:
                                    "and not neither")
     with open_from_args(args, readonly=True) as cat:
         selection = args.dataset_ids or search_from_args(cat, argparse.Namespace(**{**vars(args), "min_quality": None}))
+        if not args.dataset_ids:
+            note_unmatched(cat, args, found_nothing=cat.count(selection) == 0)
         report = cat.preflight(selection, min_quality=threshold,
                                require_calibrated=args.require_calibrated, output_dir=args.output_dir,
                                output_factor=args.output_factor)
