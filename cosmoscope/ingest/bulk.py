@@ -85,7 +85,10 @@ class IngestSummary:
         from cosmoscope.records import printable
 
         verb = "would be" if self.dry_run else "were"
-        lines = [f"{self.seen:,} files looked at in {self.seconds:.1f} s ({self.files_per_second:,.0f} files/s)",
+        rate = round(self.files_per_second)
+        # A rate says something about a run of a second or more, not about a handful of files.
+        speed = f" ({rate:,} file{'' if rate == 1 else 's'}/s)" if self.seconds >= 1 else ""
+        lines = [f"{self.seen:,} file{'' if self.seen == 1 else 's'} looked at in {self.seconds:.1f} s{speed}",
                  f"  new:        {self.new:,}" + (" (would be added)" if self.dry_run else ""),
                  f"  updated:    {self.updated:,}" + (" (changed since last ingest)" if self.updated else ""),
                  f"  unchanged:  {self.unchanged:,} (skipped without opening)",
@@ -154,7 +157,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
     """
     from cosmoscope.errors import InvalidArgumentError
 
-    paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+    paths = [os.path.expanduser(os.fspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     if not paths:
         raise InvalidArgumentError("give at least one file or directory to ingest")
     if isinstance(shard, str):
@@ -196,7 +199,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
             ingest_on_cluster(executor, catalog, to_read(), summary=summary, planned=planned, bar=bar,
                               profile=profile, batch_rows=batch_rows, run_id=run_id, force=force)
         else:
-            with ExtractionPool(workers, profile) as pool:
+            with ExtractionPool(workers, profile, head_start=True) as pool:
                 batch: list[dict] = []
                 for rec in pool.extract(to_read()):
                     bar.update(1)

@@ -10,14 +10,25 @@ Each file has a time budget in a worker (``COSMOSCOPE_FILE_TIMEOUT`` seconds, de
 for none): a read still going after it is interrupted and the file recorded as an error saying
 so. A worker stuck inside a C library, where the interruption cannot reach, is killed once the
 budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing one would be.
+
+Workers take half a second or more to start (new interpreters importing astropy), longer than
+a small folder takes to read. With ``head_start`` (bulk ingest) the files that are safe to read
+in this process (:func:`in_process_ok`: small, plain FITS or CSV, which the extractors read in
+Python rather than through a C library that can crash or hang) are read here at once. Workers
+start when a file that is not safe comes, or when the run has gone on for
+:data:`HEAD_START_SECONDS` (it is long enough for parallel workers to pay); this process goes
+on reading until the first of them has started. A small folder of such files starts none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -29,6 +40,10 @@ from cosmoscope.ingest.crawl import FileEntry
 log = logging.getLogger(__name__)
 
 CHUNK = 16
+#: Seconds of reading in this process after which a run starts its workers anyway.
+HEAD_START_SECONDS = 1.0
+#: Largest file read in this process (a bigger one waits for a worker).
+IN_PROCESS_MAX_BYTES = 8 * 2**20
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Default seconds one file may take in a worker process (``COSMOSCOPE_FILE_TIMEOUT``).
 FILE_TIMEOUT = 60.0
@@ -124,6 +139,70 @@ def looks_like_data(path: str) -> bool:
     return guess_by_suffix(path) is not None or sniff_format(path) is not None
 
 
+def in_process_ok(entry: FileEntry) -> bool:
+    """Whether a file may be read in this process rather than in a worker: small, and plain
+    FITS or CSV by its first bytes, which the extractors read in Python. HDF5 and netCDF go
+    through C libraries that can crash or hang on a damaged file; compressed files can take
+    long to inflate; plugins are unknown: those are read where a time budget and a crash cannot
+    hurt the run."""
+    from cosmoscope.extract import sniff_format
+    from cosmoscope.extract.core import HEAD_BYTES
+    from cosmoscope.extract.registry import guess_by_suffix
+
+    if entry.size > IN_PROCESS_MAX_BYTES:
+        return False
+    try:
+        with open(entry.path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError:
+        return False  # the worker records why
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":
+        return False
+    fmt = sniff_format(entry.path, head)
+    if fmt is None:
+        return guess_by_suffix(entry.path) is None  # not data at all: skipped without being read
+    return fmt == "csv" or (fmt == "fits" and head.startswith(b"SIMPLE  ="))
+
+
+@contextlib.contextmanager
+def _main_script_not_rerun():
+    """Start worker processes without running the user's main script in each of them again.
+
+    A spawned process imports the parent's ``__main__`` script; one without an
+    ``if __name__ == "__main__":`` guard (a quickstart saved as a file) would ingest again in
+    every worker, which then fails to start. The workers need nothing from it: they run
+    cosmoscope's own functions.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        yield  # python -c, a notebook, or python -m: nothing of the main module is re-run
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def _submit(pool: ProcessPoolExecutor, fn, *args, deaf: bool = False) -> Future:
+    """``pool.submit``, which starts a worker when none is idle, kept from re-running the
+    main script in it; ``deaf``: the worker it starts ignores SIGINT (the one disposition a
+    spawned process inherits), set only for the moment of the spawn so that a Ctrl-C meant for
+    this process is not lost."""
+    import signal
+    import threading
+
+    deaf = deaf and threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if deaf else None
+    try:
+        with _main_script_not_rerun():
+            return pool.submit(fn, *args)
+    finally:
+        if deaf:
+            signal.signal(signal.SIGINT, old)
+
+
 def _extract_chunk(entries: list[FileEntry], profile: str | None) -> list[dict]:
     return [extract_entry(e, profile) for e in entries]
 
@@ -189,14 +268,25 @@ def default_workers() -> int:
 
 
 class ExtractionPool:
-    """Extract files in ``workers`` processes (0: in this process, no isolation)."""
+    """Extract files in ``workers`` processes (0: in this process, no isolation).
 
-    def __init__(self, workers: int | None = None, profile: str | None = None):
+    ``head_start``: read the files that are safe to read here (:func:`in_process_ok`) in this
+    process while the workers start, and start none for a small run of such files.
+    """
+
+    def __init__(self, workers: int | None = None, profile: str | None = None, *, head_start: bool = False):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
+        self.head_start = head_start
+        #: False: workers started by :meth:`start` ignore SIGINT (a watcher stops its own).
+        self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
+        self._ready: Future | None = None  # done once the first worker has started
+        self._used = False  # whether any file went to the workers
         self._slots = None
         self.crashes = 0
+        #: Files read in this process rather than by a worker.
+        self.read_here = 0
 
     def __enter__(self) -> ExtractionPool:
         return self
@@ -205,27 +295,48 @@ class ExtractionPool:
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is None:
+            return
+        if self.head_start and not self._used:
+            # Every file was read here before a worker was needed: stop them rather than wait
+            # for them to finish starting. (Python 3.14 has pool.terminate_workers().)
+            starting = list(getattr(self._pool, "_processes", {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in starting:
+                proc.terminate()
+        else:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
+        pool = self._start_pool(workers)
+        self._check_started(pool, self._ready)
+        return pool
+
+    def _start_pool(self, workers: int, starting: int | None = None) -> ProcessPoolExecutor:
+        """A pool whose first ``starting`` workers (default: all) are starting; the others start
+        as work comes. ``self._ready`` is done when the first has started."""
         # spawn: workers never inherit the parent's threads, locks or open catalog connections.
         ctx = multiprocessing.get_context("spawn")
         self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
                                    initargs=(self._slots,))
+        deaf = not self.sigint_to_workers
+        pings = [_submit(pool, _ping, deaf=deaf) for _ in range(starting or workers)]  # each starts a worker
+        self._ready = pings[0]
+        return pool
+
+    @staticmethod
+    def _check_started(pool: ProcessPoolExecutor, ready: Future) -> None:
         try:
-            pool.submit(_ping).result()
+            ready.result()
         except BrokenProcessPool as exc:
             pool.shutdown(wait=False, cancel_futures=True)
             # Otherwise every file would look like one that crashes its reader.
             raise WorkerStartError(
-                "cosmoscope could not start its extraction worker processes. In a script, put the code "
-                "that ingests under `if __name__ == \"__main__\":` (worker processes import the main "
-                "module), or pass workers=0 to extract in this process") from exc
-        return pool
+                "cosmoscope could not start its extraction worker processes; pass workers=0 to extract in "
+                "this process") from exc
 
     def extract(self, entries: Iterable[FileEntry]) -> Iterator[dict]:
         """Records for ``entries``, in completion order."""
@@ -233,6 +344,8 @@ class ExtractionPool:
             for e in entries:
                 yield extract_entry(e, self.profile)
             return
+        if self.head_start:
+            entries = yield from self._head_start(iter(entries))
         in_flight: dict[Future, list[FileEntry]] = {}
         limit = 4 * self.workers
         chunks = _chunks(entries, CHUNK)
@@ -247,7 +360,8 @@ class ExtractionPool:
                 if self._pool is None:  # started on the first file, not for a run with nothing to read
                     self._pool = self._new_pool(self.workers)
                 try:
-                    in_flight[self._pool.submit(_extract_chunk, chunk, self.profile)] = chunk
+                    in_flight[_submit(self._pool, _extract_chunk, chunk, self.profile)] = chunk
+                    self._used = True
                 except BrokenProcessPool:
                     suspects.extend(chunk)
                     break
@@ -279,6 +393,30 @@ class ExtractionPool:
         if suspects:
             yield from self._isolate(suspects)
 
+    def _head_start(self, entries: Iterator[FileEntry]):
+        """Read the files safe to read here in this process, yielding their records, until the
+        workers are needed and the first has started; return the entries left for them."""
+        import time
+
+        waiting: list[FileEntry] = []  # for the workers, once they are up
+        began = time.monotonic()
+        for entry in entries:
+            if self._ready is not None and self._ready.done():
+                return itertools.chain(waiting, [entry], entries)
+            if in_process_ok(entry):
+                self.read_here += 1
+                yield extract_entry(entry, self.profile)
+                if self._pool is None and time.monotonic() - began > HEAD_START_SECONDS:
+                    self._pool = self._start_pool(self.workers, 1)  # a long run: parallel workers pay
+                continue
+            if self._pool is None:
+                # One worker, not all: this process is reading meanwhile; more start as work comes.
+                self._pool = self._start_pool(self.workers, 1)
+            waiting.append(entry)
+            if len(waiting) >= 4 * self.workers * CHUNK:  # as many as the workers' queue holds
+                return itertools.chain(waiting, entries)
+        return iter(waiting)
+
     def _kill_overdue(self) -> bool:
         """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget
         (stuck where the budget's interruption cannot reach); True if any was."""
@@ -306,7 +444,7 @@ class ExtractionPool:
         pool = self._new_pool(1)
         try:
             for entry in entries:
-                fut = pool.submit(extract_entry, entry, self.profile)
+                fut = _submit(pool, extract_entry, entry, self.profile)
                 stuck = False
                 try:
                     while True:
