@@ -205,9 +205,10 @@ def main(argv=None) -> int:
     from cosmoscope.simulate import simulate
 
     work = Path(tempfile.mkdtemp(prefix="cosmoscope-ingest-bench-"))
+    started = machine()  # its load average is the one at the start
     small, small_table = small_folders(work, args.repeat)
     if args.small_only:
-        results = {"small_folders": small, "repeat": args.repeat, "machine": machine()}
+        results = {"small_folders": small, "repeat": args.repeat, "machine": started}
         print("\n" + small_table)
         print(f"\nwrote {write_results('ingest_small', results, small_table, args.out)}")
         return 0
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
     fits_list = listing(small_fits, work, "fits")
     quarter = listing(all_paths[: len(all_paths) // 4], work, "quarter")
     results = {"files": len(all_paths), "fits_files": len(small_fits), "workers": args.workers,
-               "machine": machine(), "steps": {}}
+               "machine": started, "steps": {}}
     rows = []
 
     def record(label, res, compare=None):

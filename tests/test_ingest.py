@@ -269,14 +269,13 @@ def test_cli_ingest_reports_and_exits(tmp_path, sky):
 
 # -- a small folder starts reading at once ------------------------------------------------------
 
-def test_a_small_folder_of_fits_and_csv_is_read_here_with_no_worker_started(tmp_path, monkeypatch):
+def test_a_small_folder_of_fits_and_csv_is_read_here_with_no_worker_started(tmp_path):
     """Starting worker processes (new interpreters importing astropy) took longer than a small
     folder takes to read: 11 files took 2.2 s. Plain FITS and CSV are now read in this process,
     and no worker starts while none is needed."""
     from cosmoscope.ingest import workers
     from cosmoscope.simulate import simulate
 
-    monkeypatch.setattr(workers, "HEAD_START_SECONDS", 1e9)  # what is read here depends on no clock
     sim = simulate(tmp_path / "tree", missions=["LYRA", "AURORA-2"], files=30, days=2, seed=2, progress=False,
                    workers=0)
     entries = list(crawl([str(sim.root)]))
@@ -290,7 +289,7 @@ def test_a_small_folder_of_fits_and_csv_is_read_here_with_no_worker_started(tmp_
         assert summary.new == sim.manifest.height and summary.ok
 
 
-def test_files_unsafe_to_read_here_still_go_to_a_worker(tmp_path, monkeypatch):
+def test_files_unsafe_to_read_here_still_go_to_a_worker(tmp_path):
     """HDF5 and netCDF (C libraries that can crash or hang on a damaged file), compressed files
     (a gzip bomb needs a time budget) and big files wait for a worker."""
     import gzip
@@ -299,7 +298,6 @@ def test_files_unsafe_to_read_here_still_go_to_a_worker(tmp_path, monkeypatch):
     from cosmoscope.ingest.crawl import FileEntry
     from cosmoscope.simulate import simulate
 
-    monkeypatch.setattr(workers, "HEAD_START_SECONDS", 1e9)
     sim = simulate(tmp_path / "tree", missions=["COSMOS-7", "LYRA"], files=24, days=1, seed=4, progress=False,
                    workers=0)
     fits_file = next(p for p in sim.manifest["path"] if p.endswith((".fit", ".fits")))

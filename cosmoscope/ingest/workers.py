@@ -14,10 +14,14 @@ budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing o
 Workers take half a second or more to start (new interpreters importing astropy), longer than
 a small folder takes to read. With ``head_start`` (bulk ingest) the files that are safe to read
 in this process (:func:`in_process_ok`: small, plain FITS or CSV, which the extractors read in
-Python rather than through a C library that can crash or hang) are read here at once. Workers
-start when a file that is not safe comes, or when the run has gone on for
-:data:`HEAD_START_SECONDS` (it is long enough for parallel workers to pay); this process goes
-on reading until the first of them has started. A small folder of such files starts none.
+Python rather than through a C library that can crash or hang) are read here at once:
+
+- a run of at most :data:`SMALL_RUN` files reads them all here, and starts a worker only for
+  the others (HDF5, netCDF, compressed, big, a plugin's), while this process reads;
+- a longer run starts every worker at once and reads here until the first has started.
+
+A small folder of plain FITS and CSV files starts no worker at all. What is read where depends
+on the files alone, never on a clock.
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ from cosmoscope.ingest.crawl import FileEntry
 log = logging.getLogger(__name__)
 
 CHUNK = 16
-#: Seconds of reading in this process after which a run starts its workers anyway.
-HEAD_START_SECONDS = 1.0
+#: Runs of at most this many files read every file that is safe to read here in this process.
+SMALL_RUN = 256
 #: Largest file read in this process (a bigger one waits for a worker).
 IN_PROCESS_MAX_BYTES = 8 * 2**20
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -314,16 +318,15 @@ class ExtractionPool:
         self._check_started(pool, self._ready)
         return pool
 
-    def _start_pool(self, workers: int, starting: int | None = None) -> ProcessPoolExecutor:
-        """A pool whose first ``starting`` workers (default: all) are starting; the others start
-        as work comes. ``self._ready`` is done when the first has started."""
+    def _start_pool(self, workers: int) -> ProcessPoolExecutor:
+        """A pool whose ``workers`` are starting; ``self._ready`` is done when the first has."""
         # spawn: workers never inherit the parent's threads, locks or open catalog connections.
         ctx = multiprocessing.get_context("spawn")
         self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
                                    initargs=(self._slots,))
         deaf = not self.sigint_to_workers
-        pings = [_submit(pool, _ping, deaf=deaf) for _ in range(starting or workers)]  # each starts a worker
+        pings = [_submit(pool, _ping, deaf=deaf) for _ in range(workers)]  # each call starts a worker
         self._ready = pings[0]
         return pool
 
@@ -344,14 +347,20 @@ class ExtractionPool:
             for e in entries:
                 yield extract_entry(e, self.profile)
             return
+        here: deque[FileEntry] = deque()  # files read in this process, between the workers' answers
+        small = False
         if self.head_start:
-            entries = yield from self._head_start(iter(entries))
+            entries, here, small = self._split_head(iter(entries))
         in_flight: dict[Future, list[FileEntry]] = {}
         limit = 4 * self.workers
         chunks = _chunks(entries, CHUNK)
         exhausted = False
         suspects: list[FileEntry] = []
         while True:
+            if here and not small and self._ready.done():
+                # A long run's workers are up: they read the rest, with everything after it.
+                chunks, exhausted = itertools.chain(_chunks(here, CHUNK), chunks), False
+                here = deque()
             while not exhausted and len(in_flight) < limit:
                 chunk = next(chunks, None)
                 if chunk is None:
@@ -365,6 +374,10 @@ class ExtractionPool:
                 except BrokenProcessPool:
                     suspects.extend(chunk)
                     break
+            if here and not any(fut.done() for fut in in_flight):
+                self.read_here += 1
+                yield extract_entry(here.popleft(), self.profile)
+                continue
             if not in_flight:
                 break
             done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
@@ -393,29 +406,19 @@ class ExtractionPool:
         if suspects:
             yield from self._isolate(suspects)
 
-    def _head_start(self, entries: Iterator[FileEntry]):
-        """Read the files safe to read here in this process, yielding their records, until the
-        workers are needed and the first has started; return the entries left for them."""
-        import time
-
-        waiting: list[FileEntry] = []  # for the workers, once they are up
-        began = time.monotonic()
-        for entry in entries:
-            if self._ready is not None and self._ready.done():
-                return itertools.chain(waiting, [entry], entries)
-            if in_process_ok(entry):
-                self.read_here += 1
-                yield extract_entry(entry, self.profile)
-                if self._pool is None and time.monotonic() - began > HEAD_START_SECONDS:
-                    self._pool = self._start_pool(self.workers, 1)  # a long run: parallel workers pay
-                continue
-            if self._pool is None:
-                # One worker, not all: this process is reading meanwhile; more start as work comes.
-                self._pool = self._start_pool(self.workers, 1)
-            waiting.append(entry)
-            if len(waiting) >= 4 * self.workers * CHUNK:  # as many as the workers' queue holds
-                return itertools.chain(waiting, entries)
-        return iter(waiting)
+    def _split_head(self, entries: Iterator[FileEntry]) -> tuple[Iterator[FileEntry], deque[FileEntry], bool]:
+        """The files for the workers, the files to read here, and whether the run is small;
+        starts the workers the run needs: none for a small run of files safe to read here, one
+        (or all, for more than a chunk) for a small run's other files, all for a long run."""
+        head = list(itertools.islice(entries, SMALL_RUN + 1))
+        small = len(head) <= SMALL_RUN
+        here: deque[FileEntry] = deque()
+        elsewhere: list[FileEntry] = []
+        for entry in head:
+            (here if in_process_ok(entry) else elsewhere).append(entry)
+        if elsewhere or not small:
+            self._pool = self._start_pool(self.workers if not small or len(elsewhere) > CHUNK else 1)
+        return itertools.chain(elsewhere, entries), here, small
 
     def _kill_overdue(self) -> bool:
         """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget
