@@ -14,14 +14,12 @@ budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing o
 Workers take half a second or more to start (new interpreters importing astropy), longer than
 a small folder takes to read. With ``head_start`` (bulk ingest) the files that are safe to read
 in this process (:func:`in_process_ok`: small, plain FITS or CSV, which the extractors read in
-Python rather than through a C library that can crash or hang) are read here at once:
-
-- a run of at most :data:`SMALL_RUN` files reads them all here, and starts a worker only for
-  the others (HDF5, netCDF, compressed, big, a plugin's), while this process reads;
-- a longer run starts every worker at once and reads here until the first has started.
-
-A small folder of plain FITS and CSV files starts no worker at all. What is read where depends
-on the files alone, never on a clock.
+Python rather than through a C library that can crash or hang) are read here at once, in a run
+of at most :data:`SMALL_RUN` files: a worker starts only for the others (HDF5, netCDF,
+compressed, big, a plugin's) while this process reads, and a small folder of plain FITS and CSV
+files starts none. A longer run reads everything in workers, where two cores do twice the work
+(reading here as well only made the processes compete for them). What is read where depends on
+the files alone, never on a clock.
 """
 
 from __future__ import annotations
@@ -286,7 +284,6 @@ class ExtractionPool:
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future | None = None  # done once the first worker has started
-        self._used = False  # whether any file went to the workers
         self._slots = None
         self.crashes = 0
         #: Files read in this process rather than by a worker.
@@ -299,18 +296,9 @@ class ExtractionPool:
         self.close()
 
     def close(self) -> None:
-        if self._pool is None:
-            return
-        if self.head_start and not self._used:
-            # Every file was read here before a worker was needed: stop them rather than wait
-            # for them to finish starting. (Python 3.14 has pool.terminate_workers().)
-            starting = list(getattr(self._pool, "_processes", {}).values())
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for proc in starting:
-                proc.terminate()
-        else:
+        if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None
+            self._pool = None
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
@@ -348,19 +336,14 @@ class ExtractionPool:
                 yield extract_entry(e, self.profile)
             return
         here: deque[FileEntry] = deque()  # files read in this process, between the workers' answers
-        small = False
         if self.head_start:
-            entries, here, small = self._split_head(iter(entries))
+            entries, here = self._split_head(iter(entries))
         in_flight: dict[Future, list[FileEntry]] = {}
         limit = 4 * self.workers
         chunks = _chunks(entries, CHUNK)
         exhausted = False
         suspects: list[FileEntry] = []
         while True:
-            if here and not small and self._ready.done():
-                # A long run's workers are up: they read the rest, with everything after it.
-                chunks, exhausted = itertools.chain(_chunks(here, CHUNK), chunks), False
-                here = deque()
             while not exhausted and len(in_flight) < limit:
                 chunk = next(chunks, None)
                 if chunk is None:
@@ -370,7 +353,6 @@ class ExtractionPool:
                     self._pool = self._new_pool(self.workers)
                 try:
                     in_flight[_submit(self._pool, _extract_chunk, chunk, self.profile)] = chunk
-                    self._used = True
                 except BrokenProcessPool:
                     suspects.extend(chunk)
                     break
@@ -406,19 +388,20 @@ class ExtractionPool:
         if suspects:
             yield from self._isolate(suspects)
 
-    def _split_head(self, entries: Iterator[FileEntry]) -> tuple[Iterator[FileEntry], deque[FileEntry], bool]:
-        """The files for the workers, the files to read here, and whether the run is small;
-        starts the workers the run needs: none for a small run of files safe to read here, one
-        (or all, for more than a chunk) for a small run's other files, all for a long run."""
+    def _split_head(self, entries: Iterator[FileEntry]) -> tuple[Iterator[FileEntry], deque[FileEntry]]:
+        """The files for the workers and, in a small run, the files to read here; starts the
+        workers a small run needs for the rest (one, or all for more than a chunk of files) at
+        once, so they start while this process reads."""
         head = list(itertools.islice(entries, SMALL_RUN + 1))
-        small = len(head) <= SMALL_RUN
+        if len(head) > SMALL_RUN:
+            return itertools.chain(head, entries), deque()
         here: deque[FileEntry] = deque()
         elsewhere: list[FileEntry] = []
         for entry in head:
             (here if in_process_ok(entry) else elsewhere).append(entry)
-        if elsewhere or not small:
-            self._pool = self._start_pool(self.workers if not small or len(elsewhere) > CHUNK else 1)
-        return itertools.chain(elsewhere, entries), here, small
+        if elsewhere:
+            self._pool = self._start_pool(self.workers if len(elsewhere) > CHUNK else 1)
+        return iter(elsewhere), here
 
     def _kill_overdue(self) -> bool:
         """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget
