@@ -149,7 +149,7 @@ def _catalog_for_ingest(args):
     if not args.dry_run:
         return open_from_args(args, create=True)
     try:
-        return open_from_args(args, readonly=True)
+        return open_from_args(args)  # writable, as before: an older catalog is upgraded, not refused
     except CatalogNotFoundError:
         where = getattr(args, "catalog", None) or default_catalog_url()
         print(f"cosmoscope ingest: there is no catalog at {where} yet: every file would be new", file=sys.stderr)

@@ -106,8 +106,12 @@ def cmd_report(args) -> int:
     if given and info.name not in CREATES_CATALOG and info.path.parent == NOTEBOOK_DIR:
         # A mistyped catalog fails here, in one sentence, before a kernel starts.
         from cosmoscope.catalog import open_catalog
+        from cosmoscope.errors import SchemaError
 
-        open_catalog(given, readonly=True).close()
+        try:
+            open_catalog(given, readonly=True).close()
+        except SchemaError:
+            pass  # a catalog, of another schema version: what to do with it is the notebook's part
     progress = show_progress(args)
     if progress:
         shown = " ".join(f"{k}={v!r}" for k, v in parameters.items())

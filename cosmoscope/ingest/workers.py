@@ -272,15 +272,15 @@ def default_workers() -> int:
 class ExtractionPool:
     """Extract files in ``workers`` processes (0: in this process, no isolation).
 
-    ``head_start``: read the files that are safe to read here (:func:`in_process_ok`) in this
-    process while the workers start, and start none for a small run of such files.
+    ``head_start``: in a run of at most :data:`SMALL_RUN` files, read those that are safe to
+    read here (:func:`in_process_ok`) in this process, and start a worker only for the others.
     """
 
     def __init__(self, workers: int | None = None, profile: str | None = None, *, head_start: bool = False):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self.head_start = head_start
-        #: False: workers started by :meth:`start` ignore SIGINT (a watcher stops its own).
+        #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future | None = None  # done once the first worker has started
