@@ -319,7 +319,7 @@ def start_proxy(upstream_port: int):
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    ready.wait(10)
+    assert ready.wait(120), "the proxy did not start"
     return port, lambda: holder["loop"].add_callback(holder["loop"].stop)
 
 
