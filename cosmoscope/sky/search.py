@@ -152,7 +152,7 @@ def derive(data: pa.Table) -> pa.Table:
         ra[where[missing]], dec[where[missing]] = cra[missing], cdec[missing]
         radius = footprint_radius(ra, dec, fov, regions)
         ok = valid_position(ra[where], dec[where])
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             need = ok & ~(fov[where] >= 2 * radius[where])
         fov[where[need]] = 2 * radius[where[need]]
     out = data
