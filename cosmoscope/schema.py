@@ -151,7 +151,8 @@ OBSERVATIONS = TableSpec(
         # makes cone and box searches reach the store (see cosmoscope.sky.index).
         _field("s_region", pa.string(), "Footprint on the sky as an STC-S polygon (ICRS degrees), e.g. "
                                         "'POLYGON ICRS 10.1 41.0 10.9 41.0 10.9 41.6 10.1 41.6'."),
-        _field("s_fov", pa.float64(), "Diameter in degrees of the circle around ra/dec that holds the footprint."),
+        _field("s_fov", pa.float64(), "Field of view: diameter in degrees of a circle holding the footprint "
+                                      "(about ra/dec when there is no s_region)."),
         _field("sky_index", pa.int64(), "HEALPix NUNIQ cell of the position, at a depth set by the footprint's "
                                         "size (derived from ra, dec, s_fov, s_region; see cosmoscope.sky.index)."),
     ]),

@@ -119,7 +119,8 @@ SKY_INPUTS = ("ra", "dec", "s_fov", "s_region")
 
 def derive(data: pa.Table) -> pa.Table:
     """Fill the sky columns that follow from the others: ``sky_index`` always; ``ra``/``dec``
-    from the footprint's centre and ``s_fov`` from the footprint when they are missing.
+    (the footprint's centre) and ``s_fov`` (the diameter of the circle about that centre that
+    holds the footprint) from an ``s_region`` polygon when they are missing.
 
     ``data`` holds whole rows: a sky column it lacks counts as null (the catalog fills them from
     the stored rows before a partial write). Raises :class:`~cosmoscope.errors.InvalidArgumentError` for an
@@ -146,15 +147,13 @@ def derive(data: pa.Table) -> pa.Table:
     if bad:
         raise InvalidArgumentError(
             f"s_region {regions[bad[0]]!r} is not an STC-S polygon such as 'POLYGON ICRS 10 40 11 40 11 41'")
-    if len(polys):  # positions from footprints where none is given
-        cra, cdec = lonlat(polys.centres())
-        missing = ~valid_position(ra[where], dec[where]) & np.isnan(ra[where]) & np.isnan(dec[where])
+    if len(polys):  # positions and sizes from footprints where none is given
+        centres = polys.centres()
+        cra, cdec = lonlat(centres)
+        missing = np.isnan(ra[where]) & np.isnan(dec[where])
         ra[where[missing]], dec[where[missing]] = cra[missing], cdec[missing]
-        radius = footprint_radius(ra, dec, fov, regions)
-        ok = valid_position(ra[where], dec[where])
-        with np.errstate(invalid="ignore", over="ignore"):
-            need = ok & ~(fov[where] >= 2 * radius[where])
-        fov[where[need]] = 2 * radius[where[need]]
+        no_size = np.isnan(fov[where])
+        fov[where[no_size]] = 2 * polys.vertices_distance(centres)[no_size]
     out = data
     for name, values in (("ra", ra), ("dec", dec), ("s_fov", fov)):
         if name in names or len(polys):
