@@ -52,8 +52,8 @@ def coverage_of(frame: pl.LazyFrame, *, max_depth: int = 10, footprints: bool = 
         mocs.append(MOC.from_cones(Longitude(ra[circles], u.deg), Latitude(dec[circles], u.deg),
                                    radius=fov[circles] / 2 * u.deg, max_depth=max_depth, union_strategy="small_cones"))
     for start in range(0, len(polygons), _BATCH):
-        chunk = [(Longitude(p[:, 0], u.deg), Latitude(p[:, 1], u.deg)) for p in polygons[start:start + _BATCH]]
-        mocs.extend(MOC.from_polygons(chunk, max_depth=max_depth))  # one MOC per polygon
+        flat = [a for p in polygons[start:start + _BATCH] for a in (p[:, 0] % 360.0, p[:, 1])]
+        mocs.extend(MOC.from_polygons(flat, max_depth=max_depth))  # one MOC per polygon
     return mocs[0].union(*mocs[1:]) if len(mocs) > 1 else mocs[0]
 
 

@@ -212,9 +212,10 @@ def shape_of(cat, near, radius, box, polygon, footprints: bool = True):
     if polygon is not None:
         vertices = polygon.vertices if isinstance(polygon, Polygon) else polygon
         try:
-            return Polygon(tuple((float(r), float(d)) for r, d in vertices), footprints)
+            vertices = tuple((float(r), float(d)) for r, d in vertices)
         except (TypeError, ValueError):
             raise InvalidArgumentError("polygon must be a list of (ra, dec) vertices in degrees") from None
+        return Polygon(vertices, footprints)
     return None
 
 
