@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, StoreError,
-                               UnknownNameError)
+from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, SkyInputError,
+                               StoreError, UnknownNameError)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -149,6 +149,8 @@ def _install_error_handlers(app) -> None:
         text = str(exc).replace(request.app.state.catalog.url, "the catalog")
         if isinstance(exc, DatasetNotFoundError):
             return problem(404, text)
+        if isinstance(exc, SkyInputError):  # a position, radius or name that cannot be searched
+            return problem(400, text)
         if isinstance(exc, (InvalidArgumentError, UnknownNameError)):
             return problem(422, text)
         if isinstance(exc, ClaimConflictError):

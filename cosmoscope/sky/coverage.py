@@ -23,7 +23,7 @@ def coverage_of(frame: pl.LazyFrame, *, max_depth: int = 10, footprints: bool = 
     from astropy.coordinates import Latitude, Longitude
     from mocpy import MOC
 
-    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.errors import SkyInputError as InvalidArgumentError
     from cosmoscope.sky.geometry import parse_polygon
     from cosmoscope.sky.index import valid_position
 
@@ -68,7 +68,7 @@ def density(frame: pl.LazyFrame, depth: int = 6) -> pl.DataFrame:
     from astropy.coordinates import Latitude, Longitude
     from cdshealpix import nested
 
-    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.errors import SkyInputError as InvalidArgumentError
     from cosmoscope.sky.index import valid_position
 
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 16:

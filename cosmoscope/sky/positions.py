@@ -13,7 +13,7 @@ import functools
 import re
 from typing import TYPE_CHECKING
 
-from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.errors import SkyInputError as InvalidArgumentError
 
 if TYPE_CHECKING:
     import polars as pl

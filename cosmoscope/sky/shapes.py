@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.errors import SkyInputError as InvalidArgumentError
 from cosmoscope.sky.geometry import Polygons, _angle, arc_distance, arcs_cross, lonlat, separation, unit
 
 
