@@ -80,6 +80,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
 
     from cosmoscope import __version__
     from cosmoscope.api import read, stream, write
+    from cosmoscope.tap import service as tap_service
     from cosmoscope.api.read import ERRORS
 
     if token is not None and not str(token).strip():
@@ -113,6 +114,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     app.include_router(read.router)
     app.include_router(stream.router)
     app.include_router(write.router)
+    app.include_router(tap_service.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
