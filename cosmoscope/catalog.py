@@ -155,9 +155,10 @@ class Catalog:
         from cosmoscope.predicate import Predicate, Test
         from cosmoscope.sky.index import sky_index
 
+        columns = ["dataset_id", "ra", "dec"]
         pred = Predicate.of(Test("ra", "is_not_null"), Test("dec", "is_not_null"))
-        rows = pa.Table.from_batches(list(self.store.scan("observations", ["dataset_id", "ra", "dec"], pred)),
-                                     schema=pa.schema([S.OBSERVATIONS.schema.field(c) for c in ("dataset_id", "ra", "dec")]))
+        rows = pa.Table.from_batches(list(self.store.scan("observations", columns, pred)),
+                                     schema=pa.schema([S.OBSERVATIONS.schema.field(c) for c in columns]))
         for chunk in R.chunks(rows, BATCH_ROWS):
             index = sky_index(chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy(), [0.0] * chunk.num_rows)
             data = pa.table({"dataset_id": chunk.column("dataset_id"),
@@ -277,7 +278,6 @@ class Catalog:
             or only the observations' positions.
         """
         from cosmoscope.search import search_filter
-
         from cosmoscope.sky.positions import shape_of
 
         sky = shape_of(self, near, radius, box, polygon, footprints)
@@ -545,8 +545,8 @@ class Catalog:
             ids = data.column("dataset_id").to_pylist()
             stored = self._current([i for i in ids if i in existing], absent) if existing else {}
             for c in absent:
-                values = [stored.get(i, {}).get(c) for i in ids]
-                data = data.append_column(S.OBSERVATIONS.schema.field(c), pa.array(values, S.OBSERVATIONS.schema.field(c).type))
+                field = S.OBSERVATIONS.schema.field(c)
+                data = data.append_column(field, pa.array([stored.get(i, {}).get(c) for i in ids], field.type))
         return S.conform("observations", derive(data), fill_missing=False)
 
     def _existing_ids(self, ids: Sequence[str]) -> set[str]:

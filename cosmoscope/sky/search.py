@@ -47,16 +47,10 @@ OBSERVATION_COLUMNS = Columns()
 OBSCORE_COLUMNS = Columns("s_ra", "s_dec", "s_fov", "s_region")
 
 
-def sky_filter(shape: Shape, columns: Columns = OBSERVATION_COLUMNS, *, pushable: bool = True) -> pl.Expr:
-    """The polars filter of rows in (or, with footprints, overlapping) ``shape``.
-
-    With ``pushable`` (observation frames), the ``sky_index`` ranges come first so the store
-    reads only the rows near the shape; frames without ``sky_index`` take the exact test alone.
-    """
-    exact = exact_filter(shape, columns)
-    if not pushable:
-        return exact
-    return index_filter(*shape.bounding_cone()) & exact
+def sky_filter(shape: Shape) -> pl.Expr:
+    """The polars filter of observation rows in (or, with footprints, overlapping) ``shape``:
+    the ``sky_index`` ranges first, so the store reads only the rows near it, then the exact test."""
+    return index_filter(*shape.bounding_cone()) & exact_filter(shape)
 
 
 def exact_filter(shape: Shape, columns: Columns = OBSERVATION_COLUMNS) -> pl.Expr:
