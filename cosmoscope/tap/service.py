@@ -116,11 +116,28 @@ def run_query(cat, query: str, maxrec: int) -> bytes:
     return results(df, field_meta(p.table if p.table != "obscore" else "ivoa.obscore"), overflow=overflow)
 
 
-@router.api_route("/tap/sync", methods=["GET", "POST"], summary="TAP: run an ADQL query (synchronous)",
-                  response_class=Response, tags=["VO"])
+#: What the VO routes answer, for the OpenAPI description.
+_VOTABLE_ANSWERS = {200: {"content": {VOTABLE_TYPE: {}}, "description": "A VOTable of the results"},
+                    400: {"content": {VOTABLE_TYPE: {}}, "description": "A VOTable error (QUERY_STATUS ERROR)"}}
+_XML_ANSWER = {200: {"content": {_XML: {}}, "description": "A VOSI document"}}
+
+
+@router.get("/tap/sync", summary="TAP: run an ADQL query (synchronous)", response_class=Response, tags=["VO"],
+            responses=_VOTABLE_ANSWERS)
 async def tap_sync(request: Request):
     """``REQUEST=doQuery&LANG=ADQL&QUERY=SELECT ...`` (``MAXREC``, ``FORMAT``/``RESPONSEFORMAT``
-    votable). The answer is a VOTable; errors are VOTables with QUERY_STATUS ERROR."""
+    votable), in the URL or (POST) form-encoded. The answer is a VOTable; errors are VOTables
+    with QUERY_STATUS ERROR."""
+    return await _sync(request)
+
+
+@router.post("/tap/sync", summary="TAP: run an ADQL query (synchronous, form-encoded)", response_class=Response,
+             tags=["VO"], responses=_VOTABLE_ANSWERS)
+async def tap_sync_post(request: Request):
+    return await _sync(request)
+
+
+async def _sync(request: Request):
     from starlette.concurrency import run_in_threadpool
 
     try:
@@ -151,14 +168,15 @@ def tap_root(request: Request) -> dict:
             "capabilities": base + "/capabilities", "availability": base + "/availability"}
 
 
-@router.get("/tap/tables", summary="VOSI tables", response_class=Response, tags=["VO"])
+@router.get("/tap/tables", summary="VOSI tables", response_class=Response, tags=["VO"], responses=_XML_ANSWER)
 def tap_tables():
     from cosmoscope.tap.schema import tableset_xml
 
     return Response(tableset_xml(), media_type=_XML)
 
 
-@router.get("/tap/availability", summary="VOSI availability", response_class=Response, tags=["VO"])
+@router.get("/tap/availability", summary="VOSI availability", response_class=Response, tags=["VO"],
+            responses=_XML_ANSWER)
 def tap_availability(request: Request):
     try:
         request.app.state.catalog.meta()
@@ -171,7 +189,8 @@ def tap_availability(request: Request):
     return Response(body, media_type=_XML)
 
 
-@router.get("/tap/capabilities", summary="VOSI capabilities", response_class=Response, tags=["VO"])
+@router.get("/tap/capabilities", summary="VOSI capabilities", response_class=Response, tags=["VO"],
+            responses=_XML_ANSWER)
 def tap_capabilities(request: Request):
     from xml.sax.saxutils import escape
 
@@ -217,7 +236,8 @@ def tap_capabilities(request: Request):
 _SCS_MAIN = {"obs_id": "ID_MAIN", "s_ra": "POS_EQ_RA_MAIN", "s_dec": "POS_EQ_DEC_MAIN"}
 
 
-@router.get("/scs", summary="Simple Cone Search 1.03", response_class=Response, tags=["VO"])
+@router.get("/scs", summary="Simple Cone Search 1.03", response_class=Response, tags=["VO"],
+            responses=_VOTABLE_ANSWERS)
 async def scs(request: Request):
     """``RA``, ``DEC`` (ICRS degrees) and ``SR`` (degrees): observations whose position or
     footprint lies in the cone, as a VOTable. ``VERB`` 1, 2 (default) or 3 chooses the columns."""
