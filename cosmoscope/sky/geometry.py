@@ -214,7 +214,8 @@ def format_polygon(vertices) -> str:
     >>> format_polygon([[10, 20], [11, 20], [11, 21]])
     'POLYGON ICRS 10.000000000 20.000000000 11.000000000 20.000000000 11.000000000 21.000000000'
     """
-    return "POLYGON ICRS " + " ".join(f"{float(ra) % 360.0:.9f} {float(dec):.9f}" for ra, dec in vertices)
+    v = np.asarray(vertices, dtype=float)
+    return "POLYGON ICRS " + " ".join(map("{:.9f}".format, np.column_stack([v[:, 0] % 360.0, v[:, 1]]).ravel()))
 
 
 def polygons_of(texts) -> tuple[Polygons, np.ndarray]:
