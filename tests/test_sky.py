@@ -289,3 +289,28 @@ def test_sky_index_levels_follow_footprint_size():
     depth = [int(math.log(i // 4, 4)) if i > 0 else None for i in idx]
     assert depth[0] == POINT_DEPTH and depth[3] == 0 and LEVELS.index(depth[1]) > LEVELS.index(depth[2])
     assert idx[4] == -1  # RA 400 is not on the sky
+
+
+def test_command_line_cone_search_coverage_and_one_sentence_errors(sky_catalog, tmp_path, capsys):
+    from mocpy import MOC
+
+    from cosmoscope.cli import main
+
+    url = ["--catalog", sky_catalog.url]
+    assert main(["search", *url, "--near", "00h42m44s +41d16m", "--radius", "30arcmin", "--format", "csv",
+                 "--columns", "target_object"]) == 0
+    assert set(capsys.readouterr().out.splitlines()[1:]) == {"M 31", "M31 field", "wide", "all sky"}
+    assert main(["search", *url, "--name", "ngc 25", "--count"]) == 0
+    assert capsys.readouterr().out.strip() == "0"
+    assert main(["search", *url, "--name", "ngc 25"]) == 0
+    assert "targets with similar names: NGC 253" in capsys.readouterr().err
+    for args, words in ((["--near", "10 95", "--radius", "1"], "declination of 95°"),
+                        (["--near", "10 41", "--radius", "0"], "more than 0°"),
+                        (["--near", "Nowhere Land", "--radius", "1"], "cannot place 'Nowhere Land'")):
+        with pytest.raises(SystemExit) as exc:
+            main(["search", *url, *args])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert exc.value.code == 2 and words in err and "Traceback" not in err
+    out = tmp_path / "hst.fits"
+    assert main(["coverage", *url, "--mission", "HST", "--out", str(out)]) == 0
+    assert MOC.from_fits(out) == sky_catalog.coverage(mission="HST")

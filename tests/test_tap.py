@@ -160,3 +160,19 @@ def test_simple_cone_search(server):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(f"{srv.url}/scs?{q}")
     assert exc.value.code == 400 and b"declination of 95" in exc.value.read()
+
+
+def test_json_api_sky_search_and_its_refusals(server):
+    import json
+
+    srv, _ = server
+    with urllib.request.urlopen(f"{srv.url}/datasets?near=00h42m44s%20%2B41d16m&radius=30arcmin&columns=target_object") as r:
+        assert {"M 31", "wide"} <= {row["target_object"] for row in json.load(r)["results"]}
+    with urllib.request.urlopen(f"{srv.url}/datasets?name=ngc25&columns=target_object") as r:
+        body = json.load(r)
+    assert body["count"] == 0 and body["closest_targets"][0] == "NGC 253"
+    for query, words in (("near=10%2095&radius=1", "declination of 95"), ("near=10%2041&radius=0", "more than 0"),
+                         ("near=Nowhere%20Land&radius=1", "Sesame"), ("box=1&box=2", "four values")):
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(f"{srv.url}/datasets?{query}")
+        assert exc.value.code == 400 and words in json.load(exc.value)["detail"]
