@@ -4,6 +4,7 @@
     python benchmarks/sky_bench.py --rows 200000         # smaller
     python benchmarks/sky_bench.py --catalog sqlite:///data/scale.sqlite   # an existing catalog
                                                          # (e.g. scale_bench.py's 10M rows)
+    python benchmarks/sky_bench.py --rows 10000000 --keep /data/sky10m.sqlite   # keep what it made
 
 Each figure is the median over cones at 11 random centres (after one warm-up), every row of the
 answer collected with all its columns. The brute force is what a user would write instead:
@@ -126,12 +127,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
     p.add_argument("--catalog", help="measure this catalog instead of generating one")
+    p.add_argument("--keep", metavar="PATH", help="generate into this SQLite file and keep it (reuse it with --catalog)")
     p.add_argument("--name", default="sky_bench", help="result file name (default sky_bench)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.catalog
         if url is None:
-            url = f"sqlite://{tmp}/sky.sqlite"
+            url = f"sqlite://{Path(args.keep).resolve() if args.keep else Path(tmp) / 'sky.sqlite'}"
             t = time.perf_counter()
             generate(url, args.rows)
             print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.0f} s")
