@@ -163,25 +163,25 @@ def test_forgiving_name_match(sky_catalog):
     assert sky_catalog.closest_targets("NGC 25")[0] == "NGC 253"
 
 
-def test_online_name_resolution_is_cached_by_astropy(tmp_path, monkeypatch, sky_catalog):
+def test_online_name_resolution_is_cached_by_astropy(tmp_path, sky_catalog):
     """With Sesame's answer in astropy's download cache, a name resolves offline."""
     from urllib.parse import quote
 
+    from astropy.config.paths import set_temp_cache
     from astropy.coordinates import name_resolve
     from astropy.utils.data import import_file_to_cache
 
     from cosmoscope.sky.positions import resolve_online
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    (tmp_path / "cache" / "astropy").mkdir(parents=True)
     answer = tmp_path / "sesame.txt"
     answer.write_text("# Vega\n%J 279.23473479 +38.78368896 = 18 36 56.33635 +38 47 01.2802\n")
-    # the address astropy asks (get_icrs_coordinates): each mirror, the all-databases code "SNV"
-    urls = [os.path.join(base, f"SNV?{quote('Vega')}") for base in name_resolve.sesame_url.get()]
-    for url in urls:
-        import_file_to_cache(url, str(answer), remove_original=False)
+    with set_temp_cache(tmp_path / "cache"):
+        # the address astropy asks (get_icrs_coordinates): each mirror, the all-databases code "SNV"
+        for base in name_resolve.sesame_url.get():
+            import_file_to_cache(os.path.join(base, f"SNV?{quote('Vega')}"), str(answer), remove_original=False)
+        resolve_online.cache_clear()
+        ra, dec = sky_catalog.position_of("Vega")
     resolve_online.cache_clear()
-    ra, dec = sky_catalog.position_of("Vega")
     assert (ra, dec) == pytest.approx((279.23473479, 38.78368896))
 
 

@@ -23,12 +23,12 @@ def coverage_of(frame: pl.LazyFrame, *, max_depth: int = 10, footprints: bool = 
     from astropy.coordinates import Latitude, Longitude
     from mocpy import MOC
 
-    from cosmoscope.errors import SkyInputError as InvalidArgumentError
+    from cosmoscope.errors import SkyInputError
     from cosmoscope.sky.geometry import parse_polygon
     from cosmoscope.sky.index import valid_position
 
     if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not 0 <= max_depth <= 29:
-        raise InvalidArgumentError(f"max_depth must be an integer from 0 to 29, got {max_depth!r}")
+        raise SkyInputError(f"max_depth must be an integer from 0 to 29, got {max_depth!r}")
     df = frame.select("ra", "dec", "s_fov", "s_region").collect()
     ra, dec = df["ra"].cast(float).to_numpy(), df["dec"].cast(float).to_numpy()
     ok = valid_position(ra, dec)
@@ -68,11 +68,11 @@ def density(frame: pl.LazyFrame, depth: int = 6) -> pl.DataFrame:
     from astropy.coordinates import Latitude, Longitude
     from cdshealpix import nested
 
-    from cosmoscope.errors import SkyInputError as InvalidArgumentError
+    from cosmoscope.errors import SkyInputError
     from cosmoscope.sky.index import valid_position
 
     if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 16:
-        raise InvalidArgumentError(f"depth must be an integer from 0 to 16, got {depth!r}")
+        raise SkyInputError(f"depth must be an integer from 0 to 16, got {depth!r}")
     df = frame.select("ra", "dec").collect()
     ra, dec = df["ra"].cast(float).to_numpy(), df["dec"].cast(float).to_numpy()
     ok = valid_position(ra, dec)

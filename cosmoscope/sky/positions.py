@@ -13,7 +13,7 @@ import functools
 import re
 from typing import TYPE_CHECKING
 
-from cosmoscope.errors import SkyInputError as InvalidArgumentError
+from cosmoscope.errors import SkyInputError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -27,7 +27,7 @@ _RADIUS_UNITS = {"": 1.0, "deg": 1.0, "degree": 1.0, "degrees": 1.0, "d": 1.0, "
                  "arcsec": 1 / 3600, "asec": 1 / 3600, '"': 1 / 3600, "s": 1 / 3600}
 
 
-class UnresolvedNameError(InvalidArgumentError):
+class UnresolvedNameError(SkyInputError):
     """A target name that is neither in the catalog nor known to the name resolver."""
 
 
@@ -46,7 +46,7 @@ def name_filter(name: str, column: str = "target_object") -> pl.Expr:
 
     wanted = normalise_name(name)
     if not wanted:
-        raise InvalidArgumentError(f"the name {name!r} has no letters or digits to match")
+        raise SkyInputError(f"the name {name!r} has no letters or digits to match")
     return pl.col(column).str.to_lowercase().str.replace_all(r"[\W_]+", "") == wanted
 
 
@@ -60,7 +60,7 @@ def parse_radius(value) -> float:
     from cosmoscope.sky.shapes import check_radius
 
     if isinstance(value, bool):
-        raise InvalidArgumentError(f"a radius must be an angle, got {value!r}")
+        raise SkyInputError(f"a radius must be an angle, got {value!r}")
     unit = getattr(value, "unit", None)
     if unit is not None:
         import astropy.units as u
@@ -68,14 +68,14 @@ def parse_radius(value) -> float:
         try:
             degrees = float(value.to_value(u.deg))
         except (u.UnitConversionError, TypeError, ValueError):
-            raise InvalidArgumentError(f"a radius must be an angle, got {value!r}") from None
+            raise SkyInputError(f"a radius must be an angle, got {value!r}") from None
     elif isinstance(value, (int, float)):
         degrees = float(value)
     else:
         m = _RADIUS.match(str(value))
         factor = _RADIUS_UNITS.get(m.group(2).lower()) if m else None
         if factor is None:
-            raise InvalidArgumentError(
+            raise SkyInputError(
                 f"cannot read {value!r} as a radius; write e.g. 0.5 (degrees), 30arcmin or 10arcsec")
         degrees = float(m.group(1)) * factor
     return check_radius(degrees)
@@ -95,13 +95,13 @@ def parse_position(value) -> tuple[float, float] | None:
     if hasattr(value, "icrs"):  # a SkyCoord in any frame
         c = value.icrs
         if not c.isscalar:
-            raise InvalidArgumentError("give one position, not an array of SkyCoords")
+            raise SkyInputError("give one position, not an array of SkyCoords")
         return float(c.ra.deg), float(c.dec.deg)
     if isinstance(value, (tuple, list)) and len(value) == 2:
         try:
             ra, dec = (float(getattr(v, "deg", v)) for v in value)
         except (TypeError, ValueError):
-            raise InvalidArgumentError(f"cannot read {value!r} as (ra, dec) in degrees") from None
+            raise SkyInputError(f"cannot read {value!r} as (ra, dec) in degrees") from None
     elif isinstance(value, str):
         text = value.strip()
         m = _DEGREES.match(text)
@@ -112,7 +112,7 @@ def parse_position(value) -> tuple[float, float] | None:
         else:
             return None
     else:
-        raise InvalidArgumentError(f"cannot read {value!r} as a position; give a SkyCoord, (ra, dec) in degrees, "
+        raise SkyInputError(f"cannot read {value!r} as a position; give a SkyCoord, (ra, dec) in degrees, "
                                    "'10.68 41.27' or '00h42m44s +41d16m'")
     _check_ra(ra, "the position")
     _check_dec(dec, "the position")
@@ -192,12 +192,12 @@ def shape_of(cat, near, radius, box, polygon, footprints: bool = True):
 
     given = [n for n, v in (("near", near), ("box", box), ("polygon", polygon)) if v is not None]
     if len(given) > 1:
-        raise InvalidArgumentError(f"give one sky region, not {' and '.join(given)}")
+        raise SkyInputError(f"give one sky region, not {' and '.join(given)}")
     if near is None and radius is not None:
-        raise InvalidArgumentError("radius needs a centre: give near= as well, e.g. near='10.68 41.27'")
+        raise SkyInputError("radius needs a centre: give near= as well, e.g. near='10.68 41.27'")
     if near is not None:
         if radius is None:
-            raise InvalidArgumentError("a search near a position needs a radius, e.g. radius='30arcmin'")
+            raise SkyInputError("a search near a position needs a radius, e.g. radius='30arcmin'")
         radius = parse_radius(radius)  # before a name is looked up: a bad radius says so first
         ra, dec = position_of(cat, near)
         return Cone(ra, dec, radius, footprints)
@@ -207,14 +207,14 @@ def shape_of(cat, near, radius, box, polygon, footprints: bool = True):
         try:
             ra_min, ra_max, dec_min, dec_max = (float(v) for v in box)
         except (TypeError, ValueError):
-            raise InvalidArgumentError("box must be (ra_min, ra_max, dec_min, dec_max) in degrees") from None
+            raise SkyInputError("box must be (ra_min, ra_max, dec_min, dec_max) in degrees") from None
         return Box(ra_min, ra_max, dec_min, dec_max, footprints)
     if polygon is not None:
         vertices = polygon.vertices if isinstance(polygon, Polygon) else polygon
         try:
             vertices = tuple((float(r), float(d)) for r, d in vertices)
         except (TypeError, ValueError):
-            raise InvalidArgumentError("polygon must be a list of (ra, dec) vertices in degrees") from None
+            raise SkyInputError("polygon must be a list of (ra, dec) vertices in degrees") from None
         return Polygon(vertices, footprints)
     return None
 
@@ -226,7 +226,7 @@ def position_of(cat, near) -> tuple[float, float]:
     if pos is not None:
         return pos
     if not str(near).strip():
-        raise InvalidArgumentError("near= was given an empty name; give a position or a target name")
+        raise SkyInputError("near= was given an empty name; give a position or a target name")
     found = catalog_position(cat.observations(), near)
     if found is not None:
         return found[0], found[1]

@@ -117,8 +117,8 @@ def derive(data: pa.Table) -> pa.Table:
     holds the footprint) from an ``s_region`` polygon when they are missing.
 
     ``data`` holds whole rows: a sky column it lacks counts as null (the catalog fills them from
-    the stored rows before a partial write). Raises :class:`~cosmoscope.errors.InvalidArgumentError` for an
-    ``s_region`` that is not an STC-S polygon.
+    the stored rows before a partial write). Raises
+    :class:`~cosmoscope.errors.InvalidArgumentError` for an ``s_region`` that is not an STC-S polygon.
     """
     import pyarrow as pa
 

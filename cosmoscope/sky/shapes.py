@@ -12,24 +12,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cosmoscope.errors import SkyInputError as InvalidArgumentError
+from cosmoscope.errors import SkyInputError
 from cosmoscope.sky.geometry import Polygons, _angle, arc_distance, arcs_cross, lonlat, separation, unit
 
 
 def _check_dec(dec: float, what: str) -> None:
     if not np.isfinite(dec) or not -90.0 <= dec <= 90.0:
-        raise InvalidArgumentError(f"{what} has a declination of {dec:g}°, outside -90° to +90°")
+        raise SkyInputError(f"{what} has a declination of {dec:g}°, outside -90° to +90°")
 
 
 def _check_ra(ra: float, what: str) -> None:
     if not np.isfinite(ra):
-        raise InvalidArgumentError(f"{what} has a right ascension that is not a finite number")
+        raise SkyInputError(f"{what} has a right ascension that is not a finite number")
 
 
 def check_radius(radius: float) -> float:
     """A search radius in degrees, refused unless 0 < radius <= 180."""
     if not np.isfinite(radius) or not 0.0 < radius <= 180.0:
-        raise InvalidArgumentError(f"a search radius must be more than 0° and at most 180°, got {radius:g}°")
+        raise SkyInputError(f"a search radius must be more than 0° and at most 180°, got {radius:g}°")
     return float(radius)
 
 
@@ -86,7 +86,7 @@ class Box:
         for v in (self.dec_min, self.dec_max):
             _check_dec(v, "the box")
         if self.dec_min > self.dec_max:
-            raise InvalidArgumentError(f"the box's lower declination {self.dec_min:g}° is above its upper "
+            raise SkyInputError(f"the box's lower declination {self.dec_min:g}° is above its upper "
                                        f"declination {self.dec_max:g}°")
         width = self.ra_max - self.ra_min
         full = width >= 360.0
@@ -98,11 +98,11 @@ class Box:
     def around(cls, ra: float, dec: float, width: float, height: float, footprints: bool = True) -> Box:
         """ADQL's ``BOX(frame, ra, dec, width, height)``: a centre and full sizes in degrees."""
         if not (np.isfinite(width) and np.isfinite(height)) or width <= 0 or height <= 0:
-            raise InvalidArgumentError("a box needs a width and a height above 0°")
+            raise SkyInputError("a box needs a width and a height above 0°")
         _check_dec(dec, "the box's centre")
         lo, hi = dec - height / 2, dec + height / 2
         if lo < -90 or hi > 90:
-            raise InvalidArgumentError(f"the box reaches a declination of {min(lo, -hi):g}°; keep it within ±90°")
+            raise SkyInputError(f"the box reaches a declination of {min(lo, -hi):g}°; keep it within ±90°")
         if width >= 360:
             return cls(0.0, 360.0, lo, hi, footprints)
         return cls(ra - width / 2, ra + width / 2, lo, hi, footprints)
@@ -213,14 +213,14 @@ class Polygon:
     def __post_init__(self):
         v = np.asarray(self.vertices, dtype=float)
         if v.ndim != 2 or v.shape[1] != 2 or len(v) < 3:
-            raise InvalidArgumentError("a polygon needs at least three vertices, each an RA and a Dec")
+            raise SkyInputError("a polygon needs at least three vertices, each an RA and a Dec")
         if not np.all(np.isfinite(v)):
-            raise InvalidArgumentError("a polygon's vertices must be finite numbers")
+            raise SkyInputError("a polygon's vertices must be finite numbers")
         for dec in v[:, 1]:
             _check_dec(dec, "a polygon vertex")
         object.__setattr__(self, "vertices", tuple((float(r) % 360.0, float(d)) for r, d in v))
         if self.bounding_cone()[2] >= 90.0:
-            raise InvalidArgumentError("the polygon is too large: keep every vertex within 90° of its centre")
+            raise SkyInputError("the polygon is too large: keep every vertex within 90° of its centre")
 
     def __str__(self) -> str:
         return f"polygon of {len(self.vertices)} vertices"
