@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 3  # 2: processing_runs, processing_claims; 3: watchers
+SCHEMA_VERSION = 4  # 2: processing_runs, processing_claims; 3: watchers; 4: rollups
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -293,14 +293,77 @@ PROCESSING_CLAIMS = TableSpec(
     indexes=(("run_id",),),
 )
 
+#: Lower edges of the rollups' quality histogram: bin k holds scores q with
+#: ``QUALITY_EDGES[k] <= q < QUALITY_EDGES[k + 1]``; the last bin holds q == 1.0 exactly. The
+#: edges are the doubles that 0.05, 0.1, ... parse to, so ``min_quality=0.8`` is an edge.
+QUALITY_EDGES = tuple(k / 20 for k in range(21))
+QUALITY_BINS = tuple(f"q{k:02d}" for k in range(len(QUALITY_EDGES)))
+
+#: What the rollups group the observations by (``day`` is the UTC day of observation_timestamp).
+ROLLUP_DIMENSIONS = ("mission_id", "satellite_name", "instrument_type", "day", "processing_status",
+                     "calibration_status", "extraction_status", "file_status", "validation_status")
+
+ROLLUPS = TableSpec(
+    name="observation_rollups",
+    doc="Derived: counts, bytes, time coverage and quality of the observations per group of ROLLUP_DIMENSIONS, "
+        "kept in the same transaction as every write of the observations (schema 4). A group may have a few "
+        "entries: its values are their sums (and minimum, maximum).",
+    key=("entry_id",),
+    schema=pa.schema([
+        _field("entry_id", pa.string(), "Unique id of this entry.", nullable=False),
+        _field("group_key", pa.string(), "The group's dimension values as JSON (finds a group's entries)."),
+        _field("mission_id", pa.string(), "Mission of the group."),
+        _field("satellite_name", pa.string(), "Spacecraft of the group."),
+        _field("instrument_type", pa.string(), "Instrument of the group."),
+        _field("day", pa.date32(), "UTC day of observation_timestamp (null: no start time)."),
+        _field("processing_status", pa.string(), "Processing status of the group."),
+        _field("calibration_status", pa.string(), "Calibration status of the group."),
+        _field("extraction_status", pa.string(), "Extraction status of the group."),
+        _field("file_status", pa.string(), "File status of the group."),
+        _field("validation_status", pa.string(), "Validation status of the group."),
+        _field("n", pa.int64(), "Observations."),
+        _field("bytes_hi", pa.int64(), "Sum of file_size // 2**32 (with bytes_lo: the exact byte total)."),
+        _field("bytes_lo", pa.int64(), "Sum of file_size % 2**32."),
+        _field("first_start", UTC_TS, "Earliest observation_timestamp."),
+        _field("last_start", UTC_TS, "Latest observation_timestamp."),
+        _field("last_end", UTC_TS, "Latest of observation_end and observation_timestamp."),
+        _field("q_n", pa.int64(), "Observations with a quality score."),
+        _field("q_odd", pa.int64(), "Quality scores outside 0-1 (not in q_sum nor the histogram)."),
+        _field("q_sum", pa.int64(), "Sum of floor(score * 2**32) over scores in 0-1: an exact fixed-point sum."),
+        _field("q_min", pa.float64(), "Lowest quality score."),
+        *[_field(b, pa.int64(), f"Quality scores in histogram bin {k} (from {QUALITY_EDGES[k]:g}).")
+          for k, b in enumerate(QUALITY_BINS)],
+    ]),
+    indexes=(("group_key",),),
+)
+
+SKY_ROLLUPS = TableSpec(
+    name="sky_rollups",
+    doc="Derived: observations with a position per mission and 3-degree sky cell, kept like observation_rollups "
+        "(schema 4).",
+    key=("entry_id",),
+    schema=pa.schema([
+        _field("entry_id", pa.string(), "Unique id of this entry.", nullable=False),
+        _field("group_key", pa.string(), "The group's dimension values as JSON."),
+        _field("mission_id", pa.string(), "Mission of the group."),
+        _field("ra_cell", pa.int32(), "floor((ra mod 360) / 3)."),
+        _field("dec_cell", pa.int32(), "floor(dec / 3), dec clipped to -90..90."),
+        _field("n", pa.int64(), "Observations with both ra and dec."),
+    ]),
+    indexes=(("group_key",),),
+)
+
 #: Every table of the current schema version, by name.
 TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META,
-                                                    PROCESSING_RUNS, PROCESSING_CLAIMS, WATCHERS)}
+                                                    PROCESSING_RUNS, PROCESSING_CLAIMS, WATCHERS, ROLLUPS,
+                                                    SKY_ROLLUPS)}
+#: Tables derived from the observations: rebuilt from them on demand, never written by hand.
+DERIVED_TABLES = (ROLLUPS.name, SKY_ROLLUPS.name)
 
 #: Short names used by the Python API and the CLI.
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",
                  "dataset_relationships": "dataset_relationships", "events": "events",
-                 "runs": "processing_runs", "claims": "processing_claims"}
+                 "runs": "processing_runs", "claims": "processing_claims", "rollups": "observation_rollups"}
 
 #: Columns every extracted record should fill for its quality score not to be docked.
 REQUIRED_FIELDS = ("mission_id", "instrument_type", "observation_timestamp")

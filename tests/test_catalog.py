@@ -96,13 +96,17 @@ def test_mission_summary_matches_polars(filled):
 
 
 def test_summary_in_the_store_equals_polars_over_a_scan(filled):
-    from cosmoscope.search import summary_aggregations
-    from cosmoscope.store.base import aggregate, aggregate_by_scan
+    from cosmoscope.store.base import Agg, aggregate, aggregate_by_scan
 
     cat, _ = filled
     cat.add_records({"file_path": "/x/no-times.fits", "mission_id": "LYRA"})  # nulls in every aggregate
-    native = pl.from_arrow(aggregate(cat.store, "observations", ["mission_id"], summary_aggregations()))
-    scanned = pl.from_arrow(aggregate_by_scan(cat.store, "observations", ["mission_id"], summary_aggregations()))
+    aggs = [Agg("n", "count"), Agg("bytes", "sum", "file_size"), Agg("exact", "isum", "file_size"),
+            Agg("first", "min", "observation_timestamp"), Agg("last", "max_of", "observation_timestamp",
+                                                             "observation_end"),
+            Agg("mean", "mean", "data_quality_score"), Agg("calibrated", "count_eq", "calibration_status",
+                                                            "calibrated")]
+    native = pl.from_arrow(aggregate(cat.store, "observations", ["mission_id"], aggs))
+    scanned = pl.from_arrow(aggregate_by_scan(cat.store, "observations", ["mission_id"], aggs))
     assert native.sort("mission_id").equals(scanned.sort("mission_id").select(native.columns).cast(native.schema))
 
 

@@ -40,7 +40,8 @@ WRITE_BATCH_ROWS = 20_000
 class Agg:
     """One aggregate of a grouped summary.
 
-    ``op`` is ``count`` (rows), ``sum``, ``min``, ``max``, ``mean`` of ``column``,
+    ``op`` is ``count`` (rows), ``sum`` (as a float: it never overflows), ``isum`` (an exact
+    integer sum, for columns whose sums fit 64 bits), ``min``, ``max``, ``mean`` of ``column``,
     ``count_eq`` (rows where ``column == value``) or ``max_of`` (the largest of ``column`` and
     the column named by ``value``, nulls skipped). Nulls are skipped as in SQL and polars.
     """
@@ -143,6 +144,8 @@ def polars_aggregations(aggregations: Sequence[Agg]) -> list:
             return pl.len().cast(pl.Int64)
         if a.op == "sum":
             return col.cast(pl.Float64).sum()  # an Int64 sum would wrap around silently
+        if a.op == "isum":
+            return col.sum().cast(pl.Int64)
         if a.op in ("min", "max", "mean"):
             return getattr(col, a.op)()
         if a.op == "count_eq":

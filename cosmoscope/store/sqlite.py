@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test, successor
+from cosmoscope.store import rollup
 from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,7 @@ class SQLiteStore:
         self._schemas: dict[str, pa.Schema] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
         self._index_order: dict[str, list[str]] = {}
+        self._local = threading.local()  # .con: the read connection of a snapshot() in this thread
         self._con: _Connection | None = None
         _check_file(self.path, readonly)
         try:
@@ -419,24 +421,91 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _write_many(self, sql: str, data: pa.Table) -> int:
+    def _write_many(self, sql: str, data: pa.Table, table: str | None = None, logical: pa.Table | None = None,
+                    after=None) -> int:
+        """Run ``sql`` for every row of ``data`` (storage types), a transaction per batch. For a
+        table that keeps rollups, ``after(old, batch)`` gives the rows as the batch leaves them,
+        from the rows as they were (read by key first) and ``logical`` (the batch as given)."""
         total = 0
+        keep = table is not None and self._keeps_rollups(table)
         for start in range(0, data.num_rows, WRITE_BATCH_ROWS):
             try:
                 with self.transaction():
+                    old = self._rows_of(table, logical.slice(start, WRITE_BATCH_ROWS)) if keep else None
                     total += self._con.executemany(sql, data.slice(start, WRITE_BATCH_ROWS))
+                    if keep:
+                        new = after(old, logical.slice(start, WRITE_BATCH_ROWS))
+                        rollup.apply_change(_Ops(self), old, new)
             except CosmoscopeError:
                 raise
             except Exception as exc:
                 raise StoreError(f"writing to {self.path} failed, nothing of this batch was kept: {exc}") from exc
         return total
 
+    def _keeps_rollups(self, table: str) -> bool:
+        return table == rollup.SOURCE and rollup.maintained(self._schemas)
+
+    def _rows_of(self, table: str, data: pa.Table) -> pa.Table:
+        """The stored rows (key and the columns rollups read) of the keys in ``data``."""
+        keys = tuple(dict.fromkeys(data.column(rollup.SOURCE_KEY).to_pylist()))
+        columns = [rollup.SOURCE_KEY, *rollup.READS]
+        schema = self._schema(table)
+        batches = list(self.scan(table, columns, Predicate.of(Test(rollup.SOURCE_KEY, "is_in", keys))))
+        return pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in columns]))
+
+    def atomically(self, fn, *, write: bool = True, what: str = ""):
+        """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
+        one read snapshot); see :class:`cosmoscope.store.rollup.Ops`."""
+        if write:
+            with self.transaction():
+                return fn(_Ops(self))
+        with self.snapshot():
+            return fn(_Ops(self))
+
+    @contextmanager
+    def snapshot(self):
+        """Every read inside (in this thread) sees the same committed state of the file."""
+        if self._in_transaction() or getattr(self._local, "con", None) is not None:
+            yield
+            return
+        con = _Connection(self._ro_uri(), self.busy_timeout)
+        try:
+            con.execute("BEGIN")
+            con.execute(f"SELECT count(*) FROM {_q(_META_TABLE)}")  # the read transaction starts here
+            self._local.con = con
+            yield
+        finally:
+            self._local.con = None
+            try:
+                con.execute("COMMIT")
+            except Exception:  # noqa: BLE001 - ending a read changes nothing
+                pass
+            con.close()
+
     def _prepare(self, table: str, data: pa.Table, order: Sequence[str] | None = None) -> pa.Table:
         """Check the columns, order them for the statement, and convert to storage types."""
+        return self._storage(self._logical(table, data), order)
+
+    def _logical(self, table: str, data: pa.Table) -> pa.Table:
+        """``data`` with each column in the table's own type (a timestamp in ns becomes us, ...)."""
         schema = self._schema(table)
+        cols = []
         for name in data.column_names:
-            if schema.get_field_index(name) < 0:
+            i = schema.get_field_index(name)
+            if i < 0:
                 raise UnknownNameError(f"column of {table}", name, schema.names)
+            col, want = data.column(name), schema.field(i).type
+            if col.type != want and not (pa.types.is_string(want) and pa.types.is_large_string(col.type)):
+                try:
+                    col = col.cast(want)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise StoreError(f"column {name!r} of {table}: cannot store {col.type} values as {want}: "
+                                     f"{exc}") from None
+            cols.append(col)
+        return pa.Table.from_arrays(cols, names=data.column_names)
+
+    @staticmethod
+    def _storage(data: pa.Table, order: Sequence[str] | None = None) -> pa.Table:
         names = list(order or data.column_names)
         return pa.Table.from_arrays([_storage_array(data.column(n)) for n in names], names=names)
 
@@ -454,7 +523,14 @@ class SQLiteStore:
                     if sets else "DO NOTHING")
         sql = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({', '.join(map(_q, key))}) {conflict}")
-        self._write_many(sql, self._prepare(table, self._in_index_order(table, data, key)))
+        data = self._logical(table, self._in_index_order(table, data, key))
+
+        def after(old, batch):
+            if pc.count_distinct(batch.column(key[0])).as_py() != batch.num_rows:
+                return self._rows_of(table, batch)  # a key twice: let SQLite say what it kept
+            return rollup.merge_rows(old, batch, key, sets, insert=True)
+
+        self._write_many(sql, self._storage(data), table, data, after)
         return data.num_rows
 
     def _in_index_order(self, table: str, data: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -488,7 +564,9 @@ class SQLiteStore:
             return 0
         sql = (f"UPDATE {_q(table)} SET {', '.join(f'{_q(n)} = ?' for n in sets)} "
                f"WHERE {' AND '.join(f'{_q(k)} = ?' for k in key)}")
-        return self._write_many(sql, self._prepare(table, data, [*sets, *key]))
+        data = self._logical(table, data)
+        return self._write_many(sql, self._storage(data, [*sets, *key]), table, data,
+                                lambda old, batch: rollup.merge_rows(old, batch, key, sets, insert=False))
 
     def delete(self, table, keys) -> int:
         self._check_writable()
@@ -496,7 +574,10 @@ class SQLiteStore:
         if keys.num_rows == 0:
             return 0
         sql = f"DELETE FROM {_q(table)} WHERE {' AND '.join(f'{_q(k)} = ?' for k in keys.column_names)}"
-        return self._write_many(sql, self._prepare(table, keys))
+        keys = self._logical(table, keys)
+        if self._keeps_rollups(table) and rollup.SOURCE_KEY not in keys.column_names:
+            raise StoreError(f"deleting from {table} needs its key {rollup.SOURCE_KEY}")
+        return self._write_many(sql, self._storage(keys), table, keys, lambda old, batch: None)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -553,6 +634,10 @@ class SQLiteStore:
             # Inside a write transaction the reads must see its own uncommitted rows.
             yield from self._read(self._con, sql, params, out_schema, batch_rows)
             return
+        shared = getattr(self._local, "con", None)
+        if shared is not None:
+            yield from self._read(shared, sql, params, out_schema, batch_rows)
+            return
         con = None
         try:
             con = _Connection(self._ro_uri(), self.busy_timeout)
@@ -578,6 +663,25 @@ class SQLiteStore:
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
 
 
+class _Ops:
+    """The store's verbs inside its open transaction or snapshot (for :mod:`cosmoscope.store.rollup`)."""
+
+    def __init__(self, store: SQLiteStore):
+        self.store = store
+
+    def scan(self, table, columns, predicate):
+        return self.store.scan(table, columns, predicate)
+
+    def insert(self, table, data):
+        self.store.upsert(table, data, self.store._keys[table])
+
+    def upsert(self, table, data, key):
+        self.store.upsert(table, data, key)
+
+    def delete(self, table, keys):
+        self.store.delete(table, keys)
+
+
 def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
     """SQL, parameters and result type of one aggregate."""
     if a.op == "count":
@@ -587,6 +691,8 @@ def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
     if a.op == "sum":
         # TOTAL, not SUM: SUM of integers fails on overflow; sums are floats everywhere
         return f"TOTAL({c})", [], pa.float64()
+    if a.op == "isum":
+        return f"COALESCE(SUM({c}), 0)", [], pa.int64()
     if a.op in ("min", "max"):
         return f"{a.op.upper()}({c})", [], t
     if a.op == "mean":

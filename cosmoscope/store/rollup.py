@@ -1,0 +1,481 @@
+"""Rollups: the observations counted per group, kept by the stores' own writes.
+
+Summaries, counts, facet counts and charts of millions of rows read a rollup table of a few
+thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Two
+rollups are kept (tables :data:`~cosmoscope.schema.ROLLUPS` and
+:data:`~cosmoscope.schema.SKY_ROLLUPS`):
+
+- per mission, satellite, instrument, UTC day and the processing, calibration, extraction,
+  file and validation statuses: observations, bytes (an exact integer, summed as two 32-bit
+  halves so no sum overflows), earliest start, latest end, and the quality scores' count,
+  exact fixed-point sum, minimum and a 21-bin histogram;
+- per mission and 3-degree sky cell: observations with a position.
+
+How they stay exact. Every ``upsert``, ``update`` and ``delete`` of the observations in either
+store hands :func:`apply_change` the rows as they were (read by key inside the write's own
+transaction) and as the write leaves them, and the difference is written in that same
+transaction, so a crash leaves rows and rollups together or not at all. A group's value is the
+combination of its entries (sums add, minimum and maximum combine): a write appends one entry
+per group it changes, so concurrent writers never rewrite the same rollup row (on VAST two
+transactions may commit side by side), and a group with :data:`FOLD_AT` entries is folded into
+one. When rows leave a group and one of them held its earliest start, latest end or lowest
+quality, the group is counted again from its rows, so minimum and maximum stay exact under
+updates and deletes. :func:`rebuild` recounts everything (a migration, ``validate --fix``);
+:func:`check` compares the stored rollups with a recount.
+
+The computation is one polars function per rollup (:meth:`Rollup.contributions`), used for
+deltas, recounts, rebuilds and checks alike, on both stores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import pyarrow as pa
+
+from cosmoscope import schema as S
+from cosmoscope.predicate import Clause, Predicate, Test
+
+if TYPE_CHECKING:
+    import polars as pl
+
+log = logging.getLogger(__name__)
+
+#: The table the rollups summarise, and its key.
+SOURCE = S.OBSERVATIONS.name
+SOURCE_KEY = "dataset_id"
+#: Scores are summed as integers of 2**-32: exact under any order of adds and subtracts, and a
+#: mean within 2.4e-10 of the true mean.
+FIXED = 2**32
+#: A group's entries are folded into one when a write would make this many.
+FOLD_AT = 16
+#: Rows read per step while a rollup is built from the rows.
+BUILD_CHUNK = 500_000
+_ROW_ID = "$row_id"
+
+
+class Ops(Protocol):
+    """Reads and writes of a store inside one open transaction (each store provides one)."""
+
+    def scan(self, table: str, columns: Sequence[str] | None, predicate: Predicate | None
+             ) -> Iterator[pa.RecordBatch]: ...
+
+    def insert(self, table: str, data: pa.Table) -> None: ...
+
+    def upsert(self, table: str, data: pa.Table, key: Sequence[str]) -> None: ...
+
+    def delete(self, table: str, keys: pa.Table) -> None: ...
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup: its table, dimensions and measures (sums, minima, maxima)."""
+
+    spec: S.TableSpec
+    dims: tuple[str, ...]
+    sums: tuple[str, ...]
+    mins: tuple[str, ...] = ()
+    maxs: tuple[str, ...] = ()
+    #: Observation columns it reads.
+    reads: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return self.sums + self.mins + self.maxs
+
+    def contributions(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """One row per group of ``rows`` (observations): dimensions, ``group_key``, measures."""
+        import polars as pl
+
+        lf = rows.lazy()
+        if self.name == S.SKY_ROLLUPS.name:
+            lf = lf.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+            out = lf.group_by(sky_cells()).agg(pl.len().cast(pl.Int64).alias("n"))
+        else:
+            out = lf.group_by(_group_dims()).agg(_group_measures())
+        return _with_group_key(self, out.collect())
+
+
+def _group_dims() -> list:
+    import polars as pl
+
+    return [pl.col("mission_id"), pl.col("satellite_name"), pl.col("instrument_type"),
+            pl.col("observation_timestamp").dt.date().alias("day"),
+            *[pl.col(c) for c in ("processing_status", "calibration_status", "extraction_status", "file_status",
+                                  "validation_status")]]
+
+
+def _group_measures() -> list:
+    import polars as pl
+
+    q = pl.col("data_quality_score")
+    size = pl.col("file_size")
+    in_range = q.is_between(0.0, 1.0)
+    edges = S.QUALITY_EDGES
+    bins = [((q >= edges[k]) & (q < edges[k + 1])) for k in range(len(edges) - 1)] + [q == edges[-1]]
+    return [
+        pl.len().cast(pl.Int64).alias("n"),
+        (size // FIXED).sum().cast(pl.Int64).alias("bytes_hi"),
+        (size % FIXED).sum().cast(pl.Int64).alias("bytes_lo"),
+        pl.col("observation_timestamp").min().alias("first_start"),
+        pl.col("observation_timestamp").max().alias("last_start"),
+        pl.max_horizontal("observation_timestamp", "observation_end").max().alias("last_end"),
+        q.is_not_null().sum().cast(pl.Int64).alias("q_n"),
+        (q.is_not_null() & ~in_range).sum().cast(pl.Int64).alias("q_odd"),
+        (q.filter(in_range) * FIXED).floor().cast(pl.Int64).sum().alias("q_sum"),
+        q.min().alias("q_min"),
+        *[b.sum().cast(pl.Int64).alias(name) for b, name in zip(bins, S.QUALITY_BINS)],
+    ]
+
+
+def sky_cells() -> list:
+    """The sky cell of a position as the charts draw it: 3-degree bins of ra (mod 360) and dec."""
+    import polars as pl
+
+    return [pl.col("mission_id"),
+            ((pl.col("ra") % 360) // 3).cast(pl.Int32, strict=False).alias("ra_cell"),
+            (pl.col("dec").clip(-90.0, 90.0 - 1e-9) // 3).cast(pl.Int32, strict=False).alias("dec_cell")]
+
+
+GROUPS = Rollup(
+    S.ROLLUPS, dims=S.ROLLUP_DIMENSIONS,
+    sums=("n", "bytes_hi", "bytes_lo", "q_n", "q_odd", "q_sum", *S.QUALITY_BINS),
+    mins=("first_start", "q_min"), maxs=("last_start", "last_end"),
+    reads=("mission_id", "satellite_name", "instrument_type", "observation_timestamp", "observation_end",
+           "processing_status", "calibration_status", "extraction_status", "file_status", "validation_status",
+           "file_size", "data_quality_score"))
+SKY = Rollup(S.SKY_ROLLUPS, dims=("mission_id", "ra_cell", "dec_cell"), sums=("n",),
+             reads=("mission_id", "ra", "dec"))
+ROLLUPS = (GROUPS, SKY)
+#: Every observation column a rollup reads.
+READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
+
+
+def maintained(tables: dict[str, pa.Schema]) -> bool:
+    """Whether a store holding ``tables`` (name -> schema) keeps rollups (a catalog from before
+    schema 4 has none; a migration adds the columns they read before it builds them)."""
+    source = tables.get(SOURCE)
+    return (source is not None and all(r.name in tables for r in ROLLUPS)
+            and all(source.get_field_index(c) >= 0 for c in READS))
+
+
+def _with_group_key(r: Rollup, df: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
+    return df.with_columns(pl.struct(list(r.dims)).struct.json_encode().alias("group_key"))
+
+
+def frame(rows, extra: Sequence[str] = ()) -> pl.DataFrame:
+    """Observation rows (Arrow or polars) as a polars frame of the key and :data:`READS` (plus
+    ``extra``), in their catalog types, with floats as the stores keep them (no NaN, no -0.0)."""
+    import polars as pl
+
+    schema = S.OBSERVATIONS.schema
+    wanted = [SOURCE_KEY, *READS]
+    if rows is None:
+        df = pl.DataFrame()
+    elif isinstance(rows, pl.DataFrame):
+        df = rows
+    else:
+        df = pl.from_arrow(rows) if rows.num_rows else pl.from_arrow(rows.schema.empty_table())
+    types = pl.from_arrow(pa.schema([schema.field(c) for c in wanted]).empty_table()).schema
+    cols = []
+    for c in wanted:
+        if c in df.columns:
+            col = pl.col(c).cast(types[c])
+            cols.append((col.fill_nan(None) + 0.0).alias(c) if types[c].is_float() else col)
+        else:
+            cols.append(pl.lit(None, types[c]).alias(c))
+    cols += [pl.col(c) for c in extra if c in df.columns]
+    return df.select(cols) if df.width else pl.DataFrame(schema={**types, **{c: pl.UInt64 for c in extra}})
+
+
+def merge_rows(old, data, key: Sequence[str], sets: Sequence[str], *, insert: bool) -> pl.DataFrame:
+    """The rows as a write leaves them.
+
+    ``old``: the stored rows of the written keys, read before the write (with ``$row_id`` on VAST,
+    where a key may have been stored twice by racing writers). ``data``: what was written (the
+    last row of each key wins). Each old row takes the ``sets`` columns of ``data``; with
+    ``insert`` (an upsert), a key stored twice keeps only its first row, as the VAST store does,
+    and keys not stored yet become rows of ``data`` alone.
+    """
+    import polars as pl
+
+    o = frame(old, extra=[_ROW_ID])
+    d = frame(data).unique(list(key), keep="last", maintain_order=True)
+    given = set(data.columns if isinstance(data, pl.DataFrame) else data.column_names)
+    changed = [c for c in READS if c in sets and c in given]
+    if insert and _ROW_ID in o.columns:
+        o = o.sort(_ROW_ID).unique(list(key), keep="first", maintain_order=True)
+    o = o.drop(_ROW_ID, strict=False)
+    updated = o.join(d.select([*key, *changed]), on=list(key), how="inner", suffix="__new")
+    updated = updated.with_columns([pl.col(f"{c}__new").alias(c) for c in changed]).select(o.columns)
+    if not insert:
+        return updated
+    return pl.concat([updated, d.join(o.select(list(key)), on=list(key), how="anti")])
+
+
+def apply_change(ops: Ops, old, new) -> None:
+    """Write into the rollups what a write of the observations changed: ``old`` are the rows
+    before it, ``new`` after it (Arrow or polars, key and :data:`READS` columns; None: no rows)."""
+    old_df, new_df = _changed_only(frame(old), frame(new))
+    if old_df.is_empty() and new_df.is_empty():
+        return
+    for r in ROLLUPS:
+        _apply(ops, r, r.contributions(new_df), r.contributions(old_df))
+
+
+def _changed_only(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Leave out rows a write did not change (a re-ingest of unchanged files changes nothing)."""
+    if old.is_empty() or new.is_empty() or old[SOURCE_KEY].n_unique() != old.height:
+        return old, new
+    cols = [SOURCE_KEY, *READS]
+    return (old.join(new, on=cols, how="anti", nulls_equal=True),
+            new.join(old, on=cols, how="anti", nulls_equal=True))
+
+
+def _apply(ops: Ops, r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> None:
+    import polars as pl
+
+    touched = pl.concat([plus["group_key"], minus["group_key"]]).unique().to_list()
+    if not touched:
+        return
+    current = {row["group_key"]: row for row in fold(r, _entries(ops, r, touched), entries=True).iter_rows(named=True)}
+    added = {row["group_key"]: row for row in plus.iter_rows(named=True)}
+    removed = {row["group_key"]: row for row in minus.iter_rows(named=True)}
+    inserts, deletes, recount = [], [], {}
+    for g in touched:
+        p, m, c = added.get(g), removed.get(g), current.get(g)
+        n_after = (c["n"] if c else 0) + (p["n"] if p else 0) - (m["n"] if m else 0)
+        if n_after <= 0:
+            if n_after < 0:
+                log.warning("%s: group %s would hold %d rows; `cosmoscope validate --fix` rebuilds the rollups",
+                            r.name, g, n_after)
+            deletes += c["entry_ids"] if c else []
+            continue
+        if m is not None and (r.mins or r.maxs) and (c is None or _extreme_leaves(r, m, c)):
+            recount[g] = m if p is None else p  # its dimensions
+            continue
+        delta = {d: (p or m)[d] for d in r.dims}
+        delta.update({s: (p[s] if p else 0) - (m[s] if m else 0) for s in r.sums})
+        delta.update({x: p[x] if p else None for x in r.mins + r.maxs})
+        if c is not None and len(c["entry_ids"]) + 1 >= FOLD_AT:
+            deletes += c["entry_ids"]
+            inserts.append(_combine(r, c, delta))
+        elif any(delta[s] for s in r.sums) or any(delta[x] is not None for x in r.mins + r.maxs):
+            inserts.append(delta)
+    if recount:
+        fresh = _recount(ops, r, list(recount.values()))
+        for g in recount:
+            deletes += current[g]["entry_ids"] if g in current else []
+            if g in fresh:
+                inserts.append(fresh[g])
+    if deletes:
+        ops.delete(r.name, pa.table({"entry_id": pa.array(deletes, pa.string())}))
+    if inserts:
+        ops.insert(r.name, entries_table(r, inserts))
+
+
+def _extreme_leaves(r: Rollup, removed: dict, current: dict) -> bool:
+    """Whether a removed row may have held the group's minimum or maximum."""
+    for x in r.mins:
+        if removed[x] is not None and current[x] is not None and removed[x] <= current[x]:
+            return True
+    for x in r.maxs:
+        if removed[x] is not None and current[x] is not None and removed[x] >= current[x]:
+            return True
+    return False
+
+
+def _combine(r: Rollup, a: dict, b: dict) -> dict:
+    out = {d: a[d] for d in r.dims}
+    out.update({s: (a[s] or 0) + (b[s] or 0) for s in r.sums})
+    out.update({x: _pick(min, a[x], b[x]) for x in r.mins})
+    out.update({x: _pick(max, a[x], b[x]) for x in r.maxs})
+    return out
+
+
+def _pick(fn, a, b):
+    return b if a is None else a if b is None else fn(a, b)
+
+
+def _entries(ops: Ops, r: Rollup, group_keys: list[str]) -> pl.DataFrame:
+    import polars as pl
+
+    pred = Predicate.of(Test("group_key", "is_in", tuple(group_keys)))
+    return _read(ops, r.name, None, pred, pl.from_arrow(r.spec.schema.empty_table()).schema)
+
+
+def _read(ops: Ops, table: str, columns, predicate, schema) -> pl.DataFrame:
+    import polars as pl
+
+    frames = [pl.from_arrow(b) for b in ops.scan(table, columns, predicate) if b.num_rows]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def fold(r: Rollup, df: pl.DataFrame, *, entries: bool = False) -> pl.DataFrame:
+    """One row per group of rollup entries or contributions: sums added, minima and maxima
+    combined (with ``entries``, also the list of the group's ``entry_ids``)."""
+    import polars as pl
+
+    aggs = ([pl.col(d).first() for d in r.dims] + [pl.col(s).sum() for s in r.sums]
+            + [pl.col(x).min() for x in r.mins] + [pl.col(x).max() for x in r.maxs])
+    if entries:
+        aggs.append(pl.col("entry_id").alias("entry_ids"))
+    return df.group_by("group_key").agg(aggs)
+
+
+def _group_predicate(r: Rollup, groups: list[dict]) -> Predicate:
+    """A predicate on the observations that every row of these groups matches (a superset)."""
+    clauses = []
+    for d in r.dims:
+        values = {g[d] for g in groups}
+        tests = []
+        if d == "day":
+            days = sorted(v for v in values if v is not None)
+            if days:
+                lo = dt.datetime.combine(days[0], dt.time(), dt.timezone.utc)
+                hi = dt.datetime.combine(days[-1], dt.time(), dt.timezone.utc) + dt.timedelta(days=1)
+                tests.append(Test("observation_timestamp", "between", (lo, hi, "left")))
+            column = "observation_timestamp"
+        else:
+            known = tuple(sorted(v for v in values if v is not None))
+            if known:
+                tests.append(Test(d, "is_in", known))
+            column = d
+        if None in values:
+            tests.append(Test(column, "is_null"))
+        clauses.append(Clause(tuple(tests)))
+    return Predicate(tuple(clauses))
+
+
+def _recount(ops: Ops, r: Rollup, groups: list[dict]) -> dict[str, dict]:
+    """The groups counted again from their rows (inside the write's transaction)."""
+    rows = frame(pa.Table.from_batches(list(ops.scan(SOURCE, [SOURCE_KEY, *READS], _group_predicate(r, groups))),
+                                       schema=_source_schema()))
+    fresh = r.contributions(rows)
+    return {row["group_key"]: row for row in fresh.iter_rows(named=True)}
+
+
+def _source_schema() -> pa.Schema:
+    return pa.schema([S.OBSERVATIONS.schema.field(c) for c in (SOURCE_KEY, *READS)])
+
+
+def entries_table(r: Rollup, rows: list[dict]) -> pa.Table:
+    """New rollup entries (each with a fresh ``entry_id``) as an Arrow table of the rollup's schema."""
+    import polars as pl
+
+    schema = {c: t for c, t in _polars_schema(r).items() if c not in ("entry_id", "group_key")}
+    df = _with_group_key(r, pl.DataFrame([{c: row[c] for c in schema} for row in rows], schema=schema))
+    ids = [uuid.uuid4().hex for _ in range(df.height)]
+    df = df.with_columns(pl.Series("entry_id", ids, pl.String))
+    return df.select(r.spec.schema.names).to_arrow().cast(r.spec.schema)
+
+
+def _polars_schema(r: Rollup):
+    import polars as pl
+
+    return pl.from_arrow(r.spec.schema.empty_table()).schema
+
+
+def source_contributions(ops: Ops, predicate: Predicate | None = None, *, progress: bool = False,
+                         total: int | None = None) -> dict[str, pl.DataFrame]:
+    """Every rollup computed from the rows (those matching ``predicate``), folded per group."""
+    import polars as pl
+    from tqdm.auto import tqdm
+
+    parts: dict[str, list] = {r.name: [] for r in ROLLUPS}
+    schema = _source_schema()
+    bar = tqdm(total=total, unit="row", unit_scale=True, desc="counting rollups", disable=not progress or None,
+               leave=False)
+
+    def add(batches):
+        rows = frame(pa.Table.from_batches(batches, schema=schema))
+        for r in ROLLUPS:
+            parts[r.name].append(r.contributions(rows))
+            if len(parts[r.name]) > 8:
+                parts[r.name] = [fold(r, pl.concat(parts[r.name]))]
+        bar.update(rows.height)
+
+    try:
+        pending, size = [], 0
+        for batch in ops.scan(SOURCE, [SOURCE_KEY, *READS], predicate):
+            pending.append(batch)
+            size += batch.num_rows
+            if size >= BUILD_CHUNK:
+                add(pending)
+                pending, size = [], 0
+        add(pending)
+    finally:
+        bar.close()
+    return {r.name: fold(r, pl.concat(parts[r.name])) for r in ROLLUPS}
+
+
+def rebuild(ops: Ops, *, progress: bool = False, total: int | None = None) -> dict[str, int]:
+    """Replace every rollup entry by a fresh count of the rows; returns the groups per rollup."""
+    fresh = source_contributions(ops, progress=progress, total=total)
+    out = {}
+    for r in ROLLUPS:
+        stale = [v for b in ops.scan(r.name, ["entry_id"], None) for v in b.column(0).to_pylist()]
+        if stale:
+            ops.delete(r.name, pa.table({"entry_id": pa.array(stale, pa.string())}))
+        rows = fresh[r.name].drop("group_key").to_dicts()
+        if rows:
+            ops.insert(r.name, entries_table(r, rows))
+        out[r.name] = len(rows)
+    return out
+
+
+@dataclass
+class RollupCheck:
+    """What :func:`check` found: groups whose stored values differ from a recount of the rows."""
+
+    groups: int = 0
+    rows: int = 0
+    mismatches: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"rollups: {self.groups:,} groups agree with a recount of {self.rows:,} rows"
+        shown = "; ".join(f"{m['rollup']} {m['group']}: {m['measure']} is {m['stored']!r}, "
+                          f"recount {m['recount']!r}" for m in self.mismatches[:3])
+        return (f"rollups: {len(self.mismatches):,} values disagree with a recount of the rows ({shown}"
+                f"{'; ...' if len(self.mismatches) > 3 else ''}); reads use the rows until "
+                "`cosmoscope validate --fix` rebuilds them")
+
+
+def check(ops: Ops, *, missions: Sequence[str] | None = None, progress: bool = False,
+          total: int | None = None) -> RollupCheck:
+    """Compare the stored rollups (of ``missions``, or all) with a recount of the rows."""
+    import polars as pl
+
+    pred = None
+    if missions is not None:
+        pred = Predicate.of(Test("mission_id", "is_in", tuple(missions)))
+    fresh = source_contributions(ops, pred, progress=progress, total=total)
+    result = RollupCheck(rows=int(fresh[GROUPS.name]["n"].sum() or 0))
+    for r in ROLLUPS:
+        stored = fold(r, _read(ops, r.name, None, pred, _polars_schema(r)))
+        stored = stored.filter(pl.any_horizontal([pl.col(s) != 0 for s in r.sums]))
+        joined = stored.join(fresh[r.name], on="group_key", how="full", suffix="__recount", coalesce=True)
+        result.groups += joined.height
+        for row in joined.iter_rows(named=True):
+            for m in r.measures:
+                a, b = row[m], row[f"{m}__recount"]
+                if a != b and not (a in (None, 0) and b in (None, 0) and m in r.sums):
+                    result.mismatches.append({"rollup": r.name, "group": row["group_key"], "measure": m,
+                                              "stored": a, "recount": b})
+    return result
