@@ -339,16 +339,17 @@ class Catalog:
 
         return grouped(self, search_filter(**filters), [by] if isinstance(by, str) else list(by))
 
-    def facet_counts(self, column: str, **filters) -> pl.DataFrame:
-        """How many observations matching the search ``filters`` have each value of ``column``
-        (a rollup dimension, see :meth:`summarize`): columns ``column`` and ``n``, most first.
+    def facet_counts(self, columns: str | Sequence[str], **filters) -> pl.DataFrame:
+        """How many observations matching the search ``filters`` have each value of ``columns``
+        (rollup dimensions, see :meth:`summarize`): the columns and ``n``, most first.
 
         >>> cat.facet_counts("instrument_type", mission="COSMOS-7")  # doctest: +SKIP
+        >>> cat.facet_counts(["file_status", "validation_status"])  # doctest: +SKIP
         """
         from cosmoscope.search import search_filter
         from cosmoscope.summaries import facet_counts
 
-        return facet_counts(self, column, search_filter(**filters))
+        return facet_counts(self, columns, search_filter(**filters))
 
     def route(self, **filters):
         """Where counts and summaries with these search ``filters`` come from: the rollups

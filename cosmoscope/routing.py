@@ -14,7 +14,7 @@ Examples
 >>> import datetime as dt, polars as pl
 >>> from cosmoscope.search import search_filter
 >>> print(route(search_filter(mission="LYRA", start=dt.date(2026, 11, 1))))
-rollups: mission_id == 'LYRA' AND day >= datetime.date(2026, 11, 1)
+rollups (rollup_days): mission_id == 'LYRA' AND day >= datetime.date(2026, 11, 1)
 >>> print(route(search_filter(mission="LYRA", target="M31")))
 rows: target_object is not a rollup dimension
 """
@@ -22,6 +22,7 @@ rows: target_object is not a rollup dimension
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,8 @@ class Route:
     predicate: Predicate = Predicate()
     min_bin: int | None = None
     reason: str = ""
+    #: The rollup table that answers.
+    table: str | None = None
 
     @property
     def counts_only(self) -> bool:
@@ -61,18 +64,23 @@ class Route:
             return f"rows: {self.reason}"
         quality = (f" (counts of quality >= {S.QUALITY_EDGES[self.min_bin]:g} from the histogram)"
                    if self.counts_only else "")
-        return f"rollups: {self.predicate}{quality}"
+        return f"rollups ({self.table}): {self.predicate}{quality}"
 
     @classmethod
     def rows(cls, reason: str) -> Route:
         return cls(False, reason=reason)
 
 
-def route(expr: pl.Expr | None, schema=None) -> Route:
-    """The route of a read of the observations filtered by ``expr`` (None: all of them).
+def route(expr: pl.Expr | None, schema=None, by: Sequence[str] = (), *, extremes: bool = False) -> Route:
+    """The route of a read of the observations filtered by ``expr`` (None: all of them) and
+    grouped by the rollup dimensions ``by``: the smallest rollup table that has every
+    dimension the filters and the groups need (and, with ``extremes``, the earliest and latest
+    times and the lowest quality), or the rows.
 
     ``schema`` is the observations' polars schema (for the predicate split).
     """
+    from cosmoscope.store.rollup import LEVELS
+
     if schema is None:
         import polars as pl
 
@@ -95,7 +103,12 @@ def route(expr: pl.Expr | None, schema=None) -> Route:
         else:
             return Route.rows(f"{column} is not a rollup dimension" if column != _QUALITY else
                               f"the quality bound {clause} is not a histogram edge")
-    return Route(True, Predicate(tuple(clauses)), min_bin)
+    need = {c.column for c in clauses} | set(by)
+    for level in LEVELS:
+        if need <= set(level.dims) and (level.mins or not (extremes and min_bin is None)):
+            return Route(True, Predicate(tuple(clauses)), min_bin, table=level.name)
+    also = " with minima and maxima" if extremes and min_bin is None else ""
+    return Route.rows(f"no rollup{also} has all of {', '.join(sorted(need))}")
 
 
 def _midnight(v) -> dt.date | None:

@@ -56,10 +56,11 @@ def rollups_state(cat: Catalog) -> str | None:
     return why
 
 
-def route_of(cat: Catalog, expr: pl.Expr | None) -> Route:
-    """Where a read of the observations filtered by ``expr`` is answered from."""
+def route_of(cat: Catalog, expr: pl.Expr | None, by: Sequence[str] = (), *, extremes: bool = False) -> Route:
+    """Where a read of the observations filtered by ``expr`` and grouped by ``by`` is answered
+    from (``extremes``: it needs the earliest and latest times and the lowest quality)."""
     why = rollups_state(cat)
-    r = Route.rows(why) if why else route(expr, cat.observations().collect_schema())
+    r = Route.rows(why) if why else route(expr, cat.observations().collect_schema(), by, extremes=extremes)
     log.debug("%s -> %s", expr, r)
     return r
 
@@ -69,29 +70,32 @@ def grouped(cat: Catalog, expr: pl.Expr | None, by: Sequence[str], *, counts_onl
     ``by`` (rollup dimensions: mission_id, satellite_name, instrument_type, day (UTC date),
     processing_status, calibration_status, extraction_status, file_status, validation_status).
 
-    ``counts_only``: only ``n`` is needed, so a quality bound at a histogram edge can still be
-    answered from the rollups (the other measures are then null).
+    ``counts_only``: only ``n`` is needed, so more filters and groups can be answered from the
+    rollups (a quality bound at a histogram edge; calibration, extraction, file and validation
+    statuses together with days); the other measures are then null.
     """
-    raw, _ = raw_grouped(cat, expr, by, counts_only=counts_only)
+    raw, _ = raw_grouped(cat, expr, by, sums_only=counts_only, counts_only=counts_only)
     return finish(raw, list(by))
 
 
-def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, counts_only: bool = False) -> tuple[pl.DataFrame, Route]:
-    """The rollup measures (sums, minima, maxima) of the matching observations per group of
-    ``by``, and the route that answered."""
+def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = False, counts_only: bool = False
+                ) -> tuple[pl.DataFrame, Route]:
+    """The rollup measures of the matching observations per group of ``by``, and the route that
+    answered. ``sums_only``: minima and maxima are not needed (they may be null);
+    ``counts_only``: only ``n`` is."""
     by = list(by)
     bad = [b for b in by if b not in S.ROLLUP_DIMENSIONS]
     if bad:
         from cosmoscope.errors import UnknownNameError
 
         raise UnknownNameError("rollup dimension", bad[0], S.ROLLUP_DIMENSIONS)
-    r = route_of(cat, expr)
+    r = route_of(cat, expr, by, extremes=not sums_only)
     if r.rollups and (counts_only or not r.counts_only):
         df = _from_rollups(cat, r, by)
         if df is not None:
             return df, r
         r = Route.rows("some quality scores lie outside 0-1")
-    return _from_rows(cat.observations(), expr, by), r
+    return grouped_rows(cat.observations(), expr, by), r
 
 
 def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
@@ -99,10 +103,10 @@ def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
 
     from cosmoscope.store.base import Agg, aggregate
 
-    g = rollup.GROUPS
+    g = next(level for level in rollup.LEVELS if level.name == r.table)
     aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
             + [Agg(x, "max", x) for x in g.maxs])
-    df = pl.from_arrow(aggregate(cat.store, S.ROLLUPS.name, by, aggs, r.predicate))
+    df = pl.from_arrow(aggregate(cat.store, r.table, by, aggs, r.predicate))
     if df.height and (df["q_odd"].sum() or 0) > 0:
         return None  # a histogram bound or a fixed-point mean would leave those scores out
     if r.counts_only:
@@ -113,15 +117,16 @@ def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
     return df.filter(pl.col("n") > 0)
 
 
-def _from_rows(lf: pl.LazyFrame, expr, by: list[str]) -> pl.DataFrame:
+def grouped_rows(lf: pl.LazyFrame, expr, by: list[str]) -> pl.DataFrame:
+    """The raw rollup measures of the rows of ``lf`` matching ``expr``, per group of ``by``."""
     import polars as pl
 
-    from cosmoscope.store.rollup import _group_dims, _group_measures
+    from cosmoscope.store.rollup import group_dims, group_measures
 
     if expr is not None:
         lf = lf.filter(expr)
-    keys = [e for e in _group_dims() if e.meta.output_name() in by]
-    measures = [*_group_measures(), pl.col("data_quality_score").sum().alias("plain_sum")]
+    keys = group_dims(by)
+    measures = [*group_measures(), pl.col("data_quality_score").sum().alias("plain_sum")]
     df = (lf.group_by(keys).agg(measures) if keys else lf.select(measures)).collect()
     return df.filter(pl.col("n") > 0)
 
@@ -130,9 +135,10 @@ def combine(raw: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """Raw measures of finer groups combined into groups of ``by``."""
     import polars as pl
 
-    g = rollup.GROUPS
-    sums = [*g.sums, *(["plain_sum"] if "plain_sum" in raw.columns else [])]
-    aggs = ([pl.col(c).sum() for c in sums] + [pl.col(c).min() for c in g.mins] + [pl.col(c).max() for c in g.maxs])
+    g = rollup.DAYS
+    sums = [c for c in (*g.sums, "plain_sum") if c in raw.columns]
+    aggs = ([pl.col(c).sum() for c in sums] + [pl.col(c).min() for c in g.mins if c in raw.columns]
+            + [pl.col(c).max() for c in g.maxs if c in raw.columns])
     return raw.group_by(by).agg(aggs) if by else raw.select(aggs)
 
 
@@ -140,6 +146,8 @@ def finish(raw: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """Raw rollup measures (summed) as the columns of a group summary."""
     import polars as pl
 
+    types = pl.from_arrow(S.ROLLUP_DAYS.schema.empty_table()).schema
+    raw = raw.with_columns([pl.lit(None, types[c]).alias(c) for c in rollup.DAYS.measures if c not in raw.columns])
     fixed = float(rollup.FIXED)
     mean = pl.col("q_sum").cast(pl.Float64) / fixed / pl.col("q_n").cast(pl.Float64)
     if "plain_sum" in raw.columns:  # scores outside 0-1 are not in the fixed-point sum
@@ -160,13 +168,14 @@ def count(cat: Catalog, expr: pl.Expr | None) -> int:
     return int(df["n"][0]) if df.height else 0
 
 
-def facet_counts(cat: Catalog, column: str, expr: pl.Expr | None) -> pl.DataFrame:
-    """``column`` (a rollup dimension) and ``n``: how many matching observations have each value,
-    most first."""
+def facet_counts(cat: Catalog, columns: str | Sequence[str], expr: pl.Expr | None) -> pl.DataFrame:
+    """``columns`` (rollup dimensions) and ``n``: how many matching observations have each
+    value (combination), most first."""
     import polars as pl
 
-    return grouped(cat, expr, [column], counts_only=True).select(column, "n").sort(
-        [pl.col("n"), pl.col(column)], descending=[True, False], nulls_last=True)
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    return grouped(cat, expr, columns, counts_only=True).select(*columns, "n").sort(
+        [pl.col("n"), *map(pl.col, columns)], descending=[True, *[False] * len(columns)], nulls_last=True)
 
 
 #: The groups a mission summary is assembled from.
@@ -176,17 +185,25 @@ _SUMMARY_BY = ["mission_id", "calibration_status", "extraction_status", "process
 def mission_summary(cat: Catalog, expr: pl.Expr | None) -> pl.DataFrame:
     """Per mission: datasets, bytes, time coverage, quality, calibrated and unreadable counts and
     one count per processing status (see :meth:`Catalog.mission_summary`)."""
-    return mission_summary_of(raw_grouped(cat, expr, _SUMMARY_BY)[0])
+    counts, _ = raw_grouped(cat, expr, _SUMMARY_BY, sums_only=True)
+    extremes, _ = raw_grouped(cat, expr, ["mission_id"])
+    return mission_summary_of(counts, extremes)
 
 
 def summarize_frame(frame) -> pl.DataFrame:
     """The mission summary of an in-memory or lazy polars frame of observations (all columns)."""
-    return mission_summary_of(_from_rows(frame.lazy(), None, _SUMMARY_BY))
+    return mission_summary_of(grouped_rows(frame.lazy(), None, _SUMMARY_BY))
 
 
-def mission_summary_of(raw: pl.DataFrame) -> pl.DataFrame:
-    """The mission summary assembled from raw measures grouped by :data:`_SUMMARY_BY`."""
+def mission_summary_of(raw: pl.DataFrame, extremes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The mission summary assembled from raw measures grouped by :data:`_SUMMARY_BY` (and the
+    minima and maxima per mission, when ``raw`` lacks them)."""
     import polars as pl
+
+    if extremes is not None:
+        g = rollup.DAYS
+        raw = raw.drop([c for c in g.mins + g.maxs if c in raw.columns]).join(
+            extremes.select("mission_id", *g.mins, *g.maxs), on="mission_id", how="left", nulls_equal=True)
 
     n = pl.col("n")
     counts = raw.group_by("mission_id").agg(

@@ -37,12 +37,16 @@ def add_search_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--file-format", action="append", choices=["fits", "hdf5", "netcdf", "csv"], help="file format")
 
 
+def search_kwargs(args) -> dict:
+    """The search keywords of the filters given on the command line."""
+    return dict(mission=args.mission, instrument=args.instrument, target=args.target, start=args.start,
+                end=args.end, min_quality=args.min_quality, status=args.status, calibration=args.calibration,
+                satellite=args.satellite, product_type=args.product_type, file_format=args.file_format)
+
+
 def search_from_args(cat, args):
     """The lazy frame of the filters given on the command line."""
-    return cat.search(mission=args.mission, instrument=args.instrument, target=args.target, start=args.start,
-                      end=args.end, min_quality=args.min_quality, status=args.status,
-                      calibration=args.calibration, satellite=args.satellite, product_type=args.product_type,
-                      file_format=args.file_format)
+    return cat.search(**search_kwargs(args))
 
 
 def register(sub, common) -> None:
@@ -117,10 +121,10 @@ def cmd_search(args) -> int:
     from cosmoscope.errors import UnknownNameError
 
     with open_from_args(args, readonly=True) as cat:
-        lf = search_from_args(cat, args)
         if args.count:
-            print(cat.count(lf))
+            print(cat.count(**search_kwargs(args)))
             return 0
+        lf = search_from_args(cat, args)
         names = S.OBSERVATIONS.schema.names
         columns = args.columns or (TABLE_COLUMNS if args.format == "table" else names)
         for c in [*columns, args.sort]:
@@ -131,7 +135,7 @@ def cmd_search(args) -> int:
         df = (lf.head(limit) if limit is not None else lf).select(columns).collect()
         title = None
         if args.format == "table":
-            total = cat.count(search_from_args(cat, args)) if limit is not None and df.height == limit else df.height
+            total = cat.count(**search_kwargs(args)) if limit is not None and df.height == limit else df.height
             title = f"{total:,} matching observation{'s' if total != 1 else ''}" + (
                 f" (showing {df.height}; use --limit to see more)" if total > df.height else "")
             if df.height:
@@ -249,6 +253,9 @@ def cmd_info(args) -> int:
         print(f"catalog:         {cat.url}")
         print(f"schema version:  {meta.get('schema_version')}")
         print(f"created:         {meta.get('created_at')} ({meta.get('created_with')})")
-        for name in ("observations", "relationships", "events"):
+        print(f"{'observations:':<17}{cat.count():,} rows")
+        for name in ("relationships", "events"):
             print(f"{name + ':':<17}{cat.count(cat.frame(name)):,} rows")
+        route = cat.route()
+        print(f"{'summaries from:':<17}{'the rollups' if route.rollups else route}")
     return 0

@@ -1,15 +1,18 @@
 """Rollups: the observations counted per group, kept by the stores' own writes.
 
 Summaries, counts, facet counts and charts of millions of rows read a rollup table of a few
-thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Two
-rollups are kept (tables :data:`~cosmoscope.schema.ROLLUPS` and
-:data:`~cosmoscope.schema.SKY_ROLLUPS`):
+thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Three
+rollups are kept:
 
-- per mission, satellite, instrument, UTC day and the processing, calibration, extraction,
-  file and validation statuses: observations, bytes (an exact integer, summed as two 32-bit
-  halves so no sum overflows), earliest start, latest end, and the quality scores' count,
-  exact fixed-point sum, minimum and a 21-bin histogram;
-- per mission and 3-degree sky cell: observations with a position.
+- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument and the
+  processing, calibration, extraction, file and validation statuses, and
+  :data:`~cosmoscope.schema.ROLLUP_DAYS`, per mission, satellite, instrument, UTC day and
+  processing status: observations, bytes (an exact integer, summed as two 32-bit halves so no
+  sum overflows), earliest and latest start, latest end, and the quality scores' count, exact
+  fixed-point sum, minimum and a 21-bin histogram. Two tables rather than one with every
+  dimension: a day times every status combination would give nearly a group per handful of rows;
+- :data:`~cosmoscope.schema.ROLLUP_SKY`, per mission and 3-degree sky cell: observations with a
+  position.
 
 How they stay exact. Every ``upsert``, ``update`` and ``delete`` of the observations in either
 store hands :func:`apply_change` the rows as they were (read by key inside the write's own
@@ -60,7 +63,14 @@ _ROW_ID = "$row_id"
 
 
 class Ops(Protocol):
-    """Reads and writes of a store inside one open transaction (each store provides one)."""
+    """Reads and writes of a store inside one open transaction (each store provides one).
+
+    A store whose writers take turns (SQLite) sets ``in_place`` and offers ``add(rollup,
+    changes)``, adding each change to its group's single entry (whose ``entry_id`` is the
+    group key) and removing groups left empty; the others get changes appended as entries.
+    """
+
+    in_place: bool
 
     def scan(self, table: str, columns: Sequence[str] | None, predicate: Predicate | None
              ) -> Iterator[pa.RecordBatch]: ...
@@ -97,24 +107,22 @@ class Rollup:
         import polars as pl
 
         lf = rows.lazy()
-        if self.name == S.SKY_ROLLUPS.name:
+        if self.name == S.ROLLUP_SKY.name:
             lf = lf.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
             out = lf.group_by(sky_cells()).agg(pl.len().cast(pl.Int64).alias("n"))
         else:
-            out = lf.group_by(_group_dims()).agg(_group_measures())
+            out = lf.group_by(group_dims(self.dims)).agg(group_measures())
         return _with_group_key(self, out.collect())
 
 
-def _group_dims() -> list:
+def group_dims(dims) -> list:
+    """The polars expressions of rollup dimensions (``day`` is the UTC date of the start)."""
     import polars as pl
 
-    return [pl.col("mission_id"), pl.col("satellite_name"), pl.col("instrument_type"),
-            pl.col("observation_timestamp").dt.date().alias("day"),
-            *[pl.col(c) for c in ("processing_status", "calibration_status", "extraction_status", "file_status",
-                                  "validation_status")]]
+    return [pl.col("observation_timestamp").dt.date().alias("day") if d == "day" else pl.col(d) for d in dims]
 
 
-def _group_measures() -> list:
+def group_measures() -> list:
     import polars as pl
 
     q = pl.col("data_quality_score")
@@ -146,16 +154,28 @@ def sky_cells() -> list:
             (pl.col("dec").clip(-90.0, 90.0 - 1e-9) // 3).cast(pl.Int32, strict=False).alias("dec_cell")]
 
 
-GROUPS = Rollup(
-    S.ROLLUPS, dims=S.ROLLUP_DIMENSIONS,
-    sums=("n", "bytes_hi", "bytes_lo", "q_n", "q_odd", "q_sum", *S.QUALITY_BINS),
-    mins=("first_start", "q_min"), maxs=("last_start", "last_end"),
-    reads=("mission_id", "satellite_name", "instrument_type", "observation_timestamp", "observation_end",
-           "processing_status", "calibration_status", "extraction_status", "file_status", "validation_status",
-           "file_size", "data_quality_score"))
-SKY = Rollup(S.SKY_ROLLUPS, dims=("mission_id", "ra_cell", "dec_cell"), sums=("n",),
-             reads=("mission_id", "ra", "dec"))
-ROLLUPS = (GROUPS, SKY)
+_SUMS = ("n", "bytes_hi", "bytes_lo", "q_n", "q_odd", "q_sum", *S.QUALITY_BINS)
+_MEASURED = ("observation_timestamp", "observation_end", "file_size", "data_quality_score")
+
+
+def _grouping(spec: S.TableSpec, *, extremes: bool) -> Rollup:
+    dims = tuple(f.name for f in spec.schema if f.name in S.ROLLUP_DIMENSIONS)
+    reads = tuple(dict.fromkeys([*(d for d in dims if d != "day"), *_MEASURED]))
+    if not extremes:
+        return Rollup(spec, dims=dims, reads=reads, sums=_SUMS)
+    return Rollup(spec, dims=dims, reads=reads, sums=_SUMS, mins=("first_start", "q_min"),
+                  maxs=("last_start", "last_end"))
+
+
+#: Minima and maxima are kept per day only: when the row holding one leaves its group, the
+#: group is counted again, and a day's group is a bounded read where a mission's whole history
+#: per status (moving the newest files from raw to processed would do it every time) is not.
+DAYS = _grouping(S.ROLLUP_DAYS, extremes=True)
+STATUSES = _grouping(S.ROLLUP_STATUSES, extremes=False)
+SKY = Rollup(S.ROLLUP_SKY, dims=("mission_id", "ra_cell", "dec_cell"), sums=("n",), reads=("mission_id", "ra", "dec"))
+ROLLUPS = (STATUSES, DAYS, SKY)
+#: The rollups that group by rollup dimensions, smallest first (a read takes the first that can).
+LEVELS = (STATUSES, DAYS)
 #: Every observation column a rollup reads.
 READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
 
@@ -231,7 +251,14 @@ def apply_change(ops: Ops, old, new) -> None:
     if old_df.is_empty() and new_df.is_empty():
         return
     for r in ROLLUPS:
-        _apply(ops, r, r.contributions(new_df), r.contributions(old_df))
+        apply_contributions(ops, r, r.contributions(new_df), r.contributions(old_df))
+
+
+def apply_contributions(ops: Ops, r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> None:
+    """Write a change of one rollup: ``plus`` and ``minus`` are the contributions (dimensions and
+    measures per group) of the rows a write added and removed."""
+    if not plus.is_empty() or not minus.is_empty():
+        _apply(ops, r, _with_group_key(r, plus), _with_group_key(r, minus))
 
 
 def _changed_only(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -244,64 +271,101 @@ def _changed_only(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, p
 
 
 def _apply(ops: Ops, r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> None:
+    """Write one rollup's change: ``plus`` and ``minus`` are the contributions of the rows after
+    and before the write."""
     import polars as pl
 
-    touched = pl.concat([plus["group_key"], minus["group_key"]]).unique().to_list()
-    if not touched:
+    delta = _delta(r, plus, minus)
+    if delta.is_empty():
         return
-    current = {row["group_key"]: row for row in fold(r, _entries(ops, r, touched), entries=True).iter_rows(named=True)}
-    added = {row["group_key"]: row for row in plus.iter_rows(named=True)}
-    removed = {row["group_key"]: row for row in minus.iter_rows(named=True)}
-    inserts, deletes, recount = [], [], {}
-    for g in touched:
-        p, m, c = added.get(g), removed.get(g), current.get(g)
-        n_after = (c["n"] if c else 0) + (p["n"] if p else 0) - (m["n"] if m else 0)
+    in_place = getattr(ops, "in_place", False)
+    # In-place stores (SQLite: one writer at a time) add sums in SQL; only groups that lost rows
+    # need their stored values, to tell whether an extreme left. Appending stores read them all.
+    asked = delta.filter(pl.col("removed_n") > 0) if in_place else delta
+    current = fold(r, _entries(ops, r, asked["group_key"].to_list()), entries=True) if asked.height else None
+    if current is None:
+        current = pl.DataFrame(schema={"group_key": pl.String, "entry_ids": pl.List(pl.String),
+                                       **{f"{c}__c": t for c, t in _polars_schema(r).items() if c in r.measures}})
+    else:
+        current = current.select("group_key", "entry_ids", *[pl.col(c).alias(f"{c}__c") for c in r.measures])
+    joined = delta.join(current, on="group_key", how="left")
+    recount = pl.lit(False)
+    if r.mins or r.maxs:
+        leaves = [pl.col(f"removed_{x}") <= pl.col(f"{x}__c") for x in r.mins] + \
+                 [pl.col(f"removed_{x}") >= pl.col(f"{x}__c") for x in r.maxs]
+        recount = (pl.col("removed_n") > 0) & (pl.col("n__c").is_null() | pl.any_horizontal(leaves).fill_null(False))
+    joined = joined.with_columns(recount.alias("recount"))
+    deletes: list[str] = []
+    inserts: list[pl.DataFrame] = []
+    again = joined.filter(pl.col("recount"))
+    if again.height:
+        fresh = _recount(ops, r, again.select(r.dims).to_dicts())
+        deletes += [e for ids in again["entry_ids"].to_list() if ids for e in ids]
+        inserts.append(fresh.filter(pl.col("group_key").is_in(again["group_key"].implode())))
+    rest = joined.filter(~pl.col("recount"))
+    if in_place:
+        ops.add(r, rest.select("group_key", *r.dims, *r.measures))
+    else:
+        more_deletes, more_inserts = _append(r, rest)
+        deletes += more_deletes
+        inserts += more_inserts
+    if deletes:
+        ops.delete(r.name, pa.table({"entry_id": pa.array(deletes, pa.string())}))
+    inserts = [f for f in inserts if f.height]
+    if inserts:
+        ops.insert(r.name, entries_table(r, pl.concat([f.select("group_key", *r.dims, *r.measures)
+                                                       for f in inserts]), keyed=in_place))
+
+
+def _delta(r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> pl.DataFrame:
+    """Per touched group: its dimensions, the sums of ``plus`` less those of ``minus``, the
+    minima and maxima of ``plus``, and (``removed_*``) how many rows left and their extremes."""
+    import polars as pl
+
+    if minus.is_empty():  # only rows added: the usual write
+        return plus.select("group_key", *r.dims, *r.measures).with_columns(
+            pl.lit(0, pl.Int64).alias("removed_n"),
+            *[pl.lit(None, plus.schema[x]).alias(f"removed_{x}") for x in r.mins + r.maxs])
+    groups = pl.concat([plus.select("group_key", *r.dims), minus.select("group_key", *r.dims)]).unique(
+        "group_key", keep="first")
+    removed = minus.select("group_key", *[pl.col(s).alias(f"minus_{s}") for s in r.sums],
+                           *[pl.col(x).alias(f"removed_{x}") for x in r.mins + r.maxs])
+    out = (groups.join(plus.select("group_key", *r.measures), on="group_key", how="left")
+           .join(removed, on="group_key", how="left"))
+    out = out.with_columns(
+        [(pl.col(s).fill_null(0) - pl.col(f"minus_{s}").fill_null(0)).alias(s) for s in r.sums]
+        + [pl.col("minus_n").fill_null(0).alias("removed_n")])
+    changed = pl.any_horizontal([pl.col(s) != 0 for s in r.sums] + [pl.col(x).is_not_null() for x in r.mins + r.maxs]
+                                + [pl.col("removed_n") > 0])
+    return out.filter(changed)
+
+
+def _append(r: Rollup, rest: pl.DataFrame) -> tuple[list[str], list[pl.DataFrame]]:
+    """For stores that append: per group, an entry with the change, the group folded into one
+    entry when it has :data:`FOLD_AT`, or nothing left when its last row went."""
+    import polars as pl
+
+    deletes, rows = [], []
+    for row in rest.iter_rows(named=True):
+        ids = row["entry_ids"] or []
+        n_after = (row["n__c"] or 0) + row["n"]
         if n_after <= 0:
             if n_after < 0:
                 log.warning("%s: group %s would hold %d rows; `cosmoscope validate --fix` rebuilds the rollups",
-                            r.name, g, n_after)
-            deletes += c["entry_ids"] if c else []
+                            r.name, row["group_key"], n_after)
+            deletes += ids
             continue
-        if m is not None and (r.mins or r.maxs) and (c is None or _extreme_leaves(r, m, c)):
-            recount[g] = m if p is None else p  # its dimensions
-            continue
-        delta = {d: (p or m)[d] for d in r.dims}
-        delta.update({s: (p[s] if p else 0) - (m[s] if m else 0) for s in r.sums})
-        delta.update({x: p[x] if p else None for x in r.mins + r.maxs})
-        if c is not None and len(c["entry_ids"]) + 1 >= FOLD_AT:
-            deletes += c["entry_ids"]
-            inserts.append(_combine(r, c, delta))
-        elif any(delta[s] for s in r.sums) or any(delta[x] is not None for x in r.mins + r.maxs):
-            inserts.append(delta)
-    if recount:
-        fresh = _recount(ops, r, list(recount.values()))
-        for g in recount:
-            deletes += current[g]["entry_ids"] if g in current else []
-            if g in fresh:
-                inserts.append(fresh[g])
-    if deletes:
-        ops.delete(r.name, pa.table({"entry_id": pa.array(deletes, pa.string())}))
-    if inserts:
-        ops.insert(r.name, entries_table(r, inserts))
-
-
-def _extreme_leaves(r: Rollup, removed: dict, current: dict) -> bool:
-    """Whether a removed row may have held the group's minimum or maximum."""
-    for x in r.mins:
-        if removed[x] is not None and current[x] is not None and removed[x] <= current[x]:
-            return True
-    for x in r.maxs:
-        if removed[x] is not None and current[x] is not None and removed[x] >= current[x]:
-            return True
-    return False
-
-
-def _combine(r: Rollup, a: dict, b: dict) -> dict:
-    out = {d: a[d] for d in r.dims}
-    out.update({s: (a[s] or 0) + (b[s] or 0) for s in r.sums})
-    out.update({x: _pick(min, a[x], b[x]) for x in r.mins})
-    out.update({x: _pick(max, a[x], b[x]) for x in r.maxs})
-    return out
+        out = {c: row[c] for c in ("group_key", *r.dims)}
+        if len(ids) + 1 >= FOLD_AT:
+            deletes += ids
+            out.update({s: (row[f"{s}__c"] or 0) + row[s] for s in r.sums})
+            out.update({x: _pick(min, row[f"{x}__c"], row[x]) for x in r.mins})
+            out.update({x: _pick(max, row[f"{x}__c"], row[x]) for x in r.maxs})
+        else:
+            out.update({c: row[c] for c in r.measures})
+        rows.append(out)
+    schema = {c: t for c, t in rest.schema.items() if c in ("group_key", *r.dims, *r.measures)}
+    return deletes, [pl.DataFrame(rows, schema=schema, orient="row")] if rows else []
 
 
 def _pick(fn, a, b):
@@ -358,27 +422,27 @@ def _group_predicate(r: Rollup, groups: list[dict]) -> Predicate:
     return Predicate(tuple(clauses))
 
 
-def _recount(ops: Ops, r: Rollup, groups: list[dict]) -> dict[str, dict]:
-    """The groups counted again from their rows (inside the write's transaction)."""
+def _recount(ops: Ops, r: Rollup, groups: list[dict]) -> pl.DataFrame:
+    """The contributions of the rows of these groups (and maybe others), counted again inside
+    the write's transaction."""
     rows = frame(pa.Table.from_batches(list(ops.scan(SOURCE, [SOURCE_KEY, *READS], _group_predicate(r, groups))),
                                        schema=_source_schema()))
-    fresh = r.contributions(rows)
-    return {row["group_key"]: row for row in fresh.iter_rows(named=True)}
+    return r.contributions(rows)
 
 
 def _source_schema() -> pa.Schema:
     return pa.schema([S.OBSERVATIONS.schema.field(c) for c in (SOURCE_KEY, *READS)])
 
 
-def entries_table(r: Rollup, rows: list[dict]) -> pa.Table:
-    """New rollup entries (each with a fresh ``entry_id``) as an Arrow table of the rollup's schema."""
+def entries_table(r: Rollup, groups: pl.DataFrame, *, keyed: bool = False) -> pa.Table:
+    """Rollup entries (``group_key``, dimensions, measures) as an Arrow table of the rollup's
+    schema. ``entry_id`` is the group key itself for a store that keeps one entry per group
+    (``keyed``), else a fresh id."""
     import polars as pl
 
-    schema = {c: t for c, t in _polars_schema(r).items() if c not in ("entry_id", "group_key")}
-    df = _with_group_key(r, pl.DataFrame([{c: row[c] for c in schema} for row in rows], schema=schema))
-    ids = [uuid.uuid4().hex for _ in range(df.height)]
-    df = df.with_columns(pl.Series("entry_id", ids, pl.String))
-    return df.select(r.spec.schema.names).to_arrow().cast(r.spec.schema)
+    ids = groups["group_key"] if keyed else pl.Series([uuid.uuid4().hex for _ in range(groups.height)], dtype=pl.String)
+    out = groups.with_columns(ids.alias("entry_id"))
+    return out.select(r.spec.schema.names).to_arrow().cast(r.spec.schema)
 
 
 def _polars_schema(r: Rollup):
@@ -428,10 +492,9 @@ def rebuild(ops: Ops, *, progress: bool = False, total: int | None = None) -> di
         stale = [v for b in ops.scan(r.name, ["entry_id"], None) for v in b.column(0).to_pylist()]
         if stale:
             ops.delete(r.name, pa.table({"entry_id": pa.array(stale, pa.string())}))
-        rows = fresh[r.name].drop("group_key").to_dicts()
-        if rows:
-            ops.insert(r.name, entries_table(r, rows))
-        out[r.name] = len(rows)
+        if fresh[r.name].height:
+            ops.insert(r.name, entries_table(r, fresh[r.name], keyed=getattr(ops, "in_place", False)))
+        out[r.name] = fresh[r.name].height
     return out
 
 
@@ -466,7 +529,7 @@ def check(ops: Ops, *, missions: Sequence[str] | None = None, progress: bool = F
     if missions is not None:
         pred = Predicate.of(Test("mission_id", "is_in", tuple(missions)))
     fresh = source_contributions(ops, pred, progress=progress, total=total)
-    result = RollupCheck(rows=int(fresh[GROUPS.name]["n"].sum() or 0))
+    result = RollupCheck(rows=int(fresh[STATUSES.name]["n"].sum() or 0))
     for r in ROLLUPS:
         stored = fold(r, _read(ops, r.name, None, pred, _polars_schema(r)))
         stored = stored.filter(pl.any_horizontal([pl.col(s) != 0 for s in r.sums]))

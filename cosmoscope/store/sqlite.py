@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _META_TABLE = "_cosmoscope_tables"
 _SENTINEL = "__cosmoscope_sentinel"
+#: The TEMP table (and triggers) in which the write connection notes what its writes changed.
+_CHANGES = "cosmoscope_changes"
 #: Longest ``IN (?, ?, ...)`` list bound value by value; longer lists travel as one JSON array.
 _MAX_INLINE_IN = 500
 
@@ -351,13 +353,20 @@ class SQLiteStore:
         self._keys[name] = tuple(key)
 
     def create_indexes(self, name: str, indexes) -> None:
-        """Create the secondary indexes a table lacks (a migration may bring new ones)."""
+        """Create the secondary indexes a table lacks and drop the ones it no longer has (a
+        migration may bring new ones and retire old ones)."""
         self._check_writable()
         self._index_order.pop(name, None)
+        wanted = {f"ix_{name}_{'_'.join(cols_)}": cols_ for cols_ in indexes}
         with self.transaction():
-            for cols_ in indexes:
-                ix = _q(f"ix_{name}_{'_'.join(cols_)}")
-                self._con.execute(f"CREATE INDEX IF NOT EXISTS {ix} ON {_q(name)} ({', '.join(map(_q, cols_))})")
+            have = [r[0] for r in self._con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE 'ix\\_%' "
+                "ESCAPE '\\'", (name,))]
+            for ix in have:
+                if ix not in wanted:
+                    self._con.execute(f"DROP INDEX IF EXISTS {_q(ix)}")
+            for ix, cols_ in wanted.items():
+                self._con.execute(f"CREATE INDEX IF NOT EXISTS {_q(ix)} ON {_q(name)} ({', '.join(map(_q, cols_))})")
 
     def add_columns(self, name, fields) -> None:
         self._check_writable()
@@ -421,21 +430,19 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _write_many(self, sql: str, data: pa.Table, table: str | None = None, logical: pa.Table | None = None,
-                    after=None) -> int:
-        """Run ``sql`` for every row of ``data`` (storage types), a transaction per batch. For a
-        table that keeps rollups, ``after(old, batch)`` gives the rows as the batch leaves them,
-        from the rows as they were (read by key first) and ``logical`` (the batch as given)."""
+    def _write_many(self, sql: str, data: pa.Table, table: str | None = None) -> int:
+        """Run ``sql`` for every row of ``data`` (storage types), a transaction per batch. The
+        rollups of the rows a batch changed are brought up to date in the same transaction."""
         total = 0
         keep = table is not None and self._keeps_rollups(table)
         for start in range(0, data.num_rows, WRITE_BATCH_ROWS):
             try:
                 with self.transaction():
-                    old = self._rows_of(table, logical.slice(start, WRITE_BATCH_ROWS)) if keep else None
+                    if keep:
+                        self._capture_changes()
                     total += self._con.executemany(sql, data.slice(start, WRITE_BATCH_ROWS))
                     if keep:
-                        new = after(old, logical.slice(start, WRITE_BATCH_ROWS))
-                        rollup.apply_change(_Ops(self), old, new)
+                        self._apply_changes()
             except CosmoscopeError:
                 raise
             except Exception as exc:
@@ -445,13 +452,44 @@ class SQLiteStore:
     def _keeps_rollups(self, table: str) -> bool:
         return table == rollup.SOURCE and rollup.maintained(self._schemas)
 
-    def _rows_of(self, table: str, data: pa.Table) -> pa.Table:
-        """The stored rows (key and the columns rollups read) of the keys in ``data``."""
-        keys = tuple(dict.fromkeys(data.column(rollup.SOURCE_KEY).to_pylist()))
-        columns = [rollup.SOURCE_KEY, *rollup.READS]
-        schema = self._schema(table)
-        batches = list(self.scan(table, columns, Predicate.of(Test(rollup.SOURCE_KEY, "is_in", keys))))
-        return pa.Table.from_batches(batches, schema=pa.schema([schema.field(c) for c in columns]))
+    def _capture_changes(self) -> None:
+        """Have SQLite itself note, for this connection, every row its writes of the rollups'
+        source table add (sign 1) or remove (sign -1), values as stored (TEMP triggers: they
+        see exactly what the statement did, duplicate keys and preserved columns included, and
+        skip updates that leave every column the rollups read as it was)."""
+        if getattr(self, "_capturing", False):
+            self._con.execute(f"DELETE FROM temp.{_CHANGES}")
+            return
+        cols = [rollup.SOURCE_KEY, *rollup.READS]
+        src = f"main.{_q(rollup.SOURCE)}"
+
+        def values(row):
+            return ", ".join(f"{row}.{_q(c)}" for c in cols)
+
+        changed = " OR ".join(f"OLD.{_q(c)} IS NOT NEW.{_q(c)}" for c in cols)
+        self._con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_CHANGES} (sign INTEGER, {', '.join(map(_q, cols))})")
+        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_insert AFTER INSERT ON {src} BEGIN "
+                          f"INSERT INTO {_CHANGES} VALUES (1, {values('NEW')}); END")
+        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_update AFTER UPDATE ON {src} WHEN {changed} "
+                          f"BEGIN INSERT INTO {_CHANGES} VALUES (-1, {values('OLD')}); "
+                          f"INSERT INTO {_CHANGES} VALUES (1, {values('NEW')}); END")
+        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_delete AFTER DELETE ON {src} BEGIN "
+                          f"INSERT INTO {_CHANGES} VALUES (-1, {values('OLD')}); END")
+        self._con.execute(f"DELETE FROM temp.{_CHANGES}")
+        self._capturing = True
+
+    def _apply_changes(self) -> None:
+        """Write into the rollups what the batch added and removed (see :meth:`_capture_changes`)."""
+        import polars as pl
+
+        schema = self._schema(rollup.SOURCE)
+        out = pa.schema([pa.field("sign", pa.int64()), *[schema.field(c) for c in (rollup.SOURCE_KEY, *rollup.READS)]])
+        rows = pl.from_arrow(pa.Table.from_batches(list(self._query(
+            f"{', '.join(map(_q, out.names))} FROM temp.{_CHANGES}", [], out, 50_000)), schema=out))
+        if rows.height:
+            added, removed = rows.filter(pl.col("sign") == 1), rows.filter(pl.col("sign") == -1)
+            for r in rollup.ROLLUPS:
+                rollup.apply_contributions(_Ops(self), r, r.contributions(added), r.contributions(removed))
 
     def atomically(self, fn, *, write: bool = True, what: str = ""):
         """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
@@ -524,13 +562,7 @@ class SQLiteStore:
         sql = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({', '.join(map(_q, key))}) {conflict}")
         data = self._logical(table, self._in_index_order(table, data, key))
-
-        def after(old, batch):
-            if pc.count_distinct(batch.column(key[0])).as_py() != batch.num_rows:
-                return self._rows_of(table, batch)  # a key twice: let SQLite say what it kept
-            return rollup.merge_rows(old, batch, key, sets, insert=True)
-
-        self._write_many(sql, self._storage(data), table, data, after)
+        self._write_many(sql, self._storage(data), table)
         return data.num_rows
 
     def _in_index_order(self, table: str, data: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -564,9 +596,7 @@ class SQLiteStore:
             return 0
         sql = (f"UPDATE {_q(table)} SET {', '.join(f'{_q(n)} = ?' for n in sets)} "
                f"WHERE {' AND '.join(f'{_q(k)} = ?' for k in key)}")
-        data = self._logical(table, data)
-        return self._write_many(sql, self._storage(data, [*sets, *key]), table, data,
-                                lambda old, batch: rollup.merge_rows(old, batch, key, sets, insert=False))
+        return self._write_many(sql, self._prepare(table, data, [*sets, *key]), table)
 
     def delete(self, table, keys) -> int:
         self._check_writable()
@@ -574,10 +604,7 @@ class SQLiteStore:
         if keys.num_rows == 0:
             return 0
         sql = f"DELETE FROM {_q(table)} WHERE {' AND '.join(f'{_q(k)} = ?' for k in keys.column_names)}"
-        keys = self._logical(table, keys)
-        if self._keeps_rollups(table) and rollup.SOURCE_KEY not in keys.column_names:
-            raise StoreError(f"deleting from {table} needs its key {rollup.SOURCE_KEY}")
-        return self._write_many(sql, self._storage(keys), table, keys, lambda old, batch: None)
+        return self._write_many(sql, self._prepare(table, keys), table)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -664,10 +691,38 @@ class SQLiteStore:
 
 
 class _Ops:
-    """The store's verbs inside its open transaction or snapshot (for :mod:`cosmoscope.store.rollup`)."""
+    """The store's verbs inside its open transaction or snapshot (for :mod:`cosmoscope.store.rollup`).
+
+    Writers take turns here, so each rollup group has one entry, changed in place by SQL.
+    """
+
+    in_place = True
 
     def __init__(self, store: SQLiteStore):
         self.store = store
+
+    def add(self, r: rollup.Rollup, changes) -> None:
+        """Add each change (sums, and minima and maxima to combine) to its group's entry."""
+        import polars as pl
+
+        if changes.is_empty():
+            return
+        data = rollup.entries_table(r, changes, keyed=True)
+        names = data.column_names
+
+        def combined(c, fn):
+            c, e = _q(c), f"excluded.{_q(c)}"
+            return f"{c} = CASE WHEN {e} IS NULL THEN {c} WHEN {c} IS NULL THEN {e} ELSE {fn}({c}, {e}) END"
+
+        sets = ([f"{_q(c)} = {_q(c)} + excluded.{_q(c)}" for c in r.sums]
+                + [combined(c, "MIN") for c in r.mins] + [combined(c, "MAX") for c in r.maxs])
+        sql = (f"INSERT INTO {_q(r.name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
+               f"ON CONFLICT (\"entry_id\") DO UPDATE SET {', '.join(sets)}")
+        self.store._con.executemany(sql, self.store._prepare(r.name, data))
+        emptied = changes.filter(pl.col("n") < 0).select(pl.col("group_key").alias("entry_id"))
+        if emptied.height:
+            self.store._con.executemany(f"DELETE FROM {_q(r.name)} WHERE \"entry_id\" = ? AND \"n\" <= 0",
+                                        emptied.to_arrow())
 
     def scan(self, table, columns, predicate):
         return self.store.scan(table, columns, predicate)

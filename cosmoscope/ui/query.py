@@ -280,25 +280,46 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
     return pl.from_arrow(aggregate(cat.store, S.table_spec(table).name, group_by, aggs, pushed))
 
 
-def distinct_values(cat: Catalog, column: str, filters: Filters | None = None) -> list[str]:
-    """The distinct non-null values of a column among the matching rows, sorted."""
+def filter_expr(filters: Filters | None):
+    """The polars filter of ``filters`` (None for no filter)."""
+    from cosmoscope.search import search_filter
+
+    return search_filter(**filters.search_kwargs()) if filters is not None else None
+
+
+def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> pl.DataFrame:
+    """How many matching observations have each value of ``column``: columns ``column`` and
+    ``n``, most first. A rollup dimension (mission_id, satellite_name, instrument_type,
+    processing_status, calibration_status, extraction_status, file_status, validation_status)
+    is counted from the rollups when the filters allow (see :mod:`cosmoscope.routing`), any
+    other column in the store."""
+    import polars as pl
+
+    from cosmoscope.summaries import facet_counts as from_rollups
+
+    if column in S.ROLLUP_DIMENSIONS:
+        return from_rollups(cat, column, filter_expr(filters))
     from cosmoscope.store.base import Agg
 
     df = _aggregate(cat, "observations", [column], [Agg("n", "count")], filters)
-    return sorted(v for v in df[column].to_list() if v is not None)
+    return df.sort([pl.col("n"), pl.col(column)], descending=[True, False], nulls_last=True)
+
+
+def distinct_values(cat: Catalog, column: str, filters: Filters | None = None) -> list[str]:
+    """The distinct non-null values of a column among the matching rows, sorted."""
+    return sorted(v for v in facet_counts(cat, column, filters)[column].to_list() if v is not None)
 
 
 def count(cat: Catalog, filters: Filters | None = None) -> int:
-    """How many observations match (counted in the store)."""
-    from cosmoscope.store.base import Agg
+    """How many observations match (from the rollups when the filters allow)."""
+    from cosmoscope.summaries import count as counted
 
-    df = _aggregate(cat, "observations", [], [Agg("n", "count")], filters)
-    return int(df["n"][0] or 0) if df.height else 0
+    return counted(cat, filter_expr(filters))
 
 
 def freshness(cat: Catalog) -> tuple:
     """A cheap token that changes when rows are added, changed, linked or removed: the number
-    of observations and the newest audit event (both answered from indexes)."""
+    of observations (from the rollups) and the newest audit event (from the key's index)."""
     from cosmoscope.store.base import Agg
 
     events = _aggregate(cat, "events", [], [Agg("last", "max", "event_id")])
@@ -309,12 +330,14 @@ def freshness(cat: Catalog) -> tuple:
 
 def problem_counts(cat: Catalog, filters: Filters | None = None) -> dict[str, int]:
     """How many observations have each kind of problem (see :data:`PROBLEM_KINDS`)."""
-    from cosmoscope.store.base import Agg
+    import polars as pl
 
-    # One pass: each kind is a count of rows equal to its value.
-    aggs = [Agg(f"k{i}", "count_eq", column, values[0]) for i, (column, values) in enumerate(PROBLEM_KINDS.values())]
-    df = _aggregate(cat, "observations", [], aggs, filters)
-    return {label: int(df[f"k{i}"][0] or 0) if df.height else 0 for i, label in enumerate(PROBLEM_KINDS)}
+    from cosmoscope.summaries import grouped
+
+    columns = list(dict.fromkeys(column for column, _ in PROBLEM_KINDS.values()))
+    df = grouped(cat, filter_expr(filters), columns, counts_only=True)
+    return {label: int(df.filter(pl.col(column).is_in(list(values)))["n"].sum())
+            for label, (column, values) in PROBLEM_KINDS.items()}
 
 
 def problems(cat: Catalog, filters: Filters | None = None, limit: int | None = None) -> pl.DataFrame:
