@@ -408,8 +408,11 @@ def _group_predicate(r: Rollup, groups: list[dict]) -> Predicate:
             days = sorted(v for v in values if v is not None)
             if days:
                 lo = dt.datetime.combine(days[0], dt.time(), dt.timezone.utc)
-                hi = dt.datetime.combine(days[-1], dt.time(), dt.timezone.utc) + dt.timedelta(days=1)
-                tests.append(Test("observation_timestamp", "between", (lo, hi, "left")))
+                if days[-1] < dt.date.max:
+                    hi = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+                    tests.append(Test("observation_timestamp", "between", (lo, hi, "left")))
+                else:  # the last day Python can name: no midnight after it
+                    tests.append(Test("observation_timestamp", ">=", lo))
             column = "observation_timestamp"
         else:
             known = tuple(sorted(v for v in values if v is not None))
