@@ -247,7 +247,7 @@ class Catalog:
     def search(self, mission=None, instrument=None, target=None, start=None, end=None,
                min_quality: float | None = None, status=None, calibration=None, *,
                satellite=None, product_type=None, file_format=None, calib_level: int | None = None,
-               ) -> pl.LazyFrame:
+               sort: str | None = None, descending: bool = False) -> pl.LazyFrame:
         """Observations matching every given filter, as a lazy frame.
 
         Parameters
@@ -267,15 +267,25 @@ class Catalog:
             Lowest ``data_quality_score`` (0-1) to keep.
         calib_level
             Lowest ObsCore calibration level (0-4) to keep.
+        sort, descending
+            Rows in the order of this column (missing values last, ties by ``dataset_id``),
+            put in order by the store, so ``search(sort="observation_timestamp",
+            descending=True).head(20)`` reads about 20 rows where an index serves the order.
+
+        The filter travels inside the frame's source, so ``.head(n)`` hands the store the limit
+        ``n`` (``cat.explain`` shows it); the rows are those of ``observations().filter(...)``.
         """
         from cosmoscope.search import search_filter
+        from cosmoscope.store.lazy import scan_table
 
         expr = search_filter(mission=mission, instrument=instrument, target=target, start=start, end=end,
                              min_quality=min_quality, status=status, calibration=calibration,
                              satellite=satellite, product_type=product_type, file_format=file_format,
                              calib_level=calib_level)
-        lf = self.observations()
-        return lf.filter(expr) if expr is not None else lf
+        if sort is not None:
+            S.check_columns(S.OBSERVATIONS, [sort])
+        order = (sort, bool(descending)) if sort is not None else None
+        return scan_table(self.store, S.OBSERVATIONS.name, where=expr, order=order)
 
     def get(self, dataset_id: str) -> dict[str, Any]:
         """One observation as a dict; raises :class:`DatasetNotFoundError` if it is not there."""

@@ -61,8 +61,12 @@ def test_search_is_fully_pushed_down(filled):
     pushed = text.split("Pushed down to the store:")[1]
     assert "residual: (none)" in pushed
     assert "mission_id == 'LYRA'" in pushed and "target_object starts_with 'M'" in pushed
-    # polars passes a limit to the scan only when it has no filter to apply
-    assert "limit:    5" in cat.explain(cat.observations().head(5))
+    # polars passes a limit to the scan only when it has no filter to apply; search() carries
+    # its filter inside the scan, so its limit reaches the store too
+    assert "reading:  at most 5 rows" in pushed
+    assert "reading:  at most 5 rows" in cat.explain(cat.observations().head(5))
+    filtered = cat.explain(cat.observations().filter(pl.col("mission_id") == "LYRA").head(5))
+    assert "reading:  small first batches" in filtered
 
 
 @pytest.mark.parametrize("kwargs, message", [

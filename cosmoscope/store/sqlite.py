@@ -608,21 +608,33 @@ class SQLiteStore:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None) -> Iterator[pa.RecordBatch]:
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None, *, order_by=None,
+             first_rows=None) -> Iterator[pa.RecordBatch]:
         schema = self._schema(table)
         columns = list(columns) if columns is not None else schema.names
-        for c in columns:
+        for c in [*columns, *(c for c, _ in order_by or ())]:
             if schema.get_field_index(c) < 0:
                 raise UnknownNameError(f"column of {table}", c, schema.names)
         out_schema = pa.schema([schema.field(c) for c in columns])
         where, params = compile_predicate(predicate, schema)
+        order = _order_sql(order_by, self._keys[table])
         select = f"{', '.join(map(_q, columns)) or '1'} FROM {_q(table)} WHERE {where}"
         if limit is not None:
             if limit == 0:
                 return
-            select += " LIMIT ?"
-            params.append(int(limit))
-        yield from self._query(select, params, out_schema, batch_size)
+            yield from self._query(f"{select}{order} LIMIT ?", [*params, int(limit)], out_schema, batch_size)
+            return
+        if self._in_transaction() or getattr(self._local, "con", None) is not None:
+            yield from self._query(select + order, params, out_schema, batch_size)  # inside a transaction
+            return
+        from cosmoscope.store.sqlite_read import read
+
+        try:
+            yield from read(self, table, columns, where, params, order, out_schema, first_rows)
+        except CosmoscopeError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"reading the catalog at {self.path} failed: {exc}") from exc
 
     def aggregate(self, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
                   predicate: Predicate | None = None) -> pa.Table:
@@ -650,11 +662,7 @@ class SQLiteStore:
 
     def _query(self, select: str, params: list, out_schema: pa.Schema, batch_size) -> Iterator[pa.RecordBatch]:
         """Run ``SELECT <select>`` and stream it as batches of ``out_schema``."""
-        # The driver infers each column's type from the first rows it sees; a typed first row
-        # keeps a column that starts with NULLs from being read as the wrong type.
-        sentinel = ", ".join([f"0 AS {_q(_SENTINEL)}"] + [
-            f"{_sentinel_literal(f.type)} AS {_q(f.name)}" for f in out_schema])
-        sql = f"SELECT {sentinel} UNION ALL SELECT * FROM (SELECT 1, {select})"
+        sql = _sentinel_sql(select, out_schema)
         log.debug("%s: %s %s", self.path, sql, params)
         batch_rows = min(max(batch_size or 10_000, 1_024), 50_000)
         if self._in_transaction():
@@ -735,6 +743,26 @@ class _Ops:
 
     def delete(self, table, keys):
         self.store.delete(table, keys)
+
+
+def _sentinel_sql(select: str, out_schema: pa.Schema) -> str:
+    """``SELECT <select>`` behind one typed row that :meth:`SQLiteStore._read` drops.
+
+    The driver infers each column's type from the first rows it sees; a typed first row keeps
+    a column that starts with NULLs from being read as the wrong type.
+    """
+    sentinel = ", ".join([f"0 AS {_q(_SENTINEL)}"] + [
+        f"{_sentinel_literal(f.type)} AS {_q(f.name)}" for f in out_schema])
+    return f"SELECT {sentinel} UNION ALL SELECT * FROM (SELECT 1, {select})"
+
+
+def _order_sql(order_by, key: Sequence[str]) -> str:
+    """``ORDER BY`` the given (column, descending) pairs, missing values last, then the key."""
+    if not order_by:
+        return ""
+    terms = [f"{_q(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in order_by]
+    terms += [f"{_q(k)} ASC" for k in key if k not in {c for c, _ in order_by}]
+    return " ORDER BY " + ", ".join(terms)
 
 
 def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:

@@ -45,6 +45,7 @@ from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, St
 from cosmoscope.predicate import Predicate, Test
 from cosmoscope.store import rollup
 from cosmoscope.store import vast_predicate as plan
+from cosmoscope.store import vast_read
 from cosmoscope.store.vast_config import (PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
                                           describe, parse_vast_url)
 from cosmoscope.store.vast_predicate import compile_for_vast
@@ -458,13 +459,22 @@ class VastStore(VastTransactions):
 
     # -- reads -----------------------------------------------------------------------------
 
-    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None) -> Iterator[pa.RecordBatch]:
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None, *, order_by=None,
+             first_rows=None) -> Iterator[pa.RecordBatch]:
         schema = self._schema(table)
         columns = list(columns) if columns is not None else schema.names
-        for c in [*columns, *(predicate.columns if predicate else ())]:
+        for c in [*columns, *(predicate.columns if predicate else ()), *(c for c, _ in order_by or ())]:
             if schema.get_field_index(c) < 0:
                 raise UnknownNameError(f"column of {table}", c, schema.names)
-        return self._scan(table, columns, predicate or Predicate(), limit)
+        predicate = predicate or Predicate()
+        if limit == 0:
+            return iter(())
+        plans = self._plans(table, predicate)
+        if order_by:
+            return self._read(table, lambda tx: vast_read.ordered(self, tx, table, columns, plans, order_by, limit))
+        if first_rows and limit is None:
+            return self._read(table, lambda tx: vast_read.growing(self, tx, table, columns, plans, first_rows))
+        return self._read(table, lambda tx: self._read_plans(tx, table, columns, plans, limit))
 
     def _plans(self, table, predicate) -> list:
         storage = self._storage[table]
@@ -480,19 +490,18 @@ class VastStore(VastTransactions):
         columns = list(columns) if columns is not None else schema.names
         yield from self._read_plans(tx, table, columns, self._plans(table, predicate or Predicate()), None)
 
-    def _scan(self, table, columns, predicate, limit) -> Iterator[pa.RecordBatch]:
-        if limit == 0:
-            return
-        plans = self._plans(table, predicate)
+    def _read(self, table, body) -> Iterator[pa.RecordBatch]:
+        """The batches of ``body(tx)``, a read in a transaction of its own (or the caller's),
+        run again from the start after a transient failure before anything was yielded."""
         attempts = self.loc.option("retries")
         if self._in_transaction():
-            yield from self._scan_in_transaction(table, columns, plans, limit, attempts)
+            yield from self._read_in_transaction(table, body, attempts)
             return
         for attempt in range(attempts):
             tx, rows, yielded = None, None, False
             try:
                 tx = self._begin()
-                rows = self._read_plans(tx, table, columns, plans, limit)
+                rows = body(tx)
                 for batch in rows:
                     yielded = True
                     yield batch
@@ -507,19 +516,19 @@ class VastStore(VastTransactions):
                 log.info("reading %s: %s; trying again", table, describe(exc, self.loc, self._creds))
                 self._sleep(attempt)
             finally:
-                if rows is not None:
+                if rows is not None and hasattr(rows, "close"):
                     rows.close()  # stops the SDK's split readers before their transaction ends
                 if tx is not None and tx.txid is not None:
                     self._finish(tx, commit=False)  # a read changes nothing: end it without a commit
 
-    def _scan_in_transaction(self, table, columns, plans, limit, attempts) -> Iterator[pa.RecordBatch]:
+    def _read_in_transaction(self, table, body, attempts) -> Iterator[pa.RecordBatch]:
         """A read inside the caller's transaction: tried again there after a transient failure
         (a read changes nothing), reported as a StoreError otherwise; the caller's transaction
         then rolls back."""
         for attempt in range(attempts):
             yielded = False
             try:
-                for batch in self._read_plans(self._tx, table, columns, plans, limit):
+                for batch in body(self._tx):
                     yielded = True
                     yield batch
                 return
