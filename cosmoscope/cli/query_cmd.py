@@ -63,7 +63,8 @@ def register(sub, common) -> None:
     g = p.add_argument_group("results")
     g.add_argument("--columns", type=_columns, metavar="A,B,...",
                    help="columns to show (default: a compact set for tables, every column otherwise)")
-    g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp", help="sort by (default: time)")
+    g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp",
+                   help="sort by (default: time); ties in dataset id order, missing values last")
     g.add_argument("--descending", action="store_true", help="sort newest / largest first")
     g.add_argument("--limit", type=argtypes.count, metavar="N",
                    help="at most N rows (default: 50 for tables, all otherwise)")
@@ -124,14 +125,14 @@ def cmd_search(args) -> int:
         if args.count:
             print(cat.count(**search_kwargs(args)))
             return 0
-        lf = search_from_args(cat, args)
         names = S.OBSERVATIONS.schema.names
         columns = args.columns or (TABLE_COLUMNS if args.format == "table" else names)
         for c in [*columns, args.sort]:
             if c not in names:
                 raise UnknownNameError("column", c, names)
         limit = args.limit if args.limit is not None else (50 if args.format == "table" else None)
-        lf = lf.sort(args.sort, descending=args.descending, nulls_last=True)
+        # the store sorts and stops after the limit (an index serves the default order, by time)
+        lf = cat.search(**search_kwargs(args), sort=args.sort, descending=args.descending)
         df = (lf.head(limit) if limit is not None else lf).select(columns).collect()
         title = None
         if args.format == "table":

@@ -2,9 +2,9 @@
 the problems list and a freshness token.
 
 The notebook widgets and the Panel dashboard both use this module, so they show the same answers;
-it imports no UI toolkit. Every query is a pushed-down, projected scan: a page of results costs
-one scan of the sort column of the matching rows (which also gives the total) and one narrow
-range query for the rows of the page, never a read of whole rows of the catalog.
+it imports no UI toolkit. Totals, facet counts and problem counts come from the rollups when
+the filters allow (:mod:`cosmoscope.summaries`); a page of results is one ordered, limited read
+(the store sorts, and stops after the page), never a read of every matching row.
 
 Examples
 --------
@@ -164,9 +164,10 @@ class Page:
 class ResultSet:
     """The observations matching some filters, in an order, read a page at a time.
 
-    The sort column of every matching row is read once (one projected scan, which also gives
-    :attr:`total`); each page then reads only its own rows, with a range filter on the sort
-    column pushed down to the store.
+    :attr:`total` is counted from the rollups when the filters allow (see
+    :mod:`cosmoscope.routing`); a page asks the store for the first ``number * size`` rows in
+    order (``Catalog.search(sort=...)``), so it reads about that many rows where an index serves
+    the order (time, on SQLite), never every match.
     """
 
     catalog: Catalog
@@ -179,64 +180,34 @@ class ResultSet:
             raise InvalidArgumentError(f"unknown order {self.sort!r}; choose one of {', '.join(SORTS)}")
 
     def frame(self) -> pl.LazyFrame:
-        """Every matching observation, lazily, all columns."""
+        """Every matching observation, lazily, all columns, in no particular order."""
         return self.filters.frame(self.catalog)
 
-    @cached_property
-    def _keys(self):
+    def ordered(self) -> pl.LazyFrame:
+        """Every matching observation, lazily, in this order (missing values last, ties by id)."""
         column, descending = SORTS[self.sort]
-        keys = self.frame().select(column).collect()[column]
-        valid = keys.drop_nulls().sort(descending=descending)
-        return keys.len(), valid
+        return self.catalog.search(**self.filters.search_kwargs(), sort=column, descending=descending)
 
-    @property
+    @cached_property
     def total(self) -> int:
         """How many observations match."""
-        return self._keys[0]
+        return count(self.catalog, self.filters)
 
     def page(self, number: int = 1, size: int = 50) -> Page:
         """Rows ``(number-1)*size`` to ``number*size`` in this order (numbers count from 1;
         past the end gives the last page)."""
-        import polars as pl
-
         if size < 1:
             raise InvalidArgumentError(f"a page needs at least one row, not {size}")
-        total, valid = self._keys
-        n_pages = max(1, -(-total // size))
+        n_pages = max(1, -(-self.total // size))
         number = min(max(1, int(number)), n_pages)
-        start, stop = (number - 1) * size, min(number * size, total)
-        column, descending = SORTS[self.sort]
-        cols = list(dict.fromkeys([*self.columns, "dataset_id", column]))
-        parts = []
-        if start < valid.len():
-            hi_pos = min(stop, valid.len()) - 1
-            first, last = valid[start], valid[hi_pos]
-            lo, hi = (last, first) if descending else (first, last)
-            # Rows before the page that tie with its first value are skipped by position.
-            ahead = int((valid > first).sum() if descending else (valid < first).sum())
-            rows = (self.frame().filter(pl.col(column).is_between(lo, hi)).select(cols).collect()
-                    .sort([column, "dataset_id"], descending=[descending, False]))
-            parts.append(rows.slice(start - ahead, hi_pos + 1 - start))
-        if stop > valid.len():
-            # Rows without a value in the sort column come last, ordered by id.
-            skip = max(start - valid.len(), 0)
-            rows = (self.frame().filter(pl.col(column).is_null()).select(cols).collect()
-                    .sort("dataset_id").slice(skip, stop - max(start, valid.len())))
-            parts.append(rows)
-        if parts:
-            rows = pl.concat(parts)
-        else:
-            rows = self.frame().select(cols).head(0).collect()
-        return Page(rows.select(self.columns), total, number, size)
+        start = (number - 1) * size
+        rows = self.ordered().select(self.columns).head(start + size).collect().slice(start, size)
+        return Page(rows, self.total, number, size)
 
     def collect(self, columns: list[str] | None = None) -> pl.DataFrame:
         """Every matching row (all columns unless ``columns``), in this order."""
-        column, descending = SORTS[self.sort]
-        lf = self.frame()
-        if columns:
-            lf = lf.select(list(dict.fromkeys([*columns, column])))
-        df = lf.collect().sort([column, "dataset_id"], descending=[descending, False], nulls_last=True)
-        return df.select(columns) if columns else df
+        lf = self.ordered()
+        return (lf.select(columns) if columns else lf).collect()
 
     def export(self, path, format: str | None = None) -> int:
         """Write every matching row to ``path`` as CSV or Parquet (default: from the suffix);
@@ -260,31 +231,28 @@ class ResultSet:
 
 # -- choices, counts and freshness --------------------------------------------------------
 
+def filter_expr(filters: Filters | None):
+    """The polars filter of ``filters`` (None for no filter)."""
+    from cosmoscope.search import search_filter
+
+    return search_filter(**filters.search_kwargs()) if filters is not None else None
+
+
 def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Filters | None = None):
     """Grouped aggregates computed by the store where it can (a scan of the needed columns
     otherwise), with the filters pushed down."""
     import polars as pl
 
     from cosmoscope.predicate import split_predicate
-    from cosmoscope.search import search_filter
-    from cosmoscope.store.base import aggregate
+    from cosmoscope.store.base import aggregate, polars_aggregations
 
-    expr = search_filter(**filters.search_kwargs()) if filters is not None else None
+    expr = filter_expr(filters)
     pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
-        lf = cat.frame(table).filter(expr)
-        from cosmoscope.store.base import polars_aggregations
-
         exprs = polars_aggregations(aggs)
+        lf = cat.frame(table).filter(expr)
         return (lf.group_by(group_by).agg(exprs) if group_by else lf.select(exprs)).collect()
     return pl.from_arrow(aggregate(cat.store, S.table_spec(table).name, group_by, aggs, pushed))
-
-
-def filter_expr(filters: Filters | None):
-    """The polars filter of ``filters`` (None for no filter)."""
-    from cosmoscope.search import search_filter
-
-    return search_filter(**filters.search_kwargs()) if filters is not None else None
 
 
 def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> pl.DataFrame:
