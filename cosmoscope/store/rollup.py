@@ -33,6 +33,7 @@ deltas, recounts, rebuilds and checks alike, on both stores.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Iterator, Sequence
@@ -104,6 +105,10 @@ class Rollup:
 
     def contributions(self, rows: pl.DataFrame) -> pl.DataFrame:
         """One row per group of ``rows`` (observations): dimensions, ``group_key``, measures."""
+        return self.contributions_lazy(rows).collect()
+
+    def contributions_lazy(self, rows: pl.DataFrame) -> pl.LazyFrame:
+        """:meth:`contributions` as a lazy frame (several rollups are collected at once)."""
         import polars as pl
 
         lf = rows.lazy()
@@ -112,7 +117,7 @@ class Rollup:
             out = lf.group_by(sky_cells()).agg(pl.len().cast(pl.Int64).alias("n"))
         else:
             out = lf.group_by(group_dims(self.dims)).agg(group_measures())
-        return _with_group_key(self, out.collect())
+        return out.with_columns(pl.struct(list(self.dims)).struct.json_encode().alias("group_key"))
 
 
 def group_dims(dims) -> list:
@@ -188,12 +193,6 @@ def maintained(tables: dict[str, pa.Schema]) -> bool:
             and all(source.get_field_index(c) >= 0 for c in READS))
 
 
-def _with_group_key(r: Rollup, df: pl.DataFrame) -> pl.DataFrame:
-    import polars as pl
-
-    return df.with_columns(pl.struct(list(r.dims)).struct.json_encode().alias("group_key"))
-
-
 def frame(rows, extra: Sequence[str] = ()) -> pl.DataFrame:
     """Observation rows (Arrow or polars) as a polars frame of the key and :data:`READS` (plus
     ``extra``), in their catalog types, with floats as the stores keep them (no NaN, no -0.0)."""
@@ -250,15 +249,19 @@ def apply_change(ops: Ops, old, new) -> None:
     old_df, new_df = _changed_only(frame(old), frame(new))
     if old_df.is_empty() and new_df.is_empty():
         return
-    for r in ROLLUPS:
-        apply_contributions(ops, r, r.contributions(new_df), r.contributions(old_df))
+    apply_rows(ops, new_df, old_df)
 
 
-def apply_contributions(ops: Ops, r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> None:
-    """Write a change of one rollup: ``plus`` and ``minus`` are the contributions (dimensions and
-    measures per group) of the rows a write added and removed."""
-    if not plus.is_empty() or not minus.is_empty():
-        _apply(ops, r, _with_group_key(r, plus), _with_group_key(r, minus))
+def apply_rows(ops: Ops, added: pl.DataFrame, removed: pl.DataFrame) -> None:
+    """Write into every rollup what a write did: it ``added`` and ``removed`` these rows (in
+    their stored form); the groups of all rollups are counted in one polars run."""
+    import polars as pl
+
+    frames = pl.collect_all([f for r in ROLLUPS for f in (r.contributions_lazy(added), r.contributions_lazy(removed))])
+    for i, r in enumerate(ROLLUPS):
+        plus, minus = frames[2 * i], frames[2 * i + 1]
+        if not plus.is_empty() or not minus.is_empty():
+            _apply(ops, r, plus, minus)
 
 
 def _changed_only(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -275,10 +278,13 @@ def _apply(ops: Ops, r: Rollup, plus: pl.DataFrame, minus: pl.DataFrame) -> None
     and before the write."""
     import polars as pl
 
+    in_place = getattr(ops, "in_place", False)
+    if in_place and minus.is_empty():  # rows only added (the usual write): add them, nothing to look up
+        ops.add(r, plus.select("group_key", *r.dims, *r.measures))
+        return
     delta = _delta(r, plus, minus)
     if delta.is_empty():
         return
-    in_place = getattr(ops, "in_place", False)
     # In-place stores (SQLite: one writer at a time) add sums in SQL; only groups that lost rows
     # need their stored values, to tell whether an extreme left. Appending stores read them all.
     asked = delta.filter(pl.col("removed_n") > 0) if in_place else delta
@@ -448,6 +454,7 @@ def entries_table(r: Rollup, groups: pl.DataFrame, *, keyed: bool = False) -> pa
     return out.select(r.spec.schema.names).to_arrow().cast(r.spec.schema)
 
 
+@functools.lru_cache(maxsize=None)
 def _polars_schema(r: Rollup):
     import polars as pl
 

@@ -487,9 +487,7 @@ class SQLiteStore:
         rows = pl.from_arrow(pa.Table.from_batches(list(self._query(
             f"{', '.join(map(_q, out.names))} FROM temp.{_CHANGES}", [], out, 50_000)), schema=out))
         if rows.height:
-            added, removed = rows.filter(pl.col("sign") == 1), rows.filter(pl.col("sign") == -1)
-            for r in rollup.ROLLUPS:
-                rollup.apply_contributions(_Ops(self), r, r.contributions(added), r.contributions(removed))
+            rollup.apply_rows(_Ops(self), rows.filter(pl.col("sign") == 1), rows.filter(pl.col("sign") == -1))
 
     def atomically(self, fn, *, write: bool = True, what: str = ""):
         """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
