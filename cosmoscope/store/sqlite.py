@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
 from cosmoscope.predicate import Predicate, Test, successor
-from cosmoscope.store import rollup
+from cosmoscope.store import rollup, sqlite_rollup
 from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _META_TABLE = "_cosmoscope_tables"
 _SENTINEL = "__cosmoscope_sentinel"
-#: The TEMP table (and triggers) in which the write connection notes what its writes changed.
-_CHANGES = "cosmoscope_changes"
 #: Longest ``IN (?, ?, ...)`` list bound value by value; longer lists travel as one JSON array.
 _MAX_INLINE_IN = 500
 
@@ -439,10 +437,10 @@ class SQLiteStore:
             try:
                 with self.transaction():
                     if keep:
-                        self._capture_changes()
+                        sqlite_rollup.capture_changes(self)
                     total += self._con.executemany(sql, data.slice(start, WRITE_BATCH_ROWS))
                     if keep:
-                        self._apply_changes()
+                        sqlite_rollup.apply_changes(self)
             except CosmoscopeError:
                 raise
             except Exception as exc:
@@ -452,51 +450,14 @@ class SQLiteStore:
     def _keeps_rollups(self, table: str) -> bool:
         return table == rollup.SOURCE and rollup.maintained(self._schemas)
 
-    def _capture_changes(self) -> None:
-        """Have SQLite itself note, for this connection, every row its writes of the rollups'
-        source table add (sign 1) or remove (sign -1), values as stored (TEMP triggers: they
-        see exactly what the statement did, duplicate keys and preserved columns included, and
-        skip updates that leave every column the rollups read as it was)."""
-        if getattr(self, "_capturing", False):
-            self._con.execute(f"DELETE FROM temp.{_CHANGES}")
-            return
-        cols = [rollup.SOURCE_KEY, *rollup.READS]
-        src = f"main.{_q(rollup.SOURCE)}"
-
-        def values(row):
-            return ", ".join(f"{row}.{_q(c)}" for c in cols)
-
-        changed = " OR ".join(f"OLD.{_q(c)} IS NOT NEW.{_q(c)}" for c in cols)
-        self._con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_CHANGES} (sign INTEGER, {', '.join(map(_q, cols))})")
-        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_insert AFTER INSERT ON {src} BEGIN "
-                          f"INSERT INTO {_CHANGES} VALUES (1, {values('NEW')}); END")
-        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_update AFTER UPDATE ON {src} WHEN {changed} "
-                          f"BEGIN INSERT INTO {_CHANGES} VALUES (-1, {values('OLD')}); "
-                          f"INSERT INTO {_CHANGES} VALUES (1, {values('NEW')}); END")
-        self._con.execute(f"CREATE TEMP TRIGGER IF NOT EXISTS {_CHANGES}_delete AFTER DELETE ON {src} BEGIN "
-                          f"INSERT INTO {_CHANGES} VALUES (-1, {values('OLD')}); END")
-        self._con.execute(f"DELETE FROM temp.{_CHANGES}")
-        self._capturing = True
-
-    def _apply_changes(self) -> None:
-        """Write into the rollups what the batch added and removed (see :meth:`_capture_changes`)."""
-        import polars as pl
-
-        schema = self._schema(rollup.SOURCE)
-        out = pa.schema([pa.field("sign", pa.int64()), *[schema.field(c) for c in (rollup.SOURCE_KEY, *rollup.READS)]])
-        rows = pl.from_arrow(pa.Table.from_batches(list(self._query(
-            f"{', '.join(map(_q, out.names))} FROM temp.{_CHANGES}", [], out, 50_000)), schema=out))
-        if rows.height:
-            rollup.apply_rows(_Ops(self), rows.filter(pl.col("sign") == 1), rows.filter(pl.col("sign") == -1))
-
     def atomically(self, fn, *, write: bool = True, what: str = ""):
         """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
         one read snapshot); see :class:`cosmoscope.store.rollup.Ops`."""
         if write:
             with self.transaction():
-                return fn(_Ops(self))
+                return fn(sqlite_rollup.Ops(self))
         with self.snapshot():
-            return fn(_Ops(self))
+            return fn(sqlite_rollup.Ops(self))
 
     @contextmanager
     def snapshot(self):
@@ -694,53 +655,6 @@ class SQLiteStore:
             arrays = [batch.column(i + 1).cast(_storage_type(f.type)).cast(f.type)
                       for i, f in enumerate(out_schema)]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
-
-
-class _Ops:
-    """The store's verbs inside its open transaction or snapshot (for :mod:`cosmoscope.store.rollup`).
-
-    Writers take turns here, so each rollup group has one entry, changed in place by SQL.
-    """
-
-    in_place = True
-
-    def __init__(self, store: SQLiteStore):
-        self.store = store
-
-    def add(self, r: rollup.Rollup, changes) -> None:
-        """Add each change (sums, and minima and maxima to combine) to its group's entry."""
-        import polars as pl
-
-        if changes.is_empty():
-            return
-        data = rollup.entries_table(r, changes, keyed=True)
-        names = data.column_names
-
-        def combined(c, fn):
-            c, e = _q(c), f"excluded.{_q(c)}"
-            return f"{c} = CASE WHEN {e} IS NULL THEN {c} WHEN {c} IS NULL THEN {e} ELSE {fn}({c}, {e}) END"
-
-        sets = ([f"{_q(c)} = {_q(c)} + excluded.{_q(c)}" for c in r.sums]
-                + [combined(c, "MIN") for c in r.mins] + [combined(c, "MAX") for c in r.maxs])
-        sql = (f"INSERT INTO {_q(r.name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
-               f"ON CONFLICT (\"entry_id\") DO UPDATE SET {', '.join(sets)}")
-        self.store._con.executemany(sql, self.store._prepare(r.name, data))
-        emptied = changes.filter(pl.col("n") < 0).select(pl.col("group_key").alias("entry_id"))
-        if emptied.height:
-            self.store._con.executemany(f"DELETE FROM {_q(r.name)} WHERE \"entry_id\" = ? AND \"n\" <= 0",
-                                        emptied.to_arrow())
-
-    def scan(self, table, columns, predicate):
-        return self.store.scan(table, columns, predicate)
-
-    def insert(self, table, data):
-        self.store.upsert(table, data, self.store._keys[table])
-
-    def upsert(self, table, data, key):
-        self.store.upsert(table, data, key)
-
-    def delete(self, table, keys):
-        self.store.delete(table, keys)
 
 
 def _sentinel_sql(select: str, out_schema: pa.Schema) -> str:
