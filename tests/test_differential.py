@@ -28,7 +28,7 @@ from cosmoscope import schema as S
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.search import search_filter
 
-from .conftest import FAKE_VAST_OPTIONS
+from .conftest import module_store_url
 from .querygen import STRINGS, TIMES, Query, QueryGen, awkward_rows
 
 CASES = int(os.environ.get("COSMOSCOPE_DIFF_CASES", "250"))
@@ -77,13 +77,7 @@ def loaded(request, tmp_path_factory):
     from cosmoscope.store.base import open_store
 
     with pytest.MonkeyPatch.context() as mp:
-        if request.param == "sqlite":
-            url = f"sqlite://{tmp_path_factory.mktemp('diff')}/diff.sqlite"
-        else:
-            server = request.getfixturevalue("fake_vast")
-            mp.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
-            mp.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
-            url = f"vast+http://{server.host}:{server.port}/{server.bucket}/diff_{os.getpid()}?{FAKE_VAST_OPTIONS}"
+        url = module_store_url(request, tmp_path_factory, mp, "diff")
         cosmoscope.open_catalog(url).close()  # creates the tables
         store = RecordingStore(open_store(url))
         cat = Catalog(store, actor="differential@tests")

@@ -123,17 +123,10 @@ def assert_rollups_exact(cat) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "vast"])
 def shared_catalog(request, tmp_path_factory):
     """One catalog per backend that the random sequences keep writing to."""
-    from .conftest import FAKE_VAST_OPTIONS
+    from .conftest import module_store_url
 
     with pytest.MonkeyPatch.context() as mp:
-        if request.param == "sqlite":
-            url = f"sqlite://{tmp_path_factory.mktemp('rollups')}/r.sqlite"
-        else:
-            server = request.getfixturevalue("fake_vast")
-            mp.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
-            mp.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
-            url = f"vast+http://{server.host}:{server.port}/{server.bucket}/rollups_{os.getpid()}?{FAKE_VAST_OPTIONS}"
-        cat = cosmoscope.open_catalog(url)
+        cat = cosmoscope.open_catalog(module_store_url(request, tmp_path_factory, mp, "rollups"))
         yield cat
         cat.close()
 
