@@ -10,7 +10,11 @@ Contract, checked by ``tests/test_store_contract.py`` against every backend:
   per write batch; inside ``transaction()`` the whole transaction is atomic.
 - ``scan`` streams ``pyarrow.RecordBatch`` objects that conform exactly to the stored schema
   (projected to ``columns``), filtered by a :class:`~cosmoscope.predicate.Predicate` and cut to
-  ``limit`` rows. Rows come in no particular order.
+  ``limit`` rows. Rows come in no particular order, unless ``order_by`` asks for one (missing
+  values last, ties by the table's key). ``first_rows`` asks for small first batches that grow,
+  for a reader that may stop early.
+- Writes of the observations keep the rollups (:mod:`cosmoscope.store.rollup`) in the same
+  transaction; ``atomically(fn)`` runs ``fn(ops)`` with reads and writes in one transaction.
 - ``update`` sets columns of existing keys; ``delete`` removes keys. Both return how many rows
   they touched.
 """
@@ -76,8 +80,13 @@ class Store(Protocol):
 
     def scan(self, table: str, columns: Sequence[str] | None = None,
              predicate: Predicate | None = None, limit: int | None = None,
-             batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream matching rows as record batches."""
+             batch_size: int | None = None, *, order_by: Sequence[tuple[str, bool]] | None = None,
+             first_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream matching rows as record batches (``order_by``: (column, descending) pairs)."""
+
+    def atomically(self, fn, *, write: bool = True, what: str = ""):
+        """``fn(ops)`` with ``ops`` (:class:`cosmoscope.store.rollup.Ops`) reading and writing in
+        one transaction (``write=False``: one read snapshot)."""
 
     def update(self, table: str, data: pa.Table, key: Sequence[str]) -> int:
         """Set the non-key columns of ``data`` on the rows whose key matches."""

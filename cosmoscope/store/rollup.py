@@ -4,30 +4,34 @@ Summaries, counts, facet counts and charts of millions of rows read a rollup tab
 thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Three
 rollups are kept:
 
-- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument and the
-  processing, calibration, extraction, file and validation statuses, and
-  :data:`~cosmoscope.schema.ROLLUP_DAYS`, per mission, satellite, instrument, UTC day and
+- :data:`~cosmoscope.schema.ROLLUP_DAYS`, per mission, satellite, instrument, UTC day and
   processing status: observations, bytes (an exact integer, summed as two 32-bit halves so no
   sum overflows), earliest and latest start, latest end, and the quality scores' count, exact
-  fixed-point sum, minimum and a 21-bin histogram. Two tables rather than one with every
-  dimension: a day times every status combination would give nearly a group per handful of rows;
+  fixed-point sum, minimum and a 21-bin histogram;
+- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument and the
+  processing, calibration, extraction, file and validation statuses: the same sums, no minima or
+  maxima (a group whose extreme leaves is counted again from its rows: a day's group is a
+  bounded read, a mission's whole history per status is not). Two tables rather than one with
+  every dimension: a day times every status combination gives nearly a group per handful of rows;
 - :data:`~cosmoscope.schema.ROLLUP_SKY`, per mission and 3-degree sky cell: observations with a
   position.
 
-How they stay exact. Every ``upsert``, ``update`` and ``delete`` of the observations in either
-store hands :func:`apply_change` the rows as they were (read by key inside the write's own
-transaction) and as the write leaves them, and the difference is written in that same
-transaction, so a crash leaves rows and rollups together or not at all. A group's value is the
-combination of its entries (sums add, minimum and maximum combine): a write appends one entry
-per group it changes, so concurrent writers never rewrite the same rollup row (on VAST two
-transactions may commit side by side), and a group with :data:`FOLD_AT` entries is folded into
-one. When rows leave a group and one of them held its earliest start, latest end or lowest
-quality, the group is counted again from its rows, so minimum and maximum stay exact under
-updates and deletes. :func:`rebuild` recounts everything (a migration, ``validate --fix``);
-:func:`check` compares the stored rollups with a recount.
+How they stay exact. Every ``upsert``, ``update`` and ``delete`` of the observations, in either
+store, writes into the rollups what it changed in its own transaction, so a crash leaves rows
+and rollups together or not at all: the SQLite store notes the rows a statement added and
+removed with triggers (:mod:`cosmoscope.store.sqlite_rollup`) and calls :func:`apply_rows`; the
+VAST store reads the stored rows of a batch's keys (as its upsert already must), works out the
+rows as the write leaves them (:func:`merge_rows`) and calls :func:`apply_change`. A group's
+value is the combination of its entries (sums add, minima and maxima combine). SQLite's writers
+take turns, so each group has one entry changed in place; on VAST two transactions may commit
+side by side, so a write appends one entry per group it changes and never rewrites one, and a
+group with :data:`FOLD_AT` entries is folded into one. When rows leave a group and one of them
+held its earliest or latest time or lowest quality, the group is counted again from its rows,
+so minima and maxima stay exact under updates and deletes. :func:`rebuild` recounts everything
+(a migration, ``validate --fix``); :func:`check` compares the stored rollups with a recount.
 
 The computation is one polars function per rollup (:meth:`Rollup.contributions`), used for
-deltas, recounts, rebuilds and checks alike, on both stores.
+changes, recounts, rebuilds and checks alike, on both stores.
 """
 
 from __future__ import annotations
