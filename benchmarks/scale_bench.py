@@ -108,8 +108,9 @@ def fake_vast(data_dir: Path):
     from tests.fakevast import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir.with_suffix(".log"), "a")  # the server's own chatter (dropped connections, ...)
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakevast", "--port", "0", "--data-dir", str(data_dir)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         line = proc.stdout.readline()
         if "fake VAST Database at" not in line:
@@ -121,6 +122,7 @@ def fake_vast(data_dir: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        log.close()
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -138,7 +140,10 @@ def duckdb_queries(parquet: Path):
     con.execute(f"CREATE VIEW obs AS SELECT * FROM read_parquet('{parquet}')")
 
     def q(sql, params=()):
-        return lambda: con.execute(sql, list(params)).fetch_arrow_table()  # (fetchall would need pytz)
+        def run():
+            result = con.execute(sql, list(params))  # as Arrow: fetchall() would need pytz
+            return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
+        return run
 
     def count(kw):
         terms, params = [], []

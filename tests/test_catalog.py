@@ -67,6 +67,7 @@ def test_search_is_fully_pushed_down(filled):
     assert "reading:  at most 5 rows" in cat.explain(cat.observations().head(5))
     filtered = cat.explain(cat.observations().filter(pl.col("mission_id") == "LYRA").head(5))
     assert "reading:  small first batches" in filtered
+    assert "reading:  every matching row" in cat.explain(cat.search(mission="LYRA"))
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -14,8 +14,9 @@ stops pulling batches once it has enough rows. So:
   no filter), so ``search(...).head(n)`` hands the store the limit ``n`` whenever the whole
   filter reached the store; it can carry an order too (``search(sort=...)``), which the store
   applies before the limit;
-- any other read asks the store for small first batches that grow (``first_rows``), so a
-  ``filter(...).head(n)`` reads about a few thousand rows, not every match.
+- a read with a filter polars applies above the scan asks the store for small first batches
+  that grow (``first_rows``), so a ``filter(...).head(n)`` reads a few thousand rows, not every
+  match; a read with none is read whole at full speed (in parallel where the store can).
 
 ``explain`` says which of these each scan does.
 
@@ -60,14 +61,18 @@ class Pushdown:
     residual: object = None
     limit: int | None = None
     order: list[tuple[str, bool]] | None = None
+    #: The store is asked for small first batches (polars filters above the scan).
+    growing: bool = False
 
     @property
     def reading(self) -> str:
         """How the store is asked to read, in words."""
         if self.limit is not None:
             return f"at most {self.limit:,} rows: the limit reached the store"
-        return (f"small first batches ({FIRST_ROWS:,} rows, doubling): polars passes no row limit here, and "
-                "stops pulling batches once it has enough")
+        if self.growing:
+            return (f"small first batches ({FIRST_ROWS:,} rows, doubling): polars passes no row limit when it "
+                    "filters, and stops pulling batches once it has enough")
+        return "every matching row, in full-size batches (nothing above the scan filters or limits it)"
 
     def __str__(self) -> str:
         order = ", ".join(f"{c} {'descending' if d else 'ascending'}" for c, d in self.order or ())
@@ -123,6 +128,7 @@ class _Scan:
         return self.carried if predicate is None else self.carried & predicate
 
     def plan(self, with_columns, predicate, n_rows) -> Pushdown:
+        polars_filtered = predicate is not None
         predicate = self._filter(predicate)
         pushed, residual = split_predicate(predicate, self.schema)
         wanted = list(with_columns) if with_columns is not None else list(self.schema.names())
@@ -132,7 +138,8 @@ class _Scan:
         needed = wanted + [c for c in self.schema.names() if c in extra and c not in wanted]
         limit = n_rows if residual is None else None
         order = [self.order] if self.order is not None else None
-        return Pushdown(self.table, self.store.url, needed, pushed, residual, limit, order)
+        growing = limit is None and polars_filtered
+        return Pushdown(self.table, self.store.url, needed, pushed, residual, limit, order, growing)
 
     def __call__(self, with_columns, predicate, n_rows, batch_size):
         import polars as pl
@@ -150,8 +157,8 @@ class _Scan:
         if remaining == 0:
             return
         options = {"order_by": plan.order} if plan.order else {}
-        if plan.limit is None:
-            options["first_rows"] = FIRST_ROWS
+        if plan.growing:
+            options["first_rows"] = FIRST_ROWS  # polars filters above the scan: it may stop early unannounced
         for batch in self.store.scan(self.table, plan.columns, plan.predicate, plan.limit, batch_size, **options):
             df = pl.from_arrow(batch)
             if predicate is not None:
