@@ -646,15 +646,23 @@ class SQLiteStore:
 
     @staticmethod
     def _read(con: _Connection, sql, params, out_schema, batch_rows) -> Iterator[pa.RecordBatch]:
+        first = True
         for batch in con.reader(sql, params, batch_rows):
-            real = batch.column(0)
-            if pc.any(pc.equal(real, 0)).as_py():
-                batch = batch.filter(pc.equal(real, 1))
+            if first:  # the sentinel row leads the first batch only
+                batch = batch.filter(pc.equal(batch.column(0), 1))
+                first = False
             if batch.num_rows == 0:
                 continue
-            arrays = [batch.column(i + 1).cast(_storage_type(f.type)).cast(f.type)
-                      for i, f in enumerate(out_schema)]
+            arrays = [_as_type(batch.column(i + 1), f.type) for i, f in enumerate(out_schema)]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+
+def _as_type(col: pa.Array, t: pa.DataType) -> pa.Array:
+    """A column as read from SQLite, in the logical type ``t`` (casts only where types differ)."""
+    storage = _storage_type(t)
+    if col.type != storage:
+        col = col.cast(storage)
+    return col if col.type == t else col.cast(t)
 
 
 def _sentinel_sql(select: str, out_schema: pa.Schema) -> str:

@@ -65,7 +65,7 @@ def read(store: SQLiteStore, table: str, columns: list[str], where: str, params:
         cols = ", ".join([f"rowid AS {_q(_ROWID)}", *map(_q, columns)])
         schema = pa.schema([pa.field(_ROWID, pa.int64()), *out_schema])
         if not order and _table_scan(con, f"{cols} FROM {_q(table)} WHERE {where}", params):
-            yield from _by_rowid(store, cons, table, cols, where, params, schema, first_rows)
+            yield from _by_rowid(store, cons, table, columns, where, params, out_schema, first_rows)
         else:
             yield from _restarting(store, con, f"{cols} FROM {_q(table)} WHERE {where}{order}", params, schema,
                                    first_rows)
@@ -127,18 +127,21 @@ def _rows(store: SQLiteStore, con: _Connection, select: str, params: list, schem
     yield from store._read(con, _sentinel_sql(select, schema), params, schema, batch_rows)
 
 
-def _by_rowid(store, cons, table, cols, where, params, schema, first_rows) -> Iterator[pa.RecordBatch]:
+def _by_rowid(store, cons, table, columns, where, params, out_schema, first_rows) -> Iterator[pa.RecordBatch]:
     from cosmoscope.store.sqlite import _q
 
     con = cons[0]
     lo, hi = con.execute(f"SELECT min(rowid), max(rowid) FROM {_q(table)}")[0]
     if lo is None:
         return
+    cols = ", ".join(map(_q, columns)) or "1"
+    after = f"FROM {_q(table)} WHERE ({where}) AND rowid > ?"
     last, k = lo - 1, first_rows
-    select = f"{cols} FROM {_q(table)} WHERE ({where}) AND rowid > ?"
-    while k and k < GROW_UNTIL:
+    schema = pa.schema([pa.field(_ROWID, pa.int64()), *out_schema])
+    while k and k < GROW_UNTIL:  # the steps note the rowid they reached
         got = 0
-        for batch in _rows(store, con, f"{select} ORDER BY rowid LIMIT ?", [*params, last, k], schema, k):
+        for batch in _rows(store, con, f"rowid AS {_q(_ROWID)}, {cols} {after} ORDER BY rowid LIMIT ?",
+                           [*params, last, k], schema, k):
             got += batch.num_rows
             last = batch.column(0)[-1].as_py()
             yield batch.drop_columns([_ROWID])
@@ -146,10 +149,9 @@ def _by_rowid(store, cons, table, cols, where, params, schema, first_rows) -> It
             return
         k *= 2
     if len(cons) > 1 and hi - last >= PARALLEL_MIN:
-        yield from _parallel(store, cons, f"{select} AND rowid <= ?", params, schema, last, hi)
+        yield from _parallel(store, cons, f"{cols} {after} AND rowid <= ?", params, out_schema, last, hi)
         return
-    for batch in _rows(store, con, select, [*params, last], schema, FULL_BATCH):
-        yield batch.drop_columns([_ROWID])
+    yield from _rows(store, con, f"{cols} {after}", [*params, last], out_schema, FULL_BATCH)
 
 
 def _parallel(store, cons, select, params, schema, last, hi) -> Iterator[pa.RecordBatch]:
@@ -161,7 +163,7 @@ def _parallel(store, cons, select, params, schema, last, hi) -> Iterator[pa.Reco
     def work(lo_hi):
         con = free.get()
         try:
-            return [b.drop_columns([_ROWID]) for b in _rows(store, con, select, [*params, *lo_hi], schema, FULL_BATCH)]
+            return list(_rows(store, con, select, [*params, *lo_hi], schema, FULL_BATCH))
         finally:
             free.put(con)
 
