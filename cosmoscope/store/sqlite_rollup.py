@@ -10,6 +10,7 @@ need not be appended as on VAST).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -66,6 +67,21 @@ def apply_changes(store: SQLiteStore) -> None:
         rollup.apply_rows(Ops(store), rows.filter(pl.col("sign") == 1), rows.filter(pl.col("sign") == -1))
 
 
+@functools.lru_cache(maxsize=None)
+def _add_sql(r: rollup.Rollup) -> str:
+    """The statement that adds one change to its group's entry (or makes the entry)."""
+    names = r.spec.schema.names
+
+    def combined(c, fn):
+        c, e = _q(c), f"excluded.{_q(c)}"
+        return f"{c} = CASE WHEN {e} IS NULL THEN {c} WHEN {c} IS NULL THEN {e} ELSE {fn}({c}, {e}) END"
+
+    sets = ([f"{_q(c)} = {_q(c)} + excluded.{_q(c)}" for c in r.sums]
+            + [combined(c, "MIN") for c in r.mins] + [combined(c, "MAX") for c in r.maxs])
+    return (f"INSERT INTO {_q(r.name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT (\"entry_id\") DO UPDATE SET {', '.join(sets)}")
+
+
 class Ops:
     """The store's verbs inside its open transaction or snapshot (for :mod:`cosmoscope.store.rollup`).
 
@@ -83,18 +99,8 @@ class Ops:
 
         if changes.is_empty():
             return
-        data = rollup.entries_table(r, changes, keyed=True)
-        names = data.column_names
-
-        def combined(c, fn):
-            c, e = _q(c), f"excluded.{_q(c)}"
-            return f"{c} = CASE WHEN {e} IS NULL THEN {c} WHEN {c} IS NULL THEN {e} ELSE {fn}({c}, {e}) END"
-
-        sets = ([f"{_q(c)} = {_q(c)} + excluded.{_q(c)}" for c in r.sums]
-                + [combined(c, "MIN") for c in r.mins] + [combined(c, "MAX") for c in r.maxs])
-        sql = (f"INSERT INTO {_q(r.name)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
-               f"ON CONFLICT (\"entry_id\") DO UPDATE SET {', '.join(sets)}")
-        self.store._con.executemany(sql, self.store._prepare(r.name, data))
+        data = rollup.entries_table(r, changes, keyed=True)  # already in the table's own types
+        self.store._con.executemany(_add_sql(r), self.store._storage(data))
         emptied = changes.filter(pl.col("n") < 0).select(pl.col("group_key").alias("entry_id"))
         if emptied.height:
             self.store._con.executemany(f"DELETE FROM {_q(r.name)} WHERE \"entry_id\" = ? AND \"n\" <= 0",
