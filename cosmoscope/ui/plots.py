@@ -62,49 +62,108 @@ class ChartData:
 
 
 def chart_data(cat: Catalog, filters: Filters | None = None) -> ChartData:
-    """Read the chart columns of the matching observations (one pushed-down, projected scan)
-    and reduce them to the small frames of :class:`ChartData`."""
-    from cosmoscope.ui.query import Filters
+    """The :class:`ChartData` of the matching observations: from the rollups when the filters
+    allow (a few thousand rows whatever the catalog's size), else from one pushed-down scan of
+    :data:`CHART_COLUMNS` reduced by polars; the two give the same frames."""
+    import polars as pl
 
-    df = (filters or Filters()).frame(cat).select(CHART_COLUMNS).collect()
-    return summarize(df)
+    from cosmoscope.summaries import raw_grouped, route_of
+    from cosmoscope.ui.query import Filters, filter_expr
+
+    filters = filters or Filters()
+    expr = filter_expr(filters)
+    r = route_of(cat, expr, _CHART_BY)
+    if not r.rollups or r.counts_only:
+        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect())
+    groups, r = raw_grouped(cat, expr, _CHART_BY)
+    if not r.rollups:  # scores outside 0-1: the rows say what to draw
+        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect())
+    sky = _sky_from_rollups(cat, r)
+    if sky is None:
+        sky = _sky_of(filters.frame(cat).select("mission_id", "ra", "dec").collect())
+    points = None
+    if int(sky["n"].sum() or 0) <= SKY_POINTS_MAX:
+        points = (filters.frame(cat).filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+                  .select("ra", "dec", "mission_id").collect())
+    return _chart_data(groups, sky, points)
+
+
+#: What the charts group the observations by.
+_CHART_BY = ["day", "mission_id", "processing_status"]
 
 
 def summarize(df: pl.DataFrame) -> ChartData:
     """The :class:`ChartData` of a frame holding (at least) :data:`CHART_COLUMNS`."""
     import polars as pl
 
-    ts = pl.col("observation_timestamp").dt.replace_time_zone(None)
-    timed = df.filter(pl.col("observation_timestamp").is_not_null())
+    from cosmoscope.store.rollup import frame
+    from cosmoscope.summaries import grouped_rows
+
+    groups = grouped_rows(frame(df).lazy(), None, _CHART_BY)
+    positions = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+    points = positions.select("ra", "dec", "mission_id") if positions.height <= SKY_POINTS_MAX else None
+    return _chart_data(groups, _sky_of(df), points)
+
+
+def _sky_of(df: pl.DataFrame) -> pl.DataFrame:
+    """Observations per mission and sky cell, counted from rows."""
+    from cosmoscope.store.rollup import SKY, frame
+
+    return SKY.contributions(frame(df))
+
+
+def _sky_from_rollups(cat: Catalog, r) -> pl.DataFrame | None:
+    """The sky rollup's cells, when the route filters on nothing but the mission."""
+    import polars as pl
+
+    from cosmoscope import schema as S
+    from cosmoscope.store.base import Agg, aggregate
+
+    if any(c.column != "mission_id" for c in r.predicate.clauses):
+        return None
+    return pl.from_arrow(aggregate(cat.store, S.ROLLUP_SKY.name, ["mission_id", "ra_cell", "dec_cell"],
+                                   [Agg("n", "isum", "n")], r.predicate)).filter(pl.col("n") > 0)
+
+
+def _chart_data(groups: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | None) -> ChartData:
+    """The chart frames from raw rollup measures per day, mission and processing status, sky
+    cells per mission, and (when there are few) the positions themselves."""
+    import polars as pl
+
+    from cosmoscope.summaries import finish
+
+    g = finish(groups, _CHART_BY)
+    total = int(g["n"].sum() or 0)
+    timed = g.filter(pl.col("day").is_not_null())
     every, period = "1d", "day"
     if timed.height:
-        span = (timed["observation_timestamp"].max() - timed["observation_timestamp"].min()).days
+        span = (timed["last_start"].max() - timed["first_observation"].min()).days
         every, period = next((e, p) for limit, e, p in _PERIODS if limit is None or span <= limit)
     mission = pl.col("mission_id").fill_null("(unknown)")
-    timeline = (timed.group_by(ts.dt.truncate(every).alias("period"), mission).len("n")
+    day = pl.col("day").cast(pl.Datetime("us"))
+    timeline = (timed.group_by(day.dt.truncate(every).alias("period"), mission).agg(pl.col("n").sum())
                 .sort("period", "mission_id"))
-    nbins = round(1 / QUALITY_BIN)
-    q = df["data_quality_score"].drop_nulls()
-    quality = (pl.DataFrame({"bin": ((q * nbins).floor().clip(0, nbins - 1) / nbins).round(2)})
-               .group_by("bin").len("n"))
-    quality = (pl.DataFrame({"bin": [round(i / nbins, 2) for i in range(nbins)]})
-               .join(quality, on="bin", how="left").with_columns(pl.col("n").fill_null(0)))
-    volume = (timed.group_by(ts.dt.truncate("1d").alias("day"))
-              .agg(pl.col("file_size").sum().fill_null(0).alias("bytes")).sort("day"))
-    status = (df.group_by(mission, pl.col("processing_status").fill_null("(none)")).len("n")
+    bins = [int(g[b].sum() or 0) for b in S.QUALITY_BINS]
+    bins[-2:] = [bins[-2] + bins[-1]]  # 1.0 is drawn in the top bin
+    nbins = len(bins)
+    quality = pl.DataFrame({"bin": [round(k / nbins, 2) for k in range(nbins)], "n": bins},
+                           schema={"bin": pl.Float64, "n": pl.Int64})
+    volume = (timed.group_by(day.alias("day")).agg(pl.col("total_bytes").sum().alias("bytes")).sort("day"))
+    status = (g.group_by(mission, pl.col("processing_status").fill_null("(none)")).agg(pl.col("n").sum())
               .sort("mission_id", "processing_status"))
-    pos = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
-    density = pos.height > SKY_POINTS_MAX
+    n_positions = int(sky["n"].sum() or 0)
+    density = n_positions > SKY_POINTS_MAX
     if density:
         half = SKY_BIN_DEG / 2
-        sky = (pos.group_by(((pl.col("ra") % 360) // SKY_BIN_DEG * SKY_BIN_DEG + half).alias("ra"),
-                            (pl.col("dec").clip(-90, 90 - 1e-9) // SKY_BIN_DEG * SKY_BIN_DEG + half).alias("dec"))
-               .len("n").sort("ra", "dec"))
+        sky = (sky.group_by((pl.col("ra_cell") * SKY_BIN_DEG + half).alias("ra"),
+                            (pl.col("dec_cell") * SKY_BIN_DEG + half).alias("dec")).agg(pl.col("n").sum())
+               .sort("ra", "dec"))
     else:
-        sky = pos.select("ra", "dec", mission)
-    return ChartData(total=df.height, period=period, timeline=timeline, quality=quality, volume=volume,
-                     status=status, sky=sky, sky_density=density, n_positions=pos.height,
-                     n_without_quality=df.height - q.len())
+        sky = points.select("ra", "dec", mission) if points is not None else pl.DataFrame(
+            schema={"ra": pl.Float64, "dec": pl.Float64, "mission_id": pl.String})
+    return ChartData(total=total, period=period, timeline=timeline, quality=quality, volume=volume,
+                     status=status, sky=sky, sky_density=density, n_positions=n_positions,
+                     n_without_quality=total - int(g["n_quality"].sum() or 0))
 
 
 # -- charts -------------------------------------------------------------------------------
