@@ -101,7 +101,7 @@ def register(sub, common) -> None:
     g.add_argument("--columns", type=_columns, metavar="A,B,...",
                    help="columns to show (default: a compact set for tables, every column otherwise)")
     g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp",
-                   help="sort by (default: time); ties in dataset id order, missing values last")
+                   help="column to sort by (default: observation_timestamp); ties in dataset id order, missing values last")
     g.add_argument("--descending", action="store_true", help="sort newest / largest first")
     g.add_argument("--limit", type=argtypes.count, metavar="N",
                    help="at most N rows (default: 50 for tables, all otherwise)")
