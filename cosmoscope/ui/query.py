@@ -14,17 +14,20 @@ Examples
 >>> rs = ResultSet(cat, Filters(missions=("XMM",), min_quality=0.8))
 >>> rs.total, rs.page(1).rows.height
 (0, 0)
+>>> print(Filters(levels=(2, 3), quality_bands=("high",)).describe())
+level L2 or L3, quality 0.9-1
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.ui.columns import HEADINGS, display_frame, human_bytes  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,6 +39,7 @@ PAGE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_time
                 "data_quality_score", "processing_status", "calibration_status", "file_size", "file_path"]
 
 #: Orderings offered by the explorers: label -> (column, descending). Missing values sort last.
+#: Any stored column sorts too: ``"file_size"`` ascending, ``"-file_size"`` descending.
 SORTS = {
     "newest first": ("observation_timestamp", True),
     "oldest first": ("observation_timestamp", False),
@@ -56,13 +60,39 @@ PROBLEM_KINDS = {
     "file missing": ("file_status", (S.FileStatus.MISSING.value,)),
 }
 
+#: Quality bands the explorers filter by: key -> (label, lowest score, score it stays below).
+#: The edges are those of the catalog's quality histogram, so counts can come from it.
+QUALITY_BANDS = {
+    "high": ("0.9-1", 0.9, None),
+    "good": ("0.7-0.9", 0.7, 0.9),
+    "fair": ("0.5-0.7", 0.5, 0.7),
+    "poor": ("below 0.5", 0.0, 0.5),
+    "none": ("no score", None, None),
+}
+
+#: How a file's metadata reading went, in words (values of ``extraction_status``).
+EXTRACTION_WORDS = {"ok": "read", "partial": "incomplete", "error": "unreadable"}
+
+
+def parse_sort(sort: str) -> tuple[str, bool]:
+    """``(column, descending)`` of an ordering: a label of :data:`SORTS`, or a stored column
+    name, with ``-`` in front for descending."""
+    if sort in SORTS:
+        return SORTS[sort]
+    column = sort.lstrip("-")
+    if column not in S.OBSERVATIONS.schema.names:
+        raise InvalidArgumentError(f"unknown order {sort!r}; choose one of {', '.join(SORTS)}, or a column "
+                                   "name (with - in front for descending)")
+    return column, sort.startswith("-")
+
 
 @dataclass(frozen=True)
 class Filters:
     """The explorers' search filters; empty ones are left out of the query.
 
     ``end`` is exclusive, as in :meth:`Catalog.search`; a date picker that means "up to and
-    including this day" should pass the next day (see :func:`day_after`).
+    including this day" should pass the next day (see :func:`day_after`). Values of one filter
+    are alternatives (mission A or B), different filters all apply.
     """
 
     missions: tuple[str, ...] = ()
@@ -72,9 +102,23 @@ class Filters:
     min_quality: float = 0.0
     target: str = ""
     statuses: tuple[str, ...] = ()
+    #: Exact ObsCore calibration levels (0-4).
+    levels: tuple[int, ...] = ()
+    product_types: tuple[str, ...] = ()
+    calibrations: tuple[str, ...] = ()
+    #: Keys of :data:`QUALITY_BANDS`.
+    quality_bands: tuple[str, ...] = ()
+    #: Values of ``extraction_status`` (ok, partial, error).
+    extraction: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for band in self.quality_bands:
+            if band not in QUALITY_BANDS:
+                raise InvalidArgumentError(f"unknown quality band {band!r}; choose from {', '.join(QUALITY_BANDS)}")
 
     def search_kwargs(self) -> dict:
-        """The keyword arguments of :meth:`Catalog.search` these filters stand for."""
+        """The keyword arguments of :meth:`Catalog.search` these filters stand for (the
+        filters :meth:`Catalog.search` has no argument for are in :meth:`extra_expr`)."""
         return {
             "mission": list(self.missions) or None,
             "instrument": list(self.instruments) or None,
@@ -83,15 +127,49 @@ class Filters:
             "min_quality": float(self.min_quality) if self.min_quality else None,
             "target": self.target.strip() or None,
             "status": list(self.statuses) or None,
+            "calibration": list(self.calibrations) or None,
+            "product_type": list(self.product_types) or None,
         }
+
+    def extra_expr(self) -> pl.Expr | None:
+        """The filters beyond :meth:`Catalog.search`'s arguments: exact levels, quality bands,
+        extraction status. Each is an OR of tests on one column, so it reaches the store."""
+        import polars as pl
+
+        terms = []
+        if self.levels:
+            terms.append(pl.col("calib_level").is_in([int(v) for v in self.levels]))
+        if self.extraction:
+            terms.append(pl.col("extraction_status").is_in(list(self.extraction)))
+        if self.quality_bands:
+            q = pl.col("data_quality_score")
+            tests = []
+            for band in self.quality_bands:
+                _, low, high = QUALITY_BANDS[band]
+                if low is None:
+                    tests.append(q.is_null())
+                elif high is None:
+                    tests.append(q >= low)
+                else:
+                    tests.append(q.is_between(low, high, closed="left"))
+            terms.append(_any(tests))
+        return _all(terms)
+
+    def expr(self) -> pl.Expr | None:
+        """Every filter as one polars expression (None: no filter)."""
+        from cosmoscope.search import search_filter
+
+        return _all([search_filter(**self.search_kwargs()), self.extra_expr()])
 
     def frame(self, cat: Catalog) -> pl.LazyFrame:
         """The matching observations as a lazy frame (every filter reaches the store)."""
-        return cat.search(**self.search_kwargs())
+        lf = cat.search(**self.search_kwargs())
+        extra = self.extra_expr()
+        return lf.filter(extra) if extra is not None else lf
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in self.search_kwargs().values())
+        return any(v is not None for v in self.search_kwargs().values()) or self.extra_expr() is not None
 
     def describe(self) -> str:
         """The filters in words, e.g. ``mission COSMOS-7, quality >= 0.8``."""
@@ -100,6 +178,10 @@ class Filters:
             parts.append(f"mission {' or '.join(self.missions)}")
         if self.instruments:
             parts.append(f"instrument {' or '.join(self.instruments)}")
+        if self.levels:
+            parts.append(f"level {' or '.join(f'L{v}' for v in self.levels)}")
+        if self.product_types:
+            parts.append(f"type {' or '.join(self.product_types)}")
         if self.target.strip():
             parts.append(f"target {self.target.strip()}")
         if self.start is not None:
@@ -108,13 +190,41 @@ class Filters:
             parts.append(f"before {_day(self.end)}")
         if self.min_quality:
             parts.append(f"quality >= {self.min_quality:g}")
+        if self.quality_bands:
+            parts.append(f"quality {' or '.join(QUALITY_BANDS[b][0] for b in self.quality_bands)}")
         if self.statuses:
             parts.append(f"status {' or '.join(self.statuses)}")
+        if self.calibrations:
+            parts.append(f"calibration {' or '.join(self.calibrations)}")
+        if self.extraction:
+            parts.append(f"metadata {' or '.join(EXTRACTION_WORDS.get(v, v) for v in self.extraction)}")
         return ", ".join(parts) or "no filters"
 
     def but(self, **changes) -> Filters:
         """A copy with some filters changed."""
         return replace(self, **changes)
+
+    def without(self, name: str) -> Filters:
+        """A copy with the filter ``name`` (a field name) cleared."""
+        default = next(f.default for f in fields(self) if f.name == name)
+        return replace(self, **{name: default})
+
+
+def _any(terms):
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = expr | t
+    return expr
+
+
+def _all(terms):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    expr = terms[0]
+    for t in terms[1:]:
+        expr = expr & t
+    return expr
 
 
 def day_after(day: dt.date | None) -> dt.date | None:
@@ -127,7 +237,35 @@ def day_after(day: dt.date | None) -> dt.date | None:
 
 
 def _day(value) -> str:
-    return value.isoformat() if not isinstance(value, dt.datetime) else value.strftime("%Y-%m-%d %H:%M")
+    if not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value.strftime("%Y-%m-%d" if value.time() == dt.time(0) else "%Y-%m-%d %H:%M")
+
+
+def read_when(text: str, *, end: bool = False, name: str = "time") -> dt.datetime | None:
+    """A time typed into a filter, as a UTC datetime (None for blank text).
+
+    Takes ISO 8601 (``2026-11-25``, ``2026-11-25 08:30``, ``2026-11-25T08:30Z``), a day of the
+    year (``2026-329``, ``2026:329:08:30``) or an age before now (``24h``, ``7d``, ``90 min``).
+    As an ``end``, a whole day counts in full: ``2026-11-25`` ends at midnight after it.
+
+    >>> read_when("2026-329", end=True).isoformat()
+    '2026-11-26T00:00:00+00:00'
+    """
+    from cosmoscope.times import _DURATION, has_time_of_day, now, to_duration, to_utc
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    if _DURATION.match(text):
+        return now() - to_duration(text, name=name)
+    try:
+        t = to_utc(text, name=name)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"could not read {text!r} as the {name}: type a date (2026-11-25), a date and "
+                                   "time (2026-11-25 08:30), a day of the year (2026-329) or an age such as "
+                                   "24h or 7d") from None
+    return t + dt.timedelta(days=1) if end and not has_time_of_day(text) else t
 
 
 @dataclass
@@ -166,7 +304,8 @@ class ResultSet:
 
     The sort column of every matching row is read once (one projected scan, which also gives
     :attr:`total`); each page then reads only its own rows, with a range filter on the sort
-    column pushed down to the store.
+    column pushed down to the store. ``sort`` is a label of :data:`SORTS` or a column name
+    (``-`` in front: descending).
     """
 
     catalog: Catalog
@@ -175,8 +314,7 @@ class ResultSet:
     columns: list[str] = field(default_factory=lambda: list(PAGE_COLUMNS))
 
     def __post_init__(self):
-        if self.sort not in SORTS:
-            raise InvalidArgumentError(f"unknown order {self.sort!r}; choose one of {', '.join(SORTS)}")
+        parse_sort(self.sort)
 
     def frame(self) -> pl.LazyFrame:
         """Every matching observation, lazily, all columns."""
@@ -184,7 +322,7 @@ class ResultSet:
 
     @cached_property
     def _keys(self):
-        column, descending = SORTS[self.sort]
+        column, descending = parse_sort(self.sort)
         keys = self.frame().select(column).collect()[column]
         valid = keys.drop_nulls().sort(descending=descending)
         return keys.len(), valid
@@ -205,7 +343,7 @@ class ResultSet:
         n_pages = max(1, -(-total // size))
         number = min(max(1, int(number)), n_pages)
         start, stop = (number - 1) * size, min(number * size, total)
-        column, descending = SORTS[self.sort]
+        column, descending = parse_sort(self.sort)
         cols = list(dict.fromkeys([*self.columns, "dataset_id", column]))
         parts = []
         if start < valid.len():
@@ -229,32 +367,33 @@ class ResultSet:
             rows = self.frame().select(cols).head(0).collect()
         return Page(rows.select(self.columns), total, number, size)
 
-    def collect(self, columns: list[str] | None = None) -> pl.DataFrame:
-        """Every matching row (all columns unless ``columns``), in this order."""
-        column, descending = SORTS[self.sort]
+    def collect(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame:
+        """Every matching row (all columns unless ``columns``; the first ``limit`` if given),
+        in this order."""
+        column, descending = parse_sort(self.sort)
         lf = self.frame()
         if columns:
-            lf = lf.select(list(dict.fromkeys([*columns, column])))
+            lf = lf.select(list(dict.fromkeys([*columns, column, "dataset_id"])))
         df = lf.collect().sort([column, "dataset_id"], descending=[descending, False], nulls_last=True)
+        if limit is not None:
+            df = df.head(limit)
         return df.select(columns) if columns else df
 
-    def export(self, path, format: str | None = None) -> int:
-        """Write every matching row to ``path`` as CSV or Parquet (default: from the suffix);
-        returns the number of rows written."""
+    def export(self, path, format: str | None = None, *, limit: int | None = None) -> int:
+        """Write every matching row (the first ``limit`` if given) to ``path`` as CSV, Parquet or
+        VOTable (default: from the suffix: .csv, .parquet, .vot/.xml); returns the rows written."""
         import os
 
-        fmt = (format or os.path.splitext(os.fspath(path))[1].lstrip(".")).lower()
-        if fmt not in ("csv", "parquet"):
-            raise InvalidArgumentError(f"cannot export to {os.fspath(path)!r}: choose csv or parquet "
-                                       "(or end the file name in .csv or .parquet)")
-        df = self.collect()
-        if fmt == "csv":
-            import polars as pl
+        from cosmoscope.ui.export import EXPORT_FORMATS, write_table
 
-            # CSV has no nested types or time zones to keep; write times in ISO 8601 UTC.
-            df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")).write_csv(path)
-        else:
-            df.write_parquet(path)
+        suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+        fmt = (format or {"vot": "votable", "xml": "votable"}.get(suffix, suffix)).lower()
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidArgumentError(f"cannot export to {os.fspath(path)!r}: choose csv, parquet or votable "
+                                       "(or end the file name in .csv, .parquet or .vot)")
+        df = self.collect(limit=limit)
+        with open(path, "wb") as f:
+            write_table(df, f, fmt)
         return df.height
 
 
@@ -266,10 +405,9 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
     import polars as pl
 
     from cosmoscope.predicate import split_predicate
-    from cosmoscope.search import search_filter
     from cosmoscope.store.base import aggregate
 
-    expr = search_filter(**filters.search_kwargs()) if filters is not None else None
+    expr = filters.expr() if filters is not None else None
     pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
         lf = cat.frame(table).filter(expr)
@@ -339,43 +477,3 @@ def problems(cat: Catalog, filters: Filters | None = None, limit: int | None = N
             .select(["problem", *PROBLEM_COLUMNS]).sort("mission_id", "file_path", nulls_last=True))
 
 
-# -- display --------------------------------------------------------------------------------
-
-def human_bytes(n) -> str:
-    """``1.5 GB`` for 1.5e9 (decimal units, as file browsers show them)."""
-    if n is None:
-        return ""
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""  # pragma: no cover
-
-
-def display_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """The same rows with values as people read them: times to the second (UTC), quality to two
-    decimals, sizes in kB/MB/GB, missing values blank."""
-    import polars as pl
-
-    exprs = []
-    for name, dtype in df.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.Datetime):
-            exprs.append(col.dt.strftime("%Y-%m-%d %H:%M:%S"))
-        elif name == "data_quality_score":
-            exprs.append(col.map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String))
-        elif name == "file_size":
-            exprs.append(col.map_elements(human_bytes, return_dtype=pl.String))
-        else:
-            exprs.append(col.cast(pl.String))
-    return df.select(exprs).fill_null("")
-
-
-#: Column headings of the results and problems tables.
-HEADINGS = {"dataset_id": "dataset", "mission_id": "mission", "instrument_type": "instrument",
-            "observation_timestamp": "start (UTC)", "target_object": "target", "data_quality_score": "quality",
-            "processing_status": "status", "calibration_status": "calibration", "file_size": "size",
-            "file_path": "file", "extraction_status": "extraction", "extraction_error": "extraction error",
-            "validation_status": "validation", "validation_problems": "validation problems",
-            "file_status": "file status", "last_validated": "validated", "problem": "problem"}
