@@ -64,15 +64,6 @@ _CSS = """
 .cs-swatch {margin-right: 14px; white-space: nowrap;}
 .cs-swatch i {display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px;
               vertical-align: -1px;}
-table.cs-kv {border-collapse: collapse; font-size: 12.5px; width: 100%; margin-bottom: 10px;}
-table.cs-kv th {text-align: left; color: #495057; font-weight: 600; padding: 3px 8px 3px 0; vertical-align: top;
-                white-space: nowrap;}
-table.cs-kv td {padding: 3px 8px 3px 0; vertical-align: top; overflow-wrap: anywhere;}
-table.cs-kv tr {border-bottom: 1px solid #f1f3f5;}
-table.cs-kv td.cs-src {color: #6c757d; font-size: 11.5px;}
-table.cs-kv td.cs-path {color: #6c757d; font-size: 11.5px; overflow-wrap: anywhere;}
-ul.cs-list {padding-left: 18px; font-size: 12.5px;}
-table.cs-kv code, ul.cs-list code {color: #212529; font-size: 12px;}
 pre.cs-cmd {background: #212529; color: #f8f9fa; padding: 8px 12px; border-radius: 6px; font-size: 12.5px;
             white-space: pre-wrap; overflow-wrap: anywhere;}
 h4.cs-sev {margin: 14px 0 4px 0;}
@@ -148,7 +139,9 @@ class Dashboard:
         """The page: filters in the sidebar, tabs in the main area, the record drawer over them."""
         import panel as pn
 
-        pn.extension("tabulator", raw_css=[_CSS], notifications=False)
+        from cosmoscope.ui.detail import CSS as DETAIL_CSS
+
+        pn.extension("tabulator", raw_css=[_CSS, DETAIL_CSS], notifications=False)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and not self.state.to_query():
             self.state = ViewState.from_query(pn.state.session_args or {})
         sidebar = [*self.side.panel(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from cosmoscope import schema as S
@@ -39,6 +40,19 @@ _BOOKKEEPING = {
 _APART = ("field_sources", "mission_specific")
 #: Headings that differ from the tables' (where a record shows both the path and the name).
 _HEADINGS = {"file_path": "path", "file_name": "file name", "dataset_id": "dataset id"}
+#: Styles of the HTML of :meth:`RecordDetail.to_html` (and of other key-value tables).
+CSS = """
+table.cs-kv {border-collapse: collapse; font-size: 12.5px; width: 100%; margin-bottom: 10px;}
+table.cs-kv th {text-align: left; color: #495057; font-weight: 600; padding: 3px 8px 3px 0; vertical-align: top;
+                white-space: nowrap;}
+table.cs-kv td {padding: 3px 8px 3px 0; vertical-align: top; overflow-wrap: anywhere; text-align: left;}
+table.cs-kv tr {border-bottom: 1px solid #f1f3f5;}
+table.cs-kv td.cs-src {color: #6c757d; font-size: 11.5px;}
+table.cs-kv td.cs-path {color: #6c757d; font-size: 11.5px; overflow-wrap: anywhere;}
+ul.cs-list {padding-left: 18px; font-size: 12.5px;}
+table.cs-kv code, ul.cs-list code {color: #212529; font-size: 12px;}
+.cs-muted {color: #6c757d; font-size: 12px;}
+"""
 #: Audit events shown (newest first).
 HISTORY_SHOWN = 50
 
@@ -116,6 +130,10 @@ class RecordDetail:
     def path(self) -> str:
         return self.row.get("file_path") or ""
 
+    def to_html(self) -> str:
+        """Fields with their sources, mission keywords, lineage and audit trail, as HTML."""
+        return detail_html(self)
+
 
 def record_detail(cat: Catalog, dataset_id: str) -> RecordDetail:
     """The :class:`RecordDetail` of ``dataset_id`` (raises DatasetNotFoundError when unknown)."""
@@ -150,3 +168,38 @@ def record_detail(cat: Catalog, dataset_id: str) -> RecordDetail:
     parents = near.filter(pl.col("direction") == "upstream").to_dicts()
     children = near.filter(pl.col("direction") == "downstream").to_dicts()
     return RecordDetail(dataset_id, row, fields_, keywords, history, events.height, parents, children)
+
+
+def detail_html(detail: RecordDetail) -> str:
+    """The fields (with sources), mission keywords, lineage and audit trail of a record, as HTML."""
+    rows = "".join(f"<tr><th title='{escape(name)}'>{escape(heading)}</th><td>{escape(value)}</td>"
+                   f"<td class='cs-src'>{escape(source)}</td></tr>"
+                   for name, heading, value, source in detail.fields if value)
+    empty = ", ".join(heading for _, heading, value, _ in detail.fields if not value)
+    out = [f"<h5>Fields</h5><table class='cs-kv'><tr><th>field</th><th>value</th><th>where it came from</th></tr>"
+           f"{rows}</table>", f"<p class='cs-muted'>Empty: {escape(empty)}</p>" if empty else ""]
+    if detail.keywords:
+        kw = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in detail.keywords)
+        out.append(f"<h5>Mission keywords</h5><table class='cs-kv'>{kw}</table>")
+    for title, items in (("Made from", detail.parents), ("Made into", detail.children)):
+        if items:
+            lis = "".join(f"<li><code>{escape((i['file_path'] or i['dataset_id']).rsplit('/', 1)[-1])}</code> "
+                          f"<span class='cs-muted'>{escape(i['relationship_type'])} · {escape(i['dataset_id'])}"
+                          "</span></li>" for i in items)
+            out.append(f"<h5>{title}</h5><ul class='cs-list'>{lis}</ul>")
+    if detail.history is not None and detail.history.height:
+        ev = "".join(
+            f"<tr><td>{r['ts']:%Y-%m-%d %H:%M:%S}</td><td>{escape(r['action'] or '')}</td>"
+            f"<td>{escape(_change(r))}</td><td>{escape(r['actor'] or '')}</td></tr>"
+            for r in detail.history.iter_rows(named=True))
+        more = (f"<p class='cs-muted'>the newest {detail.history.height} of {detail.n_events:,} events</p>"
+                if detail.n_events > detail.history.height else "")
+        out.append(f"<h5>Audit trail</h5><table class='cs-kv'><tr><th>when (UTC)</th><th>what</th><th>change</th>"
+                   f"<th>who</th></tr>{ev}</table>{more}")
+    return "".join(out)
+
+
+def _change(event: dict) -> str:
+    if event["field"]:
+        return f"{event['field']}: {event['from_value'] or '∅'} → {event['to_value'] or '∅'}"
+    return event["to_value"] or ""

@@ -227,40 +227,5 @@ class DetailDrawer:
         self.title.object = (f"<h4 style='margin:0;word-break:break-all'>{escape(detail.name)}</h4>"
                              f"<div class='cs-muted'>{escape(detail.row.get('mission_id') or 'no mission')} · "
                              f"{escape(detail.row.get('instrument_type') or 'no instrument')}</div>")
-        self.body.object = detail_html(detail)
+        self.body.object = detail.to_html()
         self.panel.visible = True
-
-
-def detail_html(detail) -> str:
-    """The fields (with sources), mission keywords, lineage and audit trail of a record, as HTML."""
-    rows = "".join(f"<tr><th title='{escape(name)}'>{escape(heading)}</th><td>{escape(value)}</td>"
-                   f"<td class='cs-src'>{escape(source)}</td></tr>"
-                   for name, heading, value, source in detail.fields if value)
-    empty = ", ".join(heading for _, heading, value, _ in detail.fields if not value)
-    out = [f"<h5>Fields</h5><table class='cs-kv'><tr><th>field</th><th>value</th><th>where it came from</th></tr>"
-           f"{rows}</table>", f"<p class='cs-muted'>Empty: {escape(empty)}</p>" if empty else ""]
-    if detail.keywords:
-        kw = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in detail.keywords)
-        out.append(f"<h5>Mission keywords</h5><table class='cs-kv'>{kw}</table>")
-    for title, items in (("Made from", detail.parents), ("Made into", detail.children)):
-        if items:
-            lis = "".join(f"<li><code>{escape((i['file_path'] or i['dataset_id']).rsplit('/', 1)[-1])}</code> "
-                          f"<span class='cs-muted'>{escape(i['relationship_type'])} · {escape(i['dataset_id'])}"
-                          "</span></li>" for i in items)
-            out.append(f"<h5>{title}</h5><ul class='cs-list'>{lis}</ul>")
-    if detail.history is not None and detail.history.height:
-        ev = "".join(
-            f"<tr><td>{r['ts']:%Y-%m-%d %H:%M:%S}</td><td>{escape(r['action'] or '')}</td>"
-            f"<td>{escape(_change(r))}</td><td>{escape(r['actor'] or '')}</td></tr>"
-            for r in detail.history.iter_rows(named=True))
-        more = (f"<p class='cs-muted'>the newest {detail.history.height} of {detail.n_events:,} events</p>"
-                if detail.n_events > detail.history.height else "")
-        out.append(f"<h5>Audit trail</h5><table class='cs-kv'><tr><th>when (UTC)</th><th>what</th><th>change</th>"
-                   f"<th>who</th></tr>{ev}</table>{more}")
-    return "".join(out)
-
-
-def _change(event: dict) -> str:
-    if event["field"]:
-        return f"{event['field']}: {event['from_value'] or '∅'} → {event['to_value'] or '∅'}"
-    return event["to_value"] or ""

@@ -173,6 +173,16 @@ def _hv():
     return hv
 
 
+def load_bokeh() -> None:
+    """Put BokehJS, Panel's and holoviews' JavaScript into the notebook from the installed
+    packages, so charts show without internet (holoviews' default loads them from a CDN)."""
+    import holoviews as hv
+    import panel as pn
+
+    pn.config.inline = True
+    hv.extension("bokeh", logo=False, inline=True)
+
+
 def _empty(title: str, message: str = "No observations to chart", **opts):
     hv = _hv()
     size = {k: v for k, v in opts.items() if k in ("width", "height", "responsive")}

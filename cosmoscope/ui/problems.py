@@ -33,25 +33,28 @@ if TYPE_CHECKING:
 COLUMNS = ["dataset_id", "mission_id", "file_path", "extraction_status", "extraction_error", "validation_status",
            "validation_problems", "file_status", "quality_flags"]
 
-#: Problem kind -> (severity, sentence with {n} and {files}, what to do, validate flags).
+#: Problem kind -> (severity, what is wrong with one file and with several, what to do, validate flags).
 KINDS = {
-    "unreadable": ("error", "{n} {files} cannot be read", "Replace each with a good copy (or remove it), then "
-                   "read them again:", "--fix"),
-    "missing": ("error", "{n} {files} missing from disk", "Restore them, or find where they moved, then check "
-                "again:", ""),
-    "content": ("error", "{n} {files} changed content without a change of size or time",
+    "unreadable": ("error", ("1 file cannot be read", "{n} files cannot be read"),
+                   "Replace each with a good copy (or remove it), then read them again:", "--fix"),
+    "missing": ("error", ("1 file is missing from disk", "{n} files are missing from disk"),
+                "Restore them, or find where they moved, then check again:", ""),
+    "content": ("error", ("1 file changed content without a change of size or time",
+                          "{n} files changed content without a change of size or time"),
                 "Compare them with the archive's copy, then read them again:", "--fix --checksums"),
-    "checksum": ("error", "{n} {files} fail their FITS CHECKSUM/DATASUM", "Copy them again from the archive, then "
-                 "verify:", "--checksums"),
-    "outside": ("warning", "{n} {files} reached through links leading outside the cataloged directories",
+    "checksum": ("error", ("1 file fails its FITS CHECKSUM/DATASUM", "{n} files fail their FITS CHECKSUM/DATASUM"),
+                 "Copy them again from the archive, then verify:", "--checksums"),
+    "outside": ("warning", ("1 file is reached through a link leading outside the cataloged directories",
+                            "{n} files are reached through links leading outside the cataloged directories"),
                 "Catalog the directories they lead to, or allow the links, then check again:",
                 "--allow-outside-links"),
-    "changed": ("warning", "{n} {files} changed on disk since they were cataloged", "Read them again:", "--fix"),
-    "incomplete": ("warning", "{n} {files} lack required metadata", "Add the keywords to the files, or a "
-                   "default to the mission's profile (cosmoscope profiles show NAME), then read them again:",
-                   "--fix"),
-    "impossible": ("warning", "{n} {files} have impossible values", "Correct the headers or the mission's "
-                   "profile, then read them again:", "--fix"),
+    "changed": ("warning", ("1 file changed on disk since it was cataloged",
+                            "{n} files changed on disk since they were cataloged"), "Read them again:", "--fix"),
+    "incomplete": ("warning", ("1 file lacks required metadata", "{n} files lack required metadata"),
+                   "Add the keywords to the files, or a default to the mission's profile (cosmoscope profiles "
+                   "show NAME), then read them again:", "--fix"),
+    "impossible": ("warning", ("1 file has impossible values", "{n} files have impossible values"),
+                   "Correct the headers or the mission's profile, then read them again:", "--fix"),
 }
 #: Validation's kinds (see cosmoscope.ingest.checks) as the kinds above.
 _VALIDATION = {"missing": "missing", "unreadable": "unreadable", "extraction_error": "unreadable",
@@ -81,9 +84,8 @@ class ProblemGroup:
     @property
     def sentence(self) -> str:
         """``Empty file (0 bytes): 9 files cannot be read.`` -- the reason comes first."""
-        text = KINDS[self.kind][1].format(n=f"{self.n:,}", files=(
-            ("file is" if self.n == 1 else "files are") if "{files} missing" in KINDS[self.kind][1]
-            else "file" if self.n == 1 else "files"))
+        one, many = KINDS[self.kind][1]
+        text = one if self.n == 1 else many.format(n=f"{self.n:,}")
         return f"{self.reason[:1].upper()}{self.reason[1:]}: {text}." if self.reason else f"{text}."
 
     @property
@@ -173,7 +175,8 @@ def group_problems(rows) -> list[ProblemGroup]:
             g.missions.append(row.get("mission_id"))
             g.details.append(detail)
             g.dataset_ids.append(row["dataset_id"])
-    return sorted(groups.values(), key=lambda g: (SEVERITIES.index(g.severity), -g.n, g.kind, g.reason))
+    order = list(KINDS)
+    return sorted(groups.values(), key=lambda g: (SEVERITIES.index(g.severity), -g.n, order.index(g.kind), g.reason))
 
 
 def problem_groups(cat: Catalog, filters: Filters | None = None, limit: int | None = 2000) -> list[ProblemGroup]:

@@ -352,7 +352,7 @@ class ResultSet:
             lo, hi = (last, first) if descending else (first, last)
             # Rows before the page that tie with its first value are skipped by position.
             ahead = int((valid > first).sum() if descending else (valid < first).sum())
-            rows = (self.frame().filter(pl.col(column).is_between(lo, hi)).select(cols).collect()
+            rows = (self.frame().filter(pl.col(column).is_between(pl.lit(lo), pl.lit(hi))).select(cols).collect()
                     .sort([column, "dataset_id"], descending=[descending, False]))
             parts.append(rows.slice(start - ahead, hi_pos + 1 - start))
         if stop > valid.len():
