@@ -123,7 +123,7 @@ class Dashboard:
         self.problems = ProblemsView(self)
         self.updated = pn.pane.HTML("", css_classes=["cs-muted"], sizing_mode="stretch_width")
         self.banner_text = pn.pane.HTML("", margin=(12, 10))
-        self.banner_button = pn.widgets.Button(name="Show the new data", button_type="primary", width=170)
+        self.banner_button = pn.widgets.Button(label="Show the new data", color="primary", width=170)
         self.banner_button.on_click(lambda _: self.refresh())
         self.banner = pn.Row(self.banner_text, self.banner_button, visible=False, sizing_mode="stretch_width",
                              styles={"background": "#e7f1ff", "border-radius": "6px"})
@@ -249,7 +249,7 @@ class Dashboard:
 
     def _new_data_banner(self, token) -> None:
         n = token[0] - (self.token[0] if self.token else 0)
-        words = f"{n:,} new observations arrived" if n > 0 else "The catalog changed"
+        words = f"{n:,} new observation{'s' if n != 1 else ''} arrived" if n > 0 else "The catalog changed"
         self.banner_text.object = f"<b>{words}</b> since this page was shown; the rows here stay as they were."
         self.banner.visible = True
 

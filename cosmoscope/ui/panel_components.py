@@ -148,27 +148,27 @@ class GraphPane(JSComponent):
 #: over plain http to another machine, where the Clipboard API is not offered.
 _COPY_JS = """
 const text = source.value;
-const done = () => { const old = cb_obj.label; cb_obj.label = "Copied ✓";
-                     setTimeout(() => { cb_obj.label = old; }, 1500); };
 if (navigator.clipboard && window.isSecureContext) {
-  navigator.clipboard.writeText(text).then(done, done);
+  navigator.clipboard.writeText(text);
 } else {
   const ta = document.createElement("textarea");
   ta.value = text; ta.style.position = "fixed"; ta.style.opacity = "0";
   document.body.appendChild(ta); ta.select();
   try { document.execCommand("copy"); } finally { ta.remove(); }
-  done();
 }
 """
 
 
 def copy_field(label: str, width: int = 380):
-    """A read-only text field with a Copy button beside it; returns ``(row, text_widget)``."""
+    """A text field with a Copy button beside it (which says "Copied ✓" once used, until the
+    field's value changes); returns ``(row, text_widget)``."""
     import panel as pn
 
-    text = pn.widgets.TextInput(name=label, value="", width=width, disabled=False,
+    text = pn.widgets.TextInput(label=label, value="", width=width, disabled=False,
                                 stylesheets=["input {font-family: ui-monospace, monospace; font-size: 12px;}"])
-    button = pn.widgets.Button(name="Copy", width=70, button_type="light", align="end",
+    button = pn.widgets.Button(label="Copy", width=70, color="light", align="end",
                                description=f"copy the {label.lower()} to the clipboard")
     button.js_on_click(args={"source": text}, code=_COPY_JS)
+    button.on_click(lambda _: setattr(button, "label", "Copied ✓"))
+    text.param.watch(lambda _: setattr(button, "label", "Copy"), "value")
     return pn.Row(text, button, margin=(0, 0)), text

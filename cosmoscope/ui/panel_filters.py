@@ -31,21 +31,21 @@ class FiltersPanel:
         import panel as pn
 
         self.dash = dash
-        self.target = pn.widgets.TextInput(name="Target", placeholder="NGC 253, NGC* or *253*",
+        self.target = pn.widgets.TextInput(label="Target", placeholder="NGC 253, NGC* or *253*",
                                            sizing_mode="stretch_width")
-        self.start = pn.widgets.TextInput(name="From (UTC)", placeholder="2026-11-25, 2026-329, 7d",
+        self.start = pn.widgets.TextInput(label="From (UTC)", placeholder="2026-11-25, 2026-329, 7d",
                                           sizing_mode="stretch_width")
-        self.end = pn.widgets.TextInput(name="To (UTC)", placeholder="2026-11-28 12:00; a date counts in full",
+        self.end = pn.widgets.TextInput(label="To (UTC)", placeholder="2026-11-28 12:00; a date counts in full",
                                         sizing_mode="stretch_width")
         self.when = pn.pane.HTML(_TIME_HELP, sizing_mode="stretch_width", margin=(0, 10))
-        self.near = pn.widgets.TextInput(name="Near (position or name)", placeholder="M31, 10.68 41.27, 00h42m +41d16m",
+        self.near = pn.widgets.TextInput(label="Near (position or name)", placeholder="M31, 10.68 41.27, 00h42m +41d16m",
                                          sizing_mode="stretch_width")
-        self.radius = pn.widgets.TextInput(name="Radius", placeholder="30arcmin, 1deg", width=120)
+        self.radius = pn.widgets.TextInput(label="Radius", placeholder="30arcmin, 1deg", width=120)
         self.cone = pn.Column(self.near, self.radius, sizing_mode="stretch_width",
                               visible=cone_search_available(dash.catalog))
         self.facets = {f.field: FacetList(title=f.title, sizing_mode="stretch_width", margin=(4, 10))
                        for f in FACETS}
-        self.clear = pn.widgets.Button(name="Clear all filters", button_type="light", sizing_mode="stretch_width")
+        self.clear = pn.widgets.Button(label="Clear all filters", color="light", sizing_mode="stretch_width")
         for w in (self.target, self.start, self.end, self.near, self.radius):
             w.param.watch(self._typed, "value")
         for name, facet in self.facets.items():

@@ -46,10 +46,10 @@ class LineageView:
         self.graph: LineageGraph | None = None
         self.history: list[str] = []
         self.on_focus = on_focus
-        self.id_input = pn.widgets.TextInput(name="Dataset id", width=320,
+        self.id_input = pn.widgets.TextInput(label="Dataset id", width=320,
                                              placeholder="paste a dataset_id, or pick a row in Search")
-        self.depth = pn.widgets.IntInput(name="Generations", value=depth, start=1, end=10, width=110)
-        self.back = pn.widgets.Button(name="◀ Back", width=90, disabled=True, align="end")
+        self.depth = pn.widgets.IntInput(label="Generations", value=depth, start=1, end=10, width=110)
+        self.back = pn.widgets.Button(label="◀ Back", width=90, disabled=True, align="end")
         self.message = md("", sizing_mode="stretch_width")
         self.picture = GraphPane(sizing_mode="stretch_width")
         self.picture.on_focus = self.show

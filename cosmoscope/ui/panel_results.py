@@ -40,16 +40,16 @@ class ResultsView:
         self.results: Q.ResultSet | None = None
         self.message = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self.caption = pn.pane.HTML("", css_classes=["cs-caption"], margin=(12, 10))
-        self.prev_button = pn.widgets.Button(name="◀ Previous", width=105)
-        self.next_button = pn.widgets.Button(name="Next ▶", width=85)
-        self.columns = pn.widgets.MultiChoice(name="Columns shown", options={TITLES[c]: c for c in SHOWN},
+        self.prev_button = pn.widgets.Button(label="◀ Previous", width=105)
+        self.next_button = pn.widgets.Button(label="Next ▶", width=85)
+        self.columns = pn.widgets.MultiChoice(label="Columns shown", options={TITLES[c]: c for c in SHOWN},
                                               value=list(DEFAULT_SHOWN), sizing_mode="stretch_width")
         self.columns_card = pn.Card(self.columns, title="Columns", collapsed=True, sizing_mode="stretch_width",
                                     margin=(0, 10), header_background="#f8f9fa")
         self.downloads = {fmt: pn.widgets.FileDownload(callback=lambda fmt=fmt: self._export(fmt),
                                                        filename=f"observations{suffix}", label=fmt.replace(
                                                            "votable", "VOTable").replace("csv", "CSV").replace(
-                                                           "parquet", "Parquet"), button_type="light", width=90,
+                                                           "parquet", "Parquet"), color="light", width=90,
                                                        embed=False)
                           for fmt, (suffix, _) in EXPORT_FORMATS.items()}
         self.export_note = pn.pane.HTML("", css_classes=["cs-muted"], margin=(14, 4))
@@ -57,7 +57,8 @@ class ResultsView:
             None, disabled=True, show_index=False, selectable=1, sizing_mode="stretch_width",
             layout="fit_data_table", titles=dict(TITLES), hidden_columns=["dataset_id"], frozen_columns=["file"],
             configuration={"columnDefaults": {"tooltip": True, "headerSortTristate": False}},
-            stylesheets=[".tabulator {font-size: 13px;} .tabulator-row {cursor: pointer;} "
+            stylesheets=[".tabulator, .tabulator-row, .tabulator-cell, .tabulator-col-title {font-size: 13px !important;} "
+                         ".tabulator-row {cursor: pointer;} "
                          ".tabulator-row .tabulator-cell {padding: 5px 8px;} "
                          ".tabulator .tabulator-header .tabulator-col {background: #f8f9fa;}"])
         self.prev_button.on_click(lambda _: dash.update(page=max(1, dash.state.page - 1)))
@@ -191,9 +192,9 @@ class DetailDrawer:
         self.dash = dash
         self.dataset_id: str | None = None
         self.title = pn.pane.HTML("", sizing_mode="stretch_width", margin=(8, 10, 0, 10))
-        self.close_button = pn.widgets.Button(name="✕", width=40, button_type="light", align="start",
+        self.close_button = pn.widgets.Button(label="✕", width=40, color="light", align="start",
                                               description="close the details")
-        self.lineage_button = pn.widgets.Button(name="Show lineage", button_type="primary", width=130)
+        self.lineage_button = pn.widgets.Button(label="Show lineage", color="primary", width=130)
         id_row, self.id_text = copy_field("Dataset id", width=360)
         path_row, self.path_text = copy_field("File path", width=360)
         self.body = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
