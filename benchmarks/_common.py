@@ -43,7 +43,9 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None  # other work on the machine meanwhile
     return {"cpus": os.cpu_count(), "cpu": cpu, "memory_bytes": mem, "platform": platform.platform(),
+            "load_average_1_5_15min": [round(x, 2) for x in load] if load else None,
             "python": platform.python_version(), "polars": pl.__version__, "pyarrow": pa.__version__,
             "cosmoscope": __version__, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -57,7 +59,9 @@ def write_results(name: str, results: dict, table: str, out_dir: Path | None = N
     (out / f"{name}.md").write_text(
         f"{table}\n\nMachine: {m.get('cpus')} CPUs ({m.get('cpu')}), "
         f"{(m.get('memory_bytes') or 0) / 2**30:.0f} GiB, {m.get('platform')}, Python {m.get('python')}, "
-        f"polars {m.get('polars')}, pyarrow {m.get('pyarrow')}; measured {m.get('when')}.\n")
+        f"polars {m.get('polars')}, pyarrow {m.get('pyarrow')}; measured {m.get('when')}"
+        + (f", load average {m['load_average_1_5_15min'][0]:g} when it began" if m.get("load_average_1_5_15min")
+           else "") + ".\n")
     return out / f"{name}.json"
 
 

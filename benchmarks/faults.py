@@ -268,8 +268,14 @@ def run_reader(args) -> int:
 
 
 def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, archive_files: int = 1200,
-                     parts: int = 4, seed: int = 0) -> dict:
-    """Watcher, bulk ingest and pipeline writing at once for ``period`` seconds (SQLite)."""
+                     parts: int = 4, seed: int = 0, min_runs: int = 0) -> dict:
+    """Watcher, bulk ingest and pipeline writing at once (SQLite) while ``period * rate`` files
+    land in the watched tree at ``rate`` a second (``period`` seconds on an idle machine).
+
+    Each writer goes on until it has done its share, however slow the machine: the bulk ingest
+    covers every part and runs at least ``min_runs`` times, the pipeline finishes at least
+    ``min_runs`` processing runs, whatever the clock says.
+    """
     import cosmoscope
 
     live_n = int(period * rate)
@@ -297,11 +303,11 @@ def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, a
     start("reader", [*me, "--role", "reader", "--catalog", url, "--stop", str(stop), "--out",
                      str(work / "reader.json")])
     ingests: list[dict] = []
-    end = time.monotonic() + period
+    landing = threading.Event()  # set once every staged file has landed
 
     def ingest_loop():
         k = 0
-        while time.monotonic() < end or k < parts:  # every part at least once
+        while not landing.is_set() or k < max(parts, min_runs):  # every part at least once
             part = part_dirs[k % parts]
             args = ["ingest", str(part), "--workers", "1", "--batch-rows", "50", "--json"]
             out = subprocess.run(cli(url, *args, *(["--force"] if k >= parts else [])), env=env,
@@ -313,18 +319,25 @@ def writers_scenario(work: Path, *, period: float = 300.0, rate: float = 15.0, a
 
     loop = threading.Thread(target=ingest_loop)
     loop.start()
-    landed = _land(stage, live, rate, end)
+    landed = _land(stage, live, rate)
+    landing.set()
     loop.join()
+    journal = work / "pipeline.jsonl"
+    wait_for(lambda: _finished_runs(journal) >= min_runs, 900, f"the pipeline to finish {min_runs} runs")
     stop.touch()
     for role in ("pipeline", "reader"):
         procs[role].wait(timeout=300)
-    expected_outputs = sum(1 for line in open(work / "pipeline.jsonl") if '"run"' in line)
-    expected_rows = len(landed) + archive.manifest.height + expected_outputs
-    wait_for(lambda: catalog_rows(url) >= expected_rows, 600, "every expected row")
-    time.sleep(2)  # anything extra the watcher might still write would show now
+    expected_rows = len(landed) + archive.manifest.height + _finished_runs(journal)
+    wait_for(lambda: catalog_rows(url) >= expected_rows, 900, "every expected row")
+    # A stopped watcher writes nothing more: rows it should not have written show in the count.
     procs["watcher"].send_signal(signal.SIGTERM)
-    procs["watcher"].wait(timeout=120)
+    procs["watcher"].wait(timeout=300)
     return _check_writers(work, url, landed, archive, ingests, procs, logs, expected_rows, period)
+
+
+def _finished_runs(journal: Path) -> int:
+    """Processing runs the pipeline has journaled as finished."""
+    return sum(1 for line in open(journal) if '"run"' in line) if journal.exists() else 0
 
 
 def _split(root: Path, relpaths: list[str], parts: int) -> list[Path]:
@@ -340,13 +353,11 @@ def _split(root: Path, relpaths: list[str], parts: int) -> list[Path]:
     return dirs
 
 
-def _land(stage, live: Path, rate: float, end: float) -> list[str]:
-    """Rename staged files into the watched tree at ``rate`` per second until ``end``."""
+def _land(stage, live: Path, rate: float) -> list[str]:
+    """Rename every staged file into the watched tree, at ``rate`` per second at most."""
     landed = []
     start = time.monotonic()
     for i, rel in enumerate(stage.manifest["relpath"]):
-        if time.monotonic() >= end:
-            break
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)

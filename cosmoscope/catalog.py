@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from cosmoscope import records as R
 from cosmoscope import schema as S
-from cosmoscope.errors import CatalogOpenError, DatasetNotFoundError, InvalidArgumentError, SchemaError
+from cosmoscope.errors import CatalogNotFoundError, DatasetNotFoundError, InvalidArgumentError, SchemaError
 from cosmoscope.times import now, to_utc
 
 if TYPE_CHECKING:
@@ -66,9 +66,9 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def open_catalog(url: str | os.PathLike | None = None, *, readonly: bool = False,
+def open_catalog(url: str | os.PathLike | None = None, *, readonly: bool = False, create: bool = True,
                  actor: str | None = None) -> Catalog:
-    """Open (creating if needed) the catalog at ``url``.
+    """Open the catalog at ``url``, creating it if it does not exist yet (unless told not to).
 
     Parameters
     ----------
@@ -77,15 +77,19 @@ def open_catalog(url: str | os.PathLike | None = None, *, readonly: bool = False
         ``vast://ENDPOINT/BUCKET/SCHEMA``. Default: :func:`default_catalog_url`.
     readonly
         Refuse every write; never creates or migrates anything.
+    create
+        Make a new, empty catalog when there is none at ``url``. With ``create=False`` a missing
+        catalog (a mistyped path) raises :class:`~cosmoscope.errors.CatalogNotFoundError`
+        instead; ``Catalog.created`` tells whether this call made it.
     actor
         Name recorded in the audit trail for writes (default ``user@host``).
     """
     from cosmoscope.store.base import open_store
 
     url = os.fspath(url) if url is not None else default_catalog_url()
-    store = open_store(url, readonly=readonly)
+    store = open_store(url, readonly=readonly, create=create)
     try:
-        return Catalog(store, actor=actor, readonly=readonly)
+        return Catalog(store, actor=actor, readonly=readonly, create=create)
     except BaseException:
         store.close()
         raise
@@ -94,11 +98,13 @@ def open_catalog(url: str | os.PathLike | None = None, *, readonly: bool = False
 class Catalog:
     """A catalog of observation files held in a :class:`~cosmoscope.store.base.Store`."""
 
-    def __init__(self, store: Store, *, actor: str | None = None, readonly: bool = False):
+    def __init__(self, store: Store, *, actor: str | None = None, readonly: bool = False, create: bool = True):
         self.store = store
         self.actor = actor or default_actor()
         self.readonly = readonly
-        self._ensure_schema()
+        #: Whether opening this catalog created it (it did not exist before).
+        self.created = False
+        self._ensure_schema(create=create and not readonly)
 
     # -- opening ---------------------------------------------------------------------
 
@@ -106,16 +112,18 @@ class Catalog:
     def url(self) -> str:
         return self.store.url
 
-    def _ensure_schema(self) -> None:
+    def _ensure_schema(self, create: bool) -> None:
         tables = self.store.tables()
         if not tables:
-            if self.readonly:
-                raise CatalogOpenError(f"{self.url} holds no catalog yet; open it writable once to create it")
+            if not create:
+                raise CatalogNotFoundError.at(self.url)
             with self.store.transaction():
                 for spec in S.TABLES.values():
                     self.store.create_table(spec.name, spec.schema, spec.key, spec.indexes)
                 self._set_meta(schema_version=str(S.SCHEMA_VERSION), created_at=now().isoformat(),
                                created_with=_version())
+            self.created = True
+            log.debug("created a new catalog at %s", self.url)
             return
         if S.META.name not in tables:
             raise SchemaError(f"{self.url} is not a cosmoscope catalog (it has no {S.META.name} table); "
@@ -252,6 +260,13 @@ class Catalog:
         if df.height == 0:
             raise DatasetNotFoundError(f"no dataset {dataset_id!r} in {self.url}")
         return df.row(0, named=True)
+
+    def resolve(self, ref: str | os.PathLike) -> str:
+        """The id of the dataset ``ref`` names: an id, a unique start of one (``ds-1a2b3c``), or
+        the path of a cataloged file."""
+        from cosmoscope.lookup import resolve_dataset
+
+        return resolve_dataset(self, os.fspath(ref))
 
     def lookup(self, dataset_ids: Sequence[str], columns: Sequence[str] | None = None) -> pl.DataFrame:
         """The rows of many datasets at once (missing ids are simply absent).

@@ -27,6 +27,16 @@ class CatalogOpenError(CosmoscopeError):
     """The catalog cannot be opened or created where it was asked to be."""
 
 
+class CatalogNotFoundError(CatalogOpenError):
+    """No catalog where one was expected, and the caller did not ask to create one (a mistyped
+    path, a VAST schema never created)."""
+
+    @classmethod
+    def at(cls, where: str) -> CatalogNotFoundError:
+        return cls(f"there is no catalog at {where} yet; check the path for a typo, or create one there with "
+                   "`cosmoscope ingest DIR` (or `cosmoscope demo`)")
+
+
 class SchemaError(CosmoscopeError):
     """The stored catalog's layout is not one this release can use (newer, or foreign)."""
 

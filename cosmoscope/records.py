@@ -147,10 +147,26 @@ def to_table(table: str, records, *, fill_missing: bool = False) -> pa.Table:
             records = to_arrow()
         else:
             records = _rows_to_table(spec, list(records))
+    records = _times_from_text(spec, records)
     try:
         return S.conform(spec.name, records, fill_missing=fill_missing)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise InvalidArgumentError(f"cannot store these rows in {spec.name}: {exc}") from exc
+
+
+def _times_from_text(spec: S.TableSpec, data: pa.Table) -> pa.Table:
+    """Text given for time columns (``"2025-01-01T00:00:00"``, as ``search(start=...)`` takes)
+    read as UTC times."""
+    from cosmoscope.times import to_utc
+
+    for i, name in enumerate(data.column_names):
+        index = spec.schema.get_field_index(name)
+        col = data.column(i)
+        if index >= 0 and pa.types.is_timestamp(spec.schema.field(index).type) and (
+                pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            values = [None if v is None else to_utc(v, name=f"{name} time") for v in col.to_pylist()]
+            data = data.set_column(i, name, pa.array(values, spec.schema.field(index).type))
+    return data
 
 
 def _rows_to_table(spec: S.TableSpec, rows: list) -> pa.Table:
@@ -174,6 +190,13 @@ def _rows_to_table(spec: S.TableSpec, rows: list) -> pa.Table:
             values = [r.get(name) for r in rows]
         if pa.types.is_floating(field.type):
             values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+        elif pa.types.is_timestamp(field.type) and any(v is not None and not isinstance(v, dt.datetime)
+                                                       for v in values):
+            from cosmoscope.times import to_utc
+
+            # ISO text, dates, numpy and astropy times, as search(start=...) takes them.
+            values = [None if v is None or isinstance(v, dt.datetime) else to_utc(v, name=f"{name} time")
+                      for v in values]
         try:
             try:
                 arrays.append(pa.array(values, type=field.type))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
-from cosmoscope.times import to_utc
+from cosmoscope.times import to_time
 
 if TYPE_CHECKING:
     import polars as pl
@@ -71,8 +71,8 @@ def search_filter(*, mission=None, instrument=None, target=None, start=None, end
         if not isinstance(target, str) or not target.strip():
             raise InvalidArgumentError("target must be a non-empty name, e.g. 'NGC 253' or 'NGC*'")
         terms.append(target_filter(target))
-    t0 = to_utc(start, name="start time") if start is not None else None
-    t1 = to_utc(end, name="end time") if end is not None else None
+    t0 = to_time(start, name="start time") if start is not None else None
+    t1 = to_time(end, name="end time") if end is not None else None
     if t0 is not None and t1 is not None and t1 <= t0:
         raise InvalidArgumentError(f"the end time {t1.isoformat()} is not after the start time {t0.isoformat()}")
     if t0 is not None:

@@ -63,6 +63,26 @@ def to_utc(value, *, name: str = "time") -> dt.datetime:
     raise InvalidArgumentError(f"could not read {value!r} (a {type(value).__name__}) as the {name}: {_EXAMPLE}")
 
 
+def to_time(value, *, name: str = "time") -> dt.datetime:
+    """Read a time as :func:`to_utc` does, or an age before now written as a duration
+    (``24h``, ``7d``, ``30 min``: that long ago), as every command that takes a time accepts.
+
+    >>> to_time("2026-11-27").isoformat()
+    '2026-11-27T00:00:00+00:00'
+    >>> now() - to_time("24h") < dt.timedelta(hours=24, seconds=5)
+    True
+    """
+    if not isinstance(value, str) or not _DURATION.match(value):
+        try:
+            return to_utc(value, name=name)
+        except InvalidArgumentError:
+            if isinstance(value, str):
+                raise InvalidArgumentError(f"could not read {value!r} as the {name}: give an ISO 8601 time "
+                                           "(2026-11-27, 2026-11-27T08:15:00Z) or an age before now such as 24h or 7d") from None
+            raise
+    return now() - to_duration(value, name=name)
+
+
 def to_duration(value, *, name: str = "duration") -> dt.timedelta:
     """Read a duration: a timedelta, seconds as a number, or text like ``6h``, ``30 min``, ``7d``.
 

@@ -1,8 +1,9 @@
 """A two-step pipeline on simulated HELIOS-X data: calibrate the raw event files, then combine the
 calibrated ones into one derived product, with pre-flight checks, claims, lineage and the audit
-trail. Run it with a scratch directory:
+trail. Run it with a scratch directory, in the Python cosmoscope is installed in (after
+`make demo`, the checkout's venv):
 
-    $ python examples/pipeline_run.py /tmp/cosmoscope-pipeline
+    $ .venv/bin/python examples/pipeline_run.py /tmp/cosmoscope-pipeline
 
 It writes a small simulated tree, a catalog and the products under that directory, and prints
 what a pipeline operator would look at. See docs/pipelines.md.

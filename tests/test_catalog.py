@@ -72,7 +72,7 @@ def test_search_is_fully_pushed_down(filled):
 @pytest.mark.parametrize("kwargs, message", [
     ({"min_quality": 1.5}, "min_quality must be a number from 0 to 1"),
     ({"status": "done"}, "status 'done' is not one of raw"),
-    ({"start": "27/11/2026"}, "use ISO 8601"),
+    ({"start": "27/11/2026"}, "give an ISO 8601 time"),
     ({"start": "2026-11-02", "end": "2026-11-01"}, "is not after the start"),
     ({"mission": []}, "empty list"),
 ])

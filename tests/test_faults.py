@@ -42,8 +42,10 @@ def test_ingest_killed_at_random_moments_ends_equal_to_a_clean_run(faults, tmp_p
 
 @pytest.mark.slow
 def test_watcher_ingest_and_pipeline_writing_at_once_lose_nothing(faults, tmp_path):
-    result = faults.writers_scenario(tmp_path, period=15.0, rate=8.0, archive_files=160, parts=2, seed=5)
-    assert result["pipeline_runs"] >= 3 and result["ingest_runs"] >= 3 and result["files_landed"] >= 100
+    """Each writer does its share however long the machine takes (it once had to fit three runs
+    into 15 seconds, which a busy machine did not)."""
+    result = faults.writers_scenario(tmp_path, period=15.0, rate=8.0, archive_files=160, parts=2, seed=5, min_runs=3)
+    assert result["pipeline_runs"] >= 3 and result["ingest_runs"] >= 3 and result["files_landed"] == 120
     assert result["rows"] == result["expected_rows"]
     assert (result["missing"], result["unexpected"], result["duplicated"]) == (0, 0, 0), result
     assert result["acknowledged_lost"] == 0, result["lost_examples"]

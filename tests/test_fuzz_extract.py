@@ -380,12 +380,15 @@ def test_file_names_with_control_characters(tmp_path):
         verdict = cat.preflight(cat.observations(), min_quality=None)
         assert not any("file_missing" in d.reasons for d in verdict.datasets)
         # a watcher meets the same names as they arrive
+        late = dataset_id_for(tree / "late\n\x1b[0m.fits")
         with cat.watch(tree, workers=0, settle=0.2) as watcher:
             assert watcher.wait_idle(60)
             shutil.copy(src, tree / "late\n\x1b[0m.fits")
-            time.sleep(0.5)
-            assert watcher.wait_idle(60)
-        assert cat.get(dataset_id_for(tree / "late\n\x1b[0m.fits"))["extraction_status"] == "ok"
+            deadline = time.monotonic() + 120  # until the watcher has cataloged it, however slowly
+            while not cat.lookup([late]).height:
+                assert time.monotonic() < deadline, "the watcher did not catalog the new file"
+                time.sleep(0.1)
+        assert cat.get(late)["extraction_status"] == "ok"
     table = subprocess.run([*cli, "search", "--columns", "file_name"], capture_output=True, text=True, timeout=120,
                            env={**os.environ, "COLUMNS": "300"})
     assert table.returncode == 0, table.stderr

@@ -69,7 +69,8 @@ def test_ingest_reads_no_file_whose_real_path_leaves_the_tree(tree, tmp_path, fo
 def test_reading_outside_the_tree_is_the_users_explicit_choice(tree, tmp_path):
     out = subprocess.run([sys.executable, "-m", "cosmoscope", "--catalog", str(tmp_path / "c.sqlite"), "-q", "ingest",
                           str(tree), "-j", "0"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1 and "leak.csv" in out.stdout and "Traceback" not in out.stderr
+    # -q: no summary on standard output, but the file left unread is named (on standard error)
+    assert out.returncode == 1 and "leak.csv" in out.stderr and "Traceback" not in out.stderr
     with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
         assert not leaked(cat)
         summary = cat.ingest(tree, workers=0, progress=False, follow_symlinks="all")

@@ -102,7 +102,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     if owned:
         from cosmoscope.catalog import open_catalog
 
-        catalog = open_catalog(catalog, readonly=not settings.writable)
+        catalog = open_catalog(catalog, readonly=not settings.writable, create=False)
 
     @asynccontextmanager
     async def lifespan(app):

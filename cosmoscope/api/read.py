@@ -121,8 +121,8 @@ def search_filters(
     target: Annotated[str | None, Query(min_length=1, max_length=200,
                                         description="Target name; 'NGC*' for a prefix, '*253*' for a part.")] = None,
     start: Annotated[str | None, Query(max_length=64,
-                                       description="Observations starting at or after (ISO 8601, UTC).")] = None,
-    end: Annotated[str | None, Query(max_length=64, description="Observations starting before (ISO 8601, UTC).")] = None,
+                                       description="Observations starting at or after (ISO 8601, UTC; or an age such as 24h).")] = None,
+    end: Annotated[str | None, Query(max_length=64, description="Observations starting before (ISO 8601, UTC; or an age such as 24h).")] = None,
     min_quality: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False,
                                                description="Lowest quality, 0-1.")] = None,
     status: Annotated[list[S.ProcessingStatus] | None, Query(description="Processing status.")] = None,
@@ -141,10 +141,10 @@ def search_filters(
                 raise InvalidArgumentError(f"parameter {name!r}: each value must be 1 to 200 characters")
     for name in ("start", "end"):
         if out[name] is not None:
-            from cosmoscope.times import to_utc
+            from cosmoscope.times import to_time
 
             try:
-                out[name] = to_utc(out[name], name=name)
+                out[name] = to_time(out[name], name=name)
             except InvalidArgumentError as exc:
                 raise InvalidArgumentError(f"parameter {name!r}: {exc}") from None
     return {k: v for k, v in out.items() if v is not None}

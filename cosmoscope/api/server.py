@@ -8,21 +8,34 @@ import time
 from typing import Any
 
 from cosmoscope.errors import CosmoscopeError
+from cosmoscope.ports import listen_socket
 
 
 #: Where :func:`serve_workers` leaves the app's options (JSON) for its worker processes.
 OPTIONS_ENV = "COSMOSCOPE_API_OPTIONS"
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info") -> None:
-    """Serve ``app`` until interrupted, in this process."""
+def serve(app, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info", sock=None) -> None:
+    """Serve ``app`` until interrupted, in this process, on ``sock`` if given (see
+    :func:`cosmoscope.ports.listen_socket`: a port in use is then reported before anything
+    starts, not by uvicorn's exit code 3)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    sock = sock if sock is not None else listen_socket(host, port)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False,
+                            server_header=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # a stop asked for, as uvicorn.run() takes it: served, then stopped cleanly
+    except SystemExit as exc:  # uvicorn's "startup failed" is exit code 3, which means nothing here
+        if exc.code:
+            raise CosmoscopeError("the API server could not start; its own message is above") from None
+        raise
 
 
 def serve_workers(options: dict, host: str = "127.0.0.1", port: int = 8000, *, workers: int = 2,
-                  log_level: str = "info") -> None:
+                  log_level: str = "info", sock=None) -> None:
     """Serve the API from ``workers`` processes until interrupted.
 
     Each worker builds its own app from ``options`` (:func:`create_app`'s keywords, ``catalog``
@@ -39,10 +52,9 @@ def serve_workers(options: dict, host: str = "127.0.0.1", port: int = 8000, *, w
     os.environ[OPTIONS_ENV] = json.dumps(options)
     config = uvicorn.Config("cosmoscope.api.server:app_from_environment", factory=True, workers=workers, host=host,
                             port=port, log_level=log_level, proxy_headers=False, server_header=False)
-    sock = config.bind_socket()
-    # Listen now: connections made while the workers start wait in the backlog instead of being
-    # refused (uvicorn.run leaves that to the workers).
-    sock.listen(config.backlog)
+    # Listening already: connections made while the workers start wait in the backlog instead of
+    # being refused (uvicorn.run leaves that to the workers).
+    sock = sock if sock is not None else listen_socket(host, port)
     try:
         Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:

@@ -48,10 +48,10 @@ def parse_cursor(text: str, param: str = "since") -> tuple[int, str]:
     head, sep, tail = text.partition(":")
     if sep and head.isdigit() and len(head) <= 18:
         return int(head), tail
-    from cosmoscope.times import to_utc
+    from cosmoscope.times import to_time
 
     try:
-        t = to_utc(text, name=param)
+        t = to_time(text, name=param)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"parameter {param!r}: {exc}; or give a cursor such as "
                                    "'1795737600000000:ds-1a2b...' from an event id") from None

@@ -37,14 +37,31 @@ COMMAND_MODULES = ("query_cmd", "ingest_cmd", "simulate_cmd", "profiles_cmd", "w
                    "report_cmd")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in two lines: the reason, and where the help is (the whole
+    usage block of a command with twenty options buried the one line that mattered)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
+
+
+def show_help(parser: argparse.ArgumentParser):
+    """A command function that prints ``parser``'s help (for a command group given no command)."""
+    def run(args) -> int:
+        parser.print_help()
+        return 2
+
+    return run
+
+
 def common_options() -> argparse.ArgumentParser:
     """Options every command accepts, before or after its name."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     g = common.add_argument_group("catalog and output")
     # SUPPRESS keeps a value given before the command from being reset by the subcommand.
     g.add_argument("--catalog", metavar="URL", default=argparse.SUPPRESS,
-                   help="catalog to use: sqlite:///path/catalog.sqlite, a file path, or "
-                        "vast://ENDPOINT/BUCKET/SCHEMA (default: $COSMOSCOPE_CATALOG, else "
+                   help="catalog to use: sqlite:///path/catalog.sqlite (SQLAlchemy's sqlite:////path/... too), "
+                        "a file path, or vast://ENDPOINT/BUCKET/SCHEMA (default: $COSMOSCOPE_CATALOG, else "
                         "~/.local/share/cosmoscope/catalog.sqlite)")
     g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                    help="say more (-vv for debug output, including what is pushed down to the store)")
@@ -55,7 +72,7 @@ def common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="cosmoscope", parents=[common],
         description="One catalog of every satellite observation file: find data in seconds.",
         epilog=__doc__.split("Examples\n--------\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,17 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"cosmoscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    sub.required = True
+    parser.set_defaults(func=show_help(parser))  # `cosmoscope` alone: the help, not a usage error
     for name in COMMAND_MODULES:
         importlib.import_module(f"cosmoscope.cli.{name}").register(sub, common)
     return parser
 
 
-def open_from_args(args, *, readonly: bool = False):
-    """The catalog named by ``--catalog`` (or the default)."""
+def open_from_args(args, *, readonly: bool = False, create: bool = False):
+    """The catalog named by ``--catalog`` (or the default).
+
+    Only commands that write new data (ingest, watch, demo) pass ``create``; they say so when
+    they make a new catalog. Every other command refuses a catalog that does not exist, so a
+    mistyped ``--catalog`` fails instead of reporting on a new, empty catalog.
+    """
     from cosmoscope.catalog import open_catalog
 
-    return open_catalog(getattr(args, "catalog", None), readonly=readonly)
+    cat = open_catalog(getattr(args, "catalog", None), readonly=readonly, create=create)
+    if cat.created and not getattr(args, "quiet", False):
+        print(f"cosmoscope {args.command}: created a new catalog at {cat.url}", file=sys.stderr, flush=True)
+    return cat
 
 
 def show_progress(args) -> bool:

@@ -90,16 +90,23 @@ def cmd_api(args) -> int:
     from cosmoscope.catalog import open_catalog
     from cosmoscope.hosts import allowed_hosts
     from cosmoscope.ingest.workers import default_workers
+    from cosmoscope.ports import listen_socket
 
     token = read_token(args.token_file)
     workers = args.workers or default_workers()
-    cat = open_catalog(getattr(args, "catalog", None), readonly=token is None)
-    options = dict(output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds,
-                   allowed_hosts=allowed_hosts(args.allowed_host, args.host))
-    app = create_app(cat, token=token, **options)  # checks every option here, in this process, in words
+    cat = open_catalog(getattr(args, "catalog", None), readonly=token is None, create=False)
+    try:
+        options = dict(output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds,
+                       allowed_hosts=allowed_hosts(args.allowed_host, args.host))
+        app = create_app(cat, token=token, **options)  # checks every option here, in this process, in words
+        sock = listen_socket(args.host, args.port)  # a port in use: one sentence, before any announcement
+    except BaseException:
+        cat.close()
+        raise
     host = f"[{args.host}]" if ":" in args.host else args.host
     mode = "writes need the bearer token" if token else "read-only (no write token set)"
-    print(f"cosmoscope API for {cat.url} at http://{host}:{args.port} ({mode}, {workers} worker process"
+    port = sock.getsockname()[1]  # the one the system chose for --port 0
+    print(f"cosmoscope API for {cat.url} at http://{host}:{port} ({mode}, {workers} worker process"
           f"{'es' if workers > 1 else ''}; host names: {', '.join(options['allowed_hosts'])}); docs at /docs",
           file=sys.stderr)
     if token and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -108,12 +115,13 @@ def cmd_api(args) -> int:
     level = "info" if not getattr(args, "quiet", False) else "warning"
     try:
         if workers == 1:
-            serve(app, args.host, args.port, log_level=level)
+            serve(app, args.host, port, log_level=level, sock=sock)
         else:
             cat.close()
             if token:
                 os.environ[TOKEN_ENV] = token  # for the worker processes, which read it as the server would
-            serve_workers({**options, "catalog": cat.url}, args.host, args.port, workers=workers, log_level=level)
+            serve_workers({**options, "catalog": cat.url}, args.host, port, workers=workers, log_level=level,
+                          sock=sock)
     finally:
         cat.close()
     return 0
@@ -121,7 +129,7 @@ def cmd_api(args) -> int:
 
 def cmd_preflight(args) -> int:
     from cosmoscope.cli import open_from_args
-    from cosmoscope.cli.query_cmd import search_from_args
+    from cosmoscope.cli.query_cmd import note_unmatched, search_from_args
     from cosmoscope.errors import InvalidArgumentError
 
     filters = any(getattr(args, k) is not None for k in ("mission", "instrument", "satellite", "target", "start",
@@ -133,6 +141,8 @@ def cmd_preflight(args) -> int:
                                    "and not neither")
     with open_from_args(args, readonly=True) as cat:
         selection = args.dataset_ids or search_from_args(cat, argparse.Namespace(**{**vars(args), "min_quality": None}))
+        if not args.dataset_ids:
+            note_unmatched(cat, args, found_nothing=cat.count(selection) == 0)
         report = cat.preflight(selection, min_quality=threshold,
                                require_calibrated=args.require_calibrated, output_dir=args.output_dir,
                                output_factor=args.output_factor)

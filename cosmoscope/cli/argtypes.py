@@ -54,12 +54,12 @@ fraction = number(float, low=0, high=1, what="a fraction", example="0.02")
 
 
 def utc_time(text: str):
-    """A time as ISO 8601 text (UTC unless an offset is given)."""
+    """A time as ISO 8601 text (UTC unless an offset is given), or an age before now (``24h``)."""
     from cosmoscope.errors import InvalidArgumentError
-    from cosmoscope.times import to_utc
+    from cosmoscope.times import to_time
 
     try:
-        return to_utc(text)
+        return to_time(text)
     except InvalidArgumentError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
+import sys
 
 from cosmoscope.cli import argtypes
 
@@ -100,7 +102,10 @@ def register(sub, common) -> None:
                        description="Write a simulated multi-mission tree (COSMOS-7, HELIOS-X, LYRA, AURORA-2), "
                                    "ingest it into the catalog (the default one unless --catalog is given), "
                                    "and print a summary, a search and a lineage walk.",
-                       epilog="After it, try:\n  cosmoscope search --mission COSMOS-7 --min-quality 0.8\n"
+                       epilog="examples:\n"
+                              "  cosmoscope demo\n"
+                              "  cosmoscope demo --files 2000 --days 7 --dir /tmp/sky --catalog /tmp/sky.sqlite\n\n"
+                              "After it, try:\n  cosmoscope search --mission COSMOS-7 --min-quality 0.8\n"
                               "  cosmoscope summary\n  cosmoscope related DATASET_ID")
     p.add_argument("--dir", metavar="DIR", help="where to write the simulated files "
                    "(default: ~/.local/share/cosmoscope/demo-data)")
@@ -120,7 +125,7 @@ def cmd_ingest(args) -> int:
         raise InvalidArgumentError("give the PATHs to walk, or --from-vast-catalog PATH-PREFIX, but not both"
                                    if args.paths else "give at least one PATH to walk, or --from-vast-catalog "
                                    "PATH-PREFIX")
-    with open_from_args(args) as cat, _dask_client(args) as executor:
+    with _catalog_for_ingest(args) as cat, _dask_client(args) as executor:
         paths, entries, problems = args.paths, None, []
         if args.from_vast_catalog:
             # The local directory the listed files lie under: the run's label, and its root (files
@@ -135,13 +140,34 @@ def cmd_ingest(args) -> int:
         summary.problems.extend(problems)
         if args.json:
             print(json.dumps(summary.to_dict(), indent=2, default=str))
-        else:
+        elif not getattr(args, "quiet", False):
             print(summary)
-            if summary.failed or summary.failed_before:
-                print(f"{summary.failed + summary.failed_before:,} files could not be read; see them with: "
-                      "cosmoscope search --columns file_path,extraction_error --format csv "
-                      "| grep -v ',$'")
+        failed = summary.failed + summary.failed_before
+        if failed and not args.json:
+            # The same catalog as this run's, whichever way it was named.
+            catalog = f" --catalog {shlex.quote(args.catalog)}" if getattr(args, "catalog", None) else ""
+            print(f"{failed:,} file{'' if failed == 1 else 's'} could not be read; see "
+                  f"{'it' if failed == 1 else 'them'} with: cosmoscope{catalog} search --columns "
+                  "file_path,extraction_error --format csv | grep -v ',$'",
+                  file=sys.stderr if getattr(args, "quiet", False) else sys.stdout)
     return 0 if summary.ok else 1
+
+
+def _catalog_for_ingest(args):
+    """The catalog to ingest into, created if need be; a dry run creates nothing, and compares
+    with an empty catalog when there is none yet."""
+    from cosmoscope.catalog import default_catalog_url, open_catalog
+    from cosmoscope.cli import open_from_args
+    from cosmoscope.errors import CatalogNotFoundError
+
+    if not args.dry_run:
+        return open_from_args(args, create=True)
+    try:
+        return open_from_args(args)  # writable, as before: an older catalog is upgraded, not refused
+    except CatalogNotFoundError:
+        where = getattr(args, "catalog", None) or default_catalog_url()
+        print(f"cosmoscope ingest: there is no catalog at {where} yet: every file would be new", file=sys.stderr)
+        return open_catalog(":memory:")
 
 
 @contextlib.contextmanager
@@ -167,18 +193,13 @@ def _vast_catalog_entries(args, cat, problems: list):
     """The files the VAST Catalog lists for ``--from-vast-catalog`` (a lazy iterator)."""
     from cosmoscope.errors import InvalidArgumentError
     from cosmoscope.ingest.vast_catalog import catalog_entries
-    from cosmoscope.times import now, to_duration, to_utc
+    from cosmoscope.times import to_time
 
     endpoint = args.vast_endpoint or (cat.url if cat.url.lower().startswith("vast") else None)
     if endpoint is None:
         raise InvalidArgumentError("--from-vast-catalog needs a VAST cluster: give --vast-endpoint http://HOST:PORT "
                                    "or use a vast:// --catalog")
-    since = None
-    if args.since:
-        try:
-            since = now() - to_duration(args.since, name="--since")
-        except InvalidArgumentError:
-            since = to_utc(args.since, name="--since")
+    since = to_time(args.since, name="--since time") if args.since else None
     extensions = [e for e in (args.extensions or "").split(",") if e.strip()]
     return catalog_entries(endpoint, args.from_vast_catalog, mounted_at=args.mounted_at, since=since,
                            extensions=extensions, on_problem=lambda path, reason: problems.append((path, reason)))
@@ -200,7 +221,7 @@ def cmd_demo(args) -> int:
     written = sum(sum(by_format.values()) for by_format in sim.files.values())
     print(f"   wrote {written} data files ({sim.apparent_bytes / 1e6:,.1f} MB)")
     print(f"\n2. Cataloging them into {url}")
-    with open_from_args(args) as cat:
+    with open_from_args(args, create=True) as cat:
         summary = cat.ingest([root], workers=args.workers, progress=progress)
         print(summary)
         print("\n3. What the catalog holds (cosmoscope summary):")

@@ -38,17 +38,29 @@ def register(subparsers, common: argparse.ArgumentParser | None = None) -> argpa
                               description=_DESCRIPTION, epilog=__doc__.split("Examples\n--------\n", 1)[1],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="profiles_command", metavar="ACTION", title="actions")
-    sub.required = True
-    check = sub.add_parser("check", parents=parents, help="preview what extraction records for files",
-                           description="Extract files (nothing is written) and show each field's value and source.")
+    from cosmoscope.cli import show_help
+
+    p.set_defaults(func=show_help(p))  # `cosmoscope profiles` alone: its help
+    fmt = argparse.RawDescriptionHelpFormatter
+    check = sub.add_parser("check", parents=parents, formatter_class=fmt,
+                           help="preview what extraction records for files",
+                           description="Extract files (nothing is written) and show each field's value and source.",
+                           epilog="examples:\n"
+                                  "  cosmoscope profiles check /data/helios-x/20261127/hx01234567_evt2.fits\n"
+                                  "  cosmoscope profiles check /data/newmission --profile ./newmission.toml\n"
+                                  "  cosmoscope profiles check /data/lyra --format json > preview.json\n\n"
+                                  "Exit code 1 when a file could not be read (its rows say why).")
     check.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (walked recursively)")
     check.add_argument("--profile", metavar="P",
                        help="force a profile, by name or path of a TOML file (default: matched by path)")
     check.add_argument("--format", choices=("table", "json"), default="table",
                        help="output format (default: table)")
     check.set_defaults(func=run_check)
-    lst = sub.add_parser("list", parents=parents, help="list installed profiles",
-                         description="List the shipped profiles and those in $COSMOSCOPE_PROFILES.")
+    lst = sub.add_parser("list", parents=parents, formatter_class=fmt, help="list installed profiles",
+                         description="List the shipped profiles and those in $COSMOSCOPE_PROFILES.",
+                         epilog="examples:\n"
+                                "  cosmoscope profiles list\n"
+                                "  COSMOSCOPE_PROFILES=./profiles cosmoscope profiles list --format json")
     lst.add_argument("--format", choices=("table", "json"), default="table",
                      help="output format (default: table)")
     lst.set_defaults(func=run_list)

@@ -12,6 +12,10 @@ TABLE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_tim
                  "data_quality_score", "processing_status", "file_path"]
 
 
+DATASET_HELP = ("the dataset: its id (ds-1a2b3c4d5e6f7a8b), a unique start of the id (ds-1a2b3c or 1a2b3c), "
+                "or the path of its file")
+
+
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",") if c.strip()]
 
@@ -25,9 +29,10 @@ def add_search_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--instrument", action="append", metavar="I", help="instrument, e.g. WFI")
     g.add_argument("--satellite", action="append", metavar="S", help="spacecraft or observatory")
     g.add_argument("--target", metavar="NAME", help="target name; 'NGC*' for a prefix, '*253*' for a part")
-    g.add_argument("--start", type=argtypes.utc_time, metavar="TIME", help="observations starting at or after TIME "
-                   "(ISO 8601, UTC unless an offset is given)")
-    g.add_argument("--end", type=argtypes.utc_time, metavar="TIME", help="observations starting before TIME")
+    g.add_argument("--start", type=argtypes.utc_time, metavar="TIME", help="observations starting at or after TIME: "
+                   "ISO 8601 (UTC unless an offset is given), or an age such as 24h or 7d")
+    g.add_argument("--end", type=argtypes.utc_time, metavar="TIME", help="observations starting before TIME "
+                   "(the same forms)")
     g.add_argument("--min-quality", type=argtypes.quality, metavar="Q", help="lowest quality score, 0 to 1")
     g.add_argument("--status", action="append", choices=[s.value for s in S.ProcessingStatus],
                    help="processing status")
@@ -45,6 +50,19 @@ def search_from_args(cat, args):
                       file_format=args.file_format)
 
 
+def note_unmatched(cat, args, *, found_nothing: bool) -> None:
+    """Say on standard error which filter values no observation has, and the close ones that
+    exist (``--mission cosmos7``: did you mean 'COSMOS-7'?). Missions are checked always (an
+    index answers at once), the other named filters when the command found nothing."""
+    import sys
+
+    from cosmoscope.lookup import NAMED_FILTERS, unmatched
+
+    filters = {k: getattr(args, k, None) for k in NAMED_FILTERS if found_nothing or k == "mission"}
+    for note in unmatched(cat, filters):
+        print(f"cosmoscope {args.command}: {note}", file=sys.stderr)
+
+
 def register(sub, common) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
 
@@ -59,7 +77,8 @@ def register(sub, common) -> None:
     g = p.add_argument_group("results")
     g.add_argument("--columns", type=_columns, metavar="A,B,...",
                    help="columns to show (default: a compact set for tables, every column otherwise)")
-    g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp", help="sort by (default: time)")
+    g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp",
+                   help="column to sort by (default: observation_timestamp)")
     g.add_argument("--descending", action="store_true", help="sort newest / largest first")
     g.add_argument("--limit", type=argtypes.count, metavar="N",
                    help="at most N rows (default: 50 for tables, all otherwise)")
@@ -67,31 +86,51 @@ def register(sub, common) -> None:
     add_format_options(p)
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("summary", parents=[common], help="per-mission counts, volume, time coverage and quality",
+    p = sub.add_parser("summary", parents=[common], formatter_class=fmt,
+                       help="per-mission counts, volume, time coverage and quality",
                        description="Per mission: datasets, bytes, first and last observation, mean and minimum "
-                                   "quality, calibrated count, extraction errors and processing statuses.")
-    p.add_argument("--mission", action="append", metavar="M", help="only these missions")
+                                   "quality, calibrated count, extraction errors and processing statuses.",
+                       epilog="examples:\n"
+                              "  cosmoscope summary\n"
+                              "  cosmoscope summary --mission COSMOS-7 --mission LYRA\n"
+                              "  cosmoscope summary --format csv -o summary.csv")
+    p.add_argument("--mission", action="append", metavar="M", help="only this mission (repeatable)")
     add_format_options(p)
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("related", parents=[common], help="lineage of a dataset (parents and children)",
+    p = sub.add_parser("related", parents=[common], formatter_class=fmt,
+                       help="lineage of a dataset (parents and children)",
                        description="Datasets linked to DATASET_ID through lineage: the raw inputs it came "
-                                   "from (upstream) and the products made from it (downstream).")
-    p.add_argument("dataset_id", metavar="DATASET_ID")
-    p.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both")
+                                   "from (upstream) and the products made from it (downstream).",
+                       epilog="examples:\n"
+                              "  cosmoscope related ds-1a2b3c4d5e6f7a8b\n"
+                              "  cosmoscope related ds-1a2b3c --direction upstream       # a unique start of the id\n"
+                              "  cosmoscope related /data/cosmos7/c7_wfi_l2.nc --depth 1 --format json")
+    p.add_argument("dataset_id", metavar="DATASET_ID", help=DATASET_HELP)
+    p.add_argument("--direction", choices=["upstream", "downstream", "both"], default="both",
+                   help="upstream: what it was made from; downstream: what was made from it (default: both)")
     p.add_argument("--depth", type=argtypes.count, metavar="N", help="at most N hops (default: all)")
     add_format_options(p)
     p.set_defaults(func=cmd_related)
 
-    p = sub.add_parser("show", parents=[common], help="every field of one dataset",
-                       description="Every catalog field of one dataset, and where each value came from.")
-    p.add_argument("dataset_id", metavar="DATASET_ID")
-    p.add_argument("--format", "-f", choices=["table", "json"], default="table")
+    p = sub.add_parser("show", parents=[common], formatter_class=fmt, help="every field of one dataset",
+                       description="Every catalog field of one dataset, and where each value came from.",
+                       epilog="examples:\n"
+                              "  cosmoscope show ds-1a2b3c4d5e6f7a8b\n"
+                              "  cosmoscope show ds-1a2b3c                       # a unique start of the id\n"
+                              "  cosmoscope show /data/lyra/20261125/lyra_0001.fits --format json")
+    p.add_argument("dataset_id", metavar="DATASET_ID", help=DATASET_HELP)
+    p.add_argument("--format", "-f", choices=["table", "json"], default="table",
+                   help="table: one field a line, with where its value came from; json: one object "
+                        "(default: table)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("history", parents=[common], help="audit trail of a dataset",
-                       description="Every recorded change to one dataset, oldest first: who, when, what.")
-    p.add_argument("dataset_id", metavar="DATASET_ID")
+    p = sub.add_parser("history", parents=[common], formatter_class=fmt, help="audit trail of a dataset",
+                       description="Every recorded change to one dataset, oldest first: who, when, what.",
+                       epilog="examples:\n"
+                              "  cosmoscope history ds-1a2b3c4d5e6f7a8b\n"
+                              "  cosmoscope history /data/helios-x/hx01234567_evt2.fits --format csv")
+    p.add_argument("dataset_id", metavar="DATASET_ID", help=DATASET_HELP)
     add_format_options(p)
     p.set_defaults(func=cmd_history)
 
@@ -100,12 +139,16 @@ def register(sub, common) -> None:
                                    "events and obscore. Filters are still pushed down to the store.",
                        epilog="example:\n  cosmoscope sql \"SELECT mission_id, count(*) AS n FROM observations "
                               "WHERE data_quality_score > 0.8 GROUP BY mission_id\"")
-    p.add_argument("query", metavar="QUERY")
+    p.add_argument("query", metavar="QUERY", help="one SELECT statement over observations, relationships, events "
+                   "and obscore (quote it for the shell)")
     add_format_options(p)
     p.set_defaults(func=cmd_sql)
 
-    p = sub.add_parser("info", parents=[common], help="where the catalog is and what it holds",
-                       description="The catalog's location, schema version and row counts.")
+    p = sub.add_parser("info", parents=[common], formatter_class=fmt, help="where the catalog is and what it holds",
+                       description="The catalog's location, schema version and row counts.",
+                       epilog="examples:\n"
+                              "  cosmoscope info\n"
+                              "  cosmoscope --catalog sqlite:///data/catalog.sqlite info")
     p.set_defaults(func=cmd_info)
 
 
@@ -119,7 +162,9 @@ def cmd_search(args) -> int:
     with open_from_args(args, readonly=True) as cat:
         lf = search_from_args(cat, args)
         if args.count:
-            print(cat.count(lf))
+            n = cat.count(lf)
+            print(n)
+            note_unmatched(cat, args, found_nothing=n == 0)
             return 0
         names = S.OBSERVATIONS.schema.names
         columns = args.columns or (TABLE_COLUMNS if args.format == "table" else names)
@@ -137,6 +182,7 @@ def cmd_search(args) -> int:
             if df.height:
                 df = df.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%dT%H:%M:%S"))
         write_frame(df, args.format, args.output, title=title)
+        note_unmatched(cat, args, found_nothing=df.height == 0)
     return 0
 
 
@@ -145,6 +191,7 @@ def cmd_summary(args) -> int:
 
     with open_from_args(args, readonly=True) as cat:
         df = cat.mission_summary(args.mission)
+        note_unmatched(cat, args, found_nothing=df.height == 0)
         if args.format == "table":
             if df.height == 0:
                 print("The catalog is empty." if args.mission is None else "No observations of those missions.")
@@ -182,12 +229,13 @@ def cmd_related(args) -> int:
     from cosmoscope.cli import open_from_args
 
     with open_from_args(args, readonly=True) as cat:
-        df = cat.related(args.dataset_id, direction=args.direction, depth=args.depth)
+        dataset_id = cat.resolve(args.dataset_id)
+        df = cat.related(dataset_id, direction=args.direction, depth=args.depth)
         if args.format == "table":
             df = df.select("direction", "depth", "dataset_id", "relationship_type", "mission_id", "processing_status",
                            "data_quality_score", "file_path")
             if df.height == 0:
-                print(f"{args.dataset_id} has no recorded parents or children.")
+                print(f"{dataset_id} has no recorded parents or children.")
                 return 0
         write_frame(df, args.format, args.output)
     return 0
@@ -199,7 +247,7 @@ def cmd_show(args) -> int:
     from cosmoscope.cli import open_from_args
 
     with open_from_args(args, readonly=True) as cat:
-        row = cat.get(args.dataset_id)
+        row = cat.get(cat.resolve(args.dataset_id))
     if args.format == "json":
         print(json.dumps(row, default=str, indent=2))
         return 0
@@ -215,10 +263,10 @@ def cmd_history(args) -> int:
     from cosmoscope.cli import open_from_args
 
     with open_from_args(args, readonly=True) as cat:
-        df = cat.history(args.dataset_id)
+        dataset_id = cat.resolve(args.dataset_id)
+        df = cat.history(dataset_id)
         if df.height == 0:
-            cat.get(args.dataset_id)  # says "no dataset" if it does not exist
-            print(f"No recorded events for {args.dataset_id}.")
+            print(f"No recorded events for {dataset_id}.")
             return 0
         if args.format == "table":
             df = df.select("ts", "actor", "action", "field", "from_value", "to_value", "run_id", "details")

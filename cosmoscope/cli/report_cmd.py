@@ -33,6 +33,8 @@ from cosmoscope.cli import argtypes
 
 
 TIMEOUT = argtypes.number(float, above=0, what="a timeout in seconds", example="600")
+#: Shipped notebooks that write new data, and so may create the catalog they are given.
+CREATES_CATALOG = {"ingest"}
 
 _EPILOG = """\
 examples:
@@ -80,7 +82,8 @@ def register(sub, common) -> None:
 def cmd_report(args) -> int:
     from cosmoscope.cli import show_progress
     from cosmoscope.errors import InvalidArgumentError
-    from cosmoscope.reports import NotebookFailed, list_notebooks, notebook_info, parse_parameters, run_report
+    from cosmoscope.reports import (NOTEBOOK_DIR, NotebookFailed, list_notebooks, notebook_info, parse_parameters,
+                                    run_report)
 
     if args.list:
         infos = [notebook_info(args.name)] if args.name else list_notebooks()
@@ -99,6 +102,16 @@ def cmd_report(args) -> int:
         env["COSMOSCOPE_CATALOG"] = catalog
         if "catalog_url" in info.parameters:
             parameters.setdefault("catalog_url", catalog)
+    given = parameters.get("catalog_url")
+    if given and info.name not in CREATES_CATALOG and info.path.parent == NOTEBOOK_DIR:
+        # A mistyped catalog fails here, in one sentence, before a kernel starts.
+        from cosmoscope.catalog import open_catalog
+        from cosmoscope.errors import SchemaError
+
+        try:
+            open_catalog(given, readonly=True).close()
+        except SchemaError:
+            pass  # a catalog, of another schema version: what to do with it is the notebook's part
     progress = show_progress(args)
     if progress:
         shown = " ".join(f"{k}={v!r}" for k, v in parameters.items())

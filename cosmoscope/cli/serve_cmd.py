@@ -121,6 +121,7 @@ def panel_command(args, url: str) -> list[str]:
 def cmd_serve(args) -> int:
     from cosmoscope.catalog import default_catalog_url, open_catalog
     from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.ports import check_port_free
 
     if args.page_size < 1:
         raise InvalidArgumentError(f"--page-size must be at least 1, not {args.page_size}")
@@ -128,6 +129,7 @@ def cmd_serve(args) -> int:
     # Fail here, in words, rather than on a web page nobody is looking at yet.
     with open_catalog(url, readonly=True) as cat:
         url = cat.url
+    check_port_free(args.address, args.port)  # before announcing a URL that would not answer
     cmd = panel_command(args, url)
     env = dict(os.environ, COSMOSCOPE_CATALOG=url, COSMOSCOPE_ALLOWED_HOSTS=",".join(dashboard_hosts(args)))
     host = "localhost" if args.address in ("127.0.0.1", "0.0.0.0", "::") else args.address
@@ -141,13 +143,19 @@ def cmd_serve(args) -> int:
 
     old = signal.signal(signal.SIGTERM, stop)
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
+        code = proc.wait()
+        if code > 0:  # the server failed (a signal we passed on gives a negative code)
+            print(f"cosmoscope serve: error: the dashboard server stopped with exit code {code}; its own "
+                  "message is above", file=sys.stderr)
+            return 1
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C: the way to stop it, so a clean stop is a success (as for `api`)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        return 130
+            return 1
+        return 0
     finally:
         signal.signal(signal.SIGTERM, old)

@@ -85,7 +85,11 @@ def register(sub, common) -> None:
                        description="What the watchers of this catalog are doing (read from the catalog, so "
                                    "it works from any process or machine), and how many rows are missing, "
                                    "changed or failed validation.",
-                       epilog="Exit code 1 when a watcher that should be running has not sent a heartbeat "
+                       epilog="examples:\n"
+                              "  cosmoscope status\n"
+                              "  cosmoscope status --format json          # every watcher, for a monitoring check\n"
+                              "  cosmoscope --catalog vast://http://vip:8080/bucket/catalog status\n\n"
+                              "Exit code 1 when a watcher that should be running has not sent a heartbeat "
                               "for three intervals (killed, hung, or its machine is down).")
     add_format_options(p)
     p.set_defaults(func=cmd_status)
@@ -128,7 +132,7 @@ def cmd_watch(args) -> int:
 
     if not getattr(args, "quiet", False) and not getattr(args, "verbose", 0):
         logging.getLogger("cosmoscope").setLevel(logging.INFO)  # a service says what it does
-    with open_from_args(args) as cat:
+    with open_from_args(args, create=True) as cat:
         watcher = Watcher(cat, args.paths, profile=args.profile, poll=args.poll, poll_interval=args.poll_interval,
                           settle=args.settle, stall=args.stall, reconcile_every=args.reconcile_every,
                           heartbeat_every=args.heartbeat, workers=args.workers, batch_files=max(args.batch, 1),
@@ -201,6 +205,7 @@ def _age(seconds) -> str:
 
 def cmd_validate(args) -> int:
     from cosmoscope.cli import open_from_args, show_progress
+    from cosmoscope.cli.query_cmd import note_unmatched
     from cosmoscope.ingest.validate import since_time
 
     if args.since:
@@ -211,6 +216,8 @@ def cmd_validate(args) -> int:
     code = 0
     while True:
         with open_from_args(args) as cat:
+            if args.mission:
+                note_unmatched(cat, args, found_nothing=False)
             report = cat.validate(mission=args.mission, since=args.since, paths=args.under, fix=args.fix,
                                   checksums=args.checksums, workers=args.workers, threads=max(args.threads, 1),
                                   follow_symlinks="all" if args.allow_outside_links else False,

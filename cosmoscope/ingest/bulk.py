@@ -103,7 +103,10 @@ class IngestSummary:
         from cosmoscope.records import printable
 
         verb = "would be" if self.dry_run else "were"
-        lines = [f"{self.seen:,} files looked at in {self.seconds:.1f} s ({self.files_per_second:,.0f} files/s)",
+        rate = round(self.files_per_second)
+        # A rate says something about a run of a second or more, not about a handful of files.
+        speed = f" ({rate:,} file{'' if rate == 1 else 's'}/s)" if self.seconds >= 1 else ""
+        lines = [f"{self.seen:,} file{'' if self.seen == 1 else 's'} looked at in {self.seconds:.1f} s{speed}",
                  f"  new:        {self.new:,}" + (" (would be added)" if self.dry_run else ""),
                  f"  updated:    {self.updated:,}" + (" (changed since last ingest)" if self.updated else ""),
                  f"  unchanged:  {self.unchanged:,} (skipped without opening)",
@@ -199,7 +202,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
     """
     from cosmoscope.errors import InvalidArgumentError
 
-    paths = given_paths(paths)
+    paths = [os.path.expanduser(p) for p in given_paths(paths)]
     if not paths:
         raise InvalidArgumentError("give at least one file or directory to ingest")
     if isinstance(shard, str):
@@ -251,7 +254,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
                               profile=profile, batch_rows=batch_rows, run_id=run_id, force=force,
                               roots=None if roots.everywhere else roots)
         else:
-            with ExtractionPool(workers, profile, None if roots.everywhere else roots) as pool:
+            with ExtractionPool(workers, profile, None if roots.everywhere else roots, head_start=True) as pool:
                 batch: list[dict] = []
                 for rec in pool.extract(to_read()):
                     bar.update(1)

@@ -236,17 +236,9 @@ def since_time(value):
     >>> since_time("2026-11-27").isoformat()
     '2026-11-27T00:00:00+00:00'
     """
-    from cosmoscope.errors import InvalidArgumentError
-    from cosmoscope.times import now, to_duration, to_utc
+    from cosmoscope.times import to_time
 
-    try:
-        return to_utc(value, name="--since time")
-    except InvalidArgumentError:
-        try:
-            return now() - to_duration(value)
-        except InvalidArgumentError:
-            raise InvalidArgumentError(f"could not read {value!r} as a time or a duration before now; write "
-                                       "2026-11-27, 2026-11-27T08:00:00Z, 24h or 7d") from None
+    return to_time(value, name="--since time")
 
 
 def _rows(catalog: Catalog, ids: list[str]) -> list[dict]:

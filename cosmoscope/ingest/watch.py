@@ -520,16 +520,10 @@ class Watcher:
 def _start_workers(pool) -> None:
     """Start the extraction processes now, so the first file waits for no start-up, and deaf to
     SIGINT: Ctrl-C in a terminal reaches the whole process group, and the watcher decides when
-    its workers stop (an ignored signal is the one disposition a spawned process inherits)."""
-    import signal
-
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        pool._pool = pool._new_pool(pool.workers)
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, old)
+    its workers stop. (SIGINT used to be ignored here until they had started, half a second
+    and more: a Ctrl-C in that time was lost, and the watcher never stopped.)"""
+    pool.sigint_to_workers = False
+    pool._pool = pool._new_pool(pool.workers)
 
 
 def _is_regular(st: os.stat_result) -> bool:

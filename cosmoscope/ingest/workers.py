@@ -10,14 +10,27 @@ Each file has a time budget in a worker (``COSMOSCOPE_FILE_TIMEOUT`` seconds, de
 for none): a read still going after it is interrupted and the file recorded as an error saying
 so. A worker stuck inside a C library, where the interruption cannot reach, is killed once the
 budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing one would be.
+
+Workers take half a second or more to start (new interpreters importing astropy), longer than
+a small folder takes to read. With ``head_start`` (bulk ingest) the files that are safe to read
+in this process (:func:`in_process_ok`: small, plain FITS or CSV, which the extractors read in
+Python rather than through a C library that can crash or hang) are read here at once, in a run
+of at most :data:`SMALL_RUN` files: a worker starts only for the others (HDF5, netCDF,
+compressed, big, a plugin's) while this process reads, and a small folder of plain FITS and CSV
+files starts none. A longer run reads everything in workers, where two cores do twice the work
+(reading here as well only made the processes compete for them). What is read where depends on
+the files alone, never on a clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import logging
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -30,6 +43,10 @@ from cosmoscope.ingest.roots import Roots
 log = logging.getLogger(__name__)
 
 CHUNK = 16
+#: Runs of at most this many files read every file that is safe to read here in this process.
+SMALL_RUN = 256
+#: Largest file read in this process (a bigger one waits for a worker).
+IN_PROCESS_MAX_BYTES = 8 * 2**20
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Default seconds one file may take in a worker process (``COSMOSCOPE_FILE_TIMEOUT``).
 FILE_TIMEOUT = 60.0
@@ -129,6 +146,70 @@ def looks_like_data(path: str) -> bool:
     return guess_by_suffix(path) is not None or sniff_format(path) is not None
 
 
+def in_process_ok(entry: FileEntry) -> bool:
+    """Whether a file may be read in this process rather than in a worker: small, and plain
+    FITS or CSV by its first bytes, which the extractors read in Python. HDF5 and netCDF go
+    through C libraries that can crash or hang on a damaged file; compressed files can take
+    long to inflate; plugins are unknown: those are read where a time budget and a crash cannot
+    hurt the run."""
+    from cosmoscope.extract import sniff_format
+    from cosmoscope.extract.core import HEAD_BYTES
+    from cosmoscope.extract.registry import guess_by_suffix
+
+    if entry.size > IN_PROCESS_MAX_BYTES:
+        return False
+    try:
+        with open(entry.path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError:
+        return False  # the worker records why
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":
+        return False
+    fmt = sniff_format(entry.path, head)
+    if fmt is None:
+        return guess_by_suffix(entry.path) is None  # not data at all: skipped without being read
+    return fmt == "csv" or (fmt == "fits" and head.startswith(b"SIMPLE  ="))
+
+
+@contextlib.contextmanager
+def _main_script_not_rerun():
+    """Start worker processes without running the user's main script in each of them again.
+
+    A spawned process imports the parent's ``__main__`` script; one without an
+    ``if __name__ == "__main__":`` guard (a quickstart saved as a file) would ingest again in
+    every worker, which then fails to start. The workers need nothing from it: they run
+    cosmoscope's own functions.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(getattr(main, "__spec__", None), "name", None) is not None:
+        yield  # python -c, a notebook, or python -m: nothing of the main module is re-run
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def _submit(pool: ProcessPoolExecutor, fn, *args, deaf: bool = False) -> Future:
+    """``pool.submit``, which starts a worker when none is idle, kept from re-running the
+    main script in it; ``deaf``: the worker it starts ignores SIGINT (the one disposition a
+    spawned process inherits), set only for the moment of the spawn so that a Ctrl-C meant for
+    this process is not lost."""
+    import signal
+    import threading
+
+    deaf = deaf and threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if deaf else None
+    try:
+        with _main_script_not_rerun():
+            return pool.submit(fn, *args)
+    finally:
+        if deaf:
+            signal.signal(signal.SIGINT, old)
+
+
 def _extract_chunk(entries: list[FileEntry], profile: str | None, roots: Roots | None) -> list[dict]:
     return [extract_entry(e, profile, roots) for e in entries]
 
@@ -197,15 +278,26 @@ def default_workers() -> int:
 
 class ExtractionPool:
     """Extract files in ``workers`` processes (0: in this process, no isolation); files whose
-    real path leaves ``roots`` are not read (see :mod:`cosmoscope.ingest.roots`)."""
+    real path leaves ``roots`` are not read (see :mod:`cosmoscope.ingest.roots`).
 
-    def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None):
+    ``head_start``: in a run of at most :data:`SMALL_RUN` files, read those that are safe to
+    read here (:func:`in_process_ok`) in this process, and start a worker only for the others.
+    """
+
+    def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None, *,
+                 head_start: bool = False):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self.roots = roots
+        self.head_start = head_start
+        #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
+        self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
+        self._ready: Future | None = None  # done once the first worker has started
         self._slots = None
         self.crashes = 0
+        #: Files read in this process rather than by a worker.
+        self.read_here = 0
 
     def __enter__(self) -> ExtractionPool:
         return self
@@ -220,21 +312,32 @@ class ExtractionPool:
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
+        pool = self._start_pool(workers)
+        self._check_started(pool, self._ready)
+        return pool
+
+    def _start_pool(self, workers: int) -> ProcessPoolExecutor:
+        """A pool whose ``workers`` are starting; ``self._ready`` is done when the first has."""
         # spawn: workers never inherit the parent's threads, locks or open catalog connections.
         ctx = multiprocessing.get_context("spawn")
         self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
                                    initargs=(self._slots,))
+        deaf = not self.sigint_to_workers
+        pings = [_submit(pool, _ping, deaf=deaf) for _ in range(workers)]  # each call starts a worker
+        self._ready = pings[0]
+        return pool
+
+    @staticmethod
+    def _check_started(pool: ProcessPoolExecutor, ready: Future) -> None:
         try:
-            pool.submit(_ping).result()
+            ready.result()
         except BrokenProcessPool as exc:
             pool.shutdown(wait=False, cancel_futures=True)
             # Otherwise every file would look like one that crashes its reader.
             raise WorkerStartError(
-                "cosmoscope could not start its extraction worker processes. In a script, put the code "
-                "that ingests under `if __name__ == \"__main__\":` (worker processes import the main "
-                "module), or pass workers=0 to extract in this process") from exc
-        return pool
+                "cosmoscope could not start its extraction worker processes; pass workers=0 to extract in "
+                "this process") from exc
 
     def extract(self, entries: Iterable[FileEntry]) -> Iterator[dict]:
         """Records for ``entries``, in completion order."""
@@ -242,6 +345,9 @@ class ExtractionPool:
             for e in entries:
                 yield extract_entry(e, self.profile, self.roots)
             return
+        here: deque[FileEntry] = deque()  # files read in this process, between the workers' answers
+        if self.head_start:
+            entries, here = self._split_head(iter(entries))
         in_flight: dict[Future, list[FileEntry]] = {}
         limit = 4 * self.workers
         chunks = _chunks(entries, CHUNK)
@@ -256,10 +362,14 @@ class ExtractionPool:
                 if self._pool is None:  # started on the first file, not for a run with nothing to read
                     self._pool = self._new_pool(self.workers)
                 try:
-                    in_flight[self._pool.submit(_extract_chunk, chunk, self.profile, self.roots)] = chunk
+                    in_flight[_submit(self._pool, _extract_chunk, chunk, self.profile, self.roots)] = chunk
                 except BrokenProcessPool:
                     suspects.extend(chunk)
                     break
+            if here and not any(fut.done() for fut in in_flight):
+                self.read_here += 1
+                yield extract_entry(here.popleft(), self.profile, self.roots)
+                continue
             if not in_flight:
                 break
             done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
@@ -288,6 +398,21 @@ class ExtractionPool:
         if suspects:
             yield from self._isolate(suspects)
 
+    def _split_head(self, entries: Iterator[FileEntry]) -> tuple[Iterator[FileEntry], deque[FileEntry]]:
+        """The files for the workers and, in a small run, the files to read here; starts the
+        workers a small run needs for the rest (one, or all for more than a chunk of files) at
+        once, so they start while this process reads."""
+        head = list(itertools.islice(entries, SMALL_RUN + 1))
+        if len(head) > SMALL_RUN:
+            return itertools.chain(head, entries), deque()
+        here: deque[FileEntry] = deque()
+        elsewhere: list[FileEntry] = []
+        for entry in head:
+            (here if in_process_ok(entry) else elsewhere).append(entry)
+        if elsewhere:
+            self._pool = self._start_pool(self.workers if len(elsewhere) > CHUNK else 1)
+        return iter(elsewhere), here
+
     def _kill_overdue(self) -> bool:
         """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget
         (stuck where the budget's interruption cannot reach); True if any was."""
@@ -315,7 +440,7 @@ class ExtractionPool:
         pool = self._new_pool(1)
         try:
             for entry in entries:
-                fut = pool.submit(extract_entry, entry, self.profile, self.roots)
+                fut = _submit(pool, extract_entry, entry, self.profile, self.roots)
                 stuck = False
                 try:
                     while True:

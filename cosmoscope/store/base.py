@@ -168,11 +168,13 @@ def run_again_if_aborted(work, *, attempts: int = 6, wait: float = 0.05):
             time.sleep(random.uniform(0, wait * 2 ** attempt))
 
 
-def open_store(url: str, *, readonly: bool = False) -> Store:
+def open_store(url: str, *, readonly: bool = False, create: bool = True) -> Store:
     """Open the backend a catalog URL names.
 
     ``sqlite:///abs/path.sqlite``, a plain file path, or ``:memory:`` give the embedded SQLite
-    store; ``vast://ENDPOINT/BUCKET/SCHEMA`` gives VAST Database.
+    store; ``vast://ENDPOINT/BUCKET/SCHEMA`` gives VAST Database. Without ``create`` (and always
+    when ``readonly``) a catalog that does not exist yet raises
+    :class:`~cosmoscope.errors.CatalogNotFoundError` instead of being made.
     """
     from cosmoscope.errors import CatalogOpenError
 
@@ -180,13 +182,13 @@ def open_store(url: str, *, readonly: bool = False) -> Store:
     if scheme in ("", "sqlite", "file"):
         from cosmoscope.store.sqlite import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url), readonly=readonly)
+        return SQLiteStore(sqlite_path(url), readonly=readonly, create=create)
     if scheme in ("vast", "vast+http", "vast+https"):
         try:
             from cosmoscope.store.vast import VastStore
         except ImportError as exc:
             raise CatalogOpenError(f"the VAST Database backend is not available here: {exc}") from exc
-        return VastStore.from_url(url, readonly=readonly)
+        return VastStore.from_url(url, readonly=readonly, create=create)
     raise CatalogOpenError(
         f"cannot open catalog {url!r}: unknown scheme {scheme!r}; use sqlite:///path/to/catalog.sqlite, "
         "a file path, or vast://ENDPOINT/BUCKET/SCHEMA")
@@ -197,6 +199,8 @@ def sqlite_path(url: str) -> str:
 
     >>> sqlite_path("sqlite:///data/catalog.sqlite")
     '/data/catalog.sqlite'
+    >>> sqlite_path("sqlite:////data/catalog.sqlite")  # SQLAlchemy's form of the same
+    '/data/catalog.sqlite'
     >>> sqlite_path("sqlite://relative/catalog.sqlite")
     'relative/catalog.sqlite'
     >>> sqlite_path("catalog.sqlite")
@@ -204,5 +208,6 @@ def sqlite_path(url: str) -> str:
     """
     for prefix in ("sqlite://", "file://"):
         if url.lower().startswith(prefix):
-            return url[len(prefix):]
-    return url
+            url = url[len(prefix):]
+            break
+    return "/" + url.lstrip("/") if url.startswith("//") else url

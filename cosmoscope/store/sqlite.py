@@ -22,6 +22,7 @@ no NaN (it stores NULL instead), so a NaN float reads back as null.
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
+from cosmoscope.errors import (CatalogNotFoundError, CatalogOpenError, CosmoscopeError, SchemaError, StoreError,
+                               UnknownNameError)
 from cosmoscope.predicate import Predicate, Test, successor
 from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
 
@@ -227,7 +229,7 @@ def _is_busy(exc: Exception) -> bool:
 class SQLiteStore:
     """A catalog store in one SQLite file. See the module docstring."""
 
-    def __init__(self, path: str, *, readonly: bool = False, busy_timeout: float = 60.0,
+    def __init__(self, path: str, *, readonly: bool = False, create: bool = True, busy_timeout: float = 60.0,
                  synchronous: str = "NORMAL"):
         self._temp = None
         if path in ("", ":memory:"):
@@ -237,8 +239,13 @@ class SQLiteStore:
             self._temp = path
             atexit.register(self._remove_temp)
         self.path = os.path.abspath(os.path.expanduser(path))
+        if self.path.startswith("//"):
+            # POSIX keeps a leading "//" (from sqlite:////abs/path, SQLAlchemy's form, or a
+            # path typed that way), and in a file: URI it would name a host: it is plain "/".
+            self.path = "/" + self.path.lstrip("/")
         self.url = "sqlite://" + (self.path if self.path.startswith("/") else "/" + self.path)
         self.readonly = readonly
+        self.create = create and not readonly
         self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._readers = threading.local()  # per thread: idle read-only connections
@@ -248,7 +255,7 @@ class SQLiteStore:
         self._keys: dict[str, tuple[str, ...]] = {}
         self._index_order: dict[str, list[str]] = {}
         self._con: _Connection | None = None
-        _check_file(self.path, readonly)
+        _check_file(self.path, readonly, self.create)
         try:
             if os.path.getsize(self.path) if os.path.exists(self.path) else 0:
                 self._refuse_foreign()  # on a read-only connection, before anything writes
@@ -318,7 +325,7 @@ class SQLiteStore:
         has_meta = bool(self._con.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (_META_TABLE,)))
         if not has_meta:
-            if self.readonly:
+            if not self.create:  # the Catalog above says there is no catalog here
                 return
             self._con.execute(
                 f"CREATE TABLE IF NOT EXISTS {_q(_META_TABLE)} (name TEXT PRIMARY KEY, "
@@ -628,11 +635,12 @@ def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
     raise StoreError(f"the SQLite store has no aggregate {a.op!r}")
 
 
-def _check_file(path: str, readonly: bool) -> None:
-    """Refuse what is not a SQLite catalog before anything writes to it; make the directory."""
+def _check_file(path: str, readonly: bool, create: bool) -> None:
+    """Refuse what is not a SQLite catalog before anything writes to it; make the directory when
+    the catalog is to be created."""
     if os.path.isdir(path):
         raise CatalogOpenError(f"cannot use {path} as a catalog: it is a directory; give a file path "
-                               "such as {path}/catalog.sqlite")
+                               f"such as {os.path.join(path, 'catalog.sqlite')}")
     if os.path.exists(path):
         try:
             with open(path, "rb") as f:
@@ -642,19 +650,26 @@ def _check_file(path: str, readonly: bool) -> None:
         if head and head != _SQLITE_MAGIC:
             raise CatalogOpenError(f"{path} is not a SQLite catalog (it does not start with the SQLite "
                                    "header); it was left untouched")
+        if not head and not create:
+            raise CatalogNotFoundError.at(path)
         if not readonly and not os.access(path, os.W_OK):
             raise CatalogOpenError(f"cannot write the catalog at {path}: permission denied; open it "
                                    "read-only or copy it somewhere writable")
         return
-    if readonly:
-        raise CatalogOpenError(f"there is no catalog at {path} yet; create one with `cosmoscope ingest PATH` "
-                               "(or try `cosmoscope demo`)")
+    if readonly or not create:
+        raise CatalogNotFoundError.at(path)
     parent = os.path.dirname(path) or "."
     try:
         os.makedirs(parent, exist_ok=True)
     except OSError as exc:
+        why = ("part of that path is a file, not a directory" if exc.errno in (errno.EEXIST, errno.ENOTDIR)
+               else exc.strerror)
         raise CatalogOpenError(f"cannot create the catalog at {path}: the directory {parent} cannot be "
-                               f"created ({exc.strerror})") from exc
+                               f"created ({why})") from exc
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CatalogOpenError(f"cannot create the catalog at {path}: the directory {parent} is not "
                                "writable (permission denied)")
+    try:  # the operating system's reason in words; SQLite's own is "failed to allocate memory"
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o666))
+    except OSError as exc:
+        raise CatalogOpenError(f"cannot create the catalog at {path}: {exc.strerror}") from exc

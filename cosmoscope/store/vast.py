@@ -41,7 +41,8 @@ from collections.abc import Iterator, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cosmoscope.errors import CatalogOpenError, CosmoscopeError, SchemaError, StoreError, UnknownNameError
+from cosmoscope.errors import (CatalogNotFoundError, CatalogOpenError, CosmoscopeError, SchemaError, StoreError,
+                               UnknownNameError)
 from cosmoscope.predicate import Predicate, Test
 from cosmoscope.store import vast_predicate as plan
 from cosmoscope.store.vast_config import (PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
@@ -71,10 +72,11 @@ INSERT_SLICE_BYTES = 3 * 2**20
 class VastStore(VastTransactions):
     """A catalog store in one schema of a VAST Database bucket (see the module docstring)."""
 
-    def __init__(self, location: VastLocation, *, readonly: bool = False, credentials=None):
+    def __init__(self, location: VastLocation, *, readonly: bool = False, create: bool = True, credentials=None):
         self.loc = location
         self.url = location.url
         self.readonly = readonly
+        self.create = create and not readonly
         self._creds = credentials or credentials_from_env()
         self._init_transactions()
         self._schemas: dict[str, pa.Schema] = {}
@@ -86,8 +88,8 @@ class VastStore(VastTransactions):
         self._load()
 
     @classmethod
-    def from_url(cls, url: str, *, readonly: bool = False) -> VastStore:
-        return cls(parse_vast_url(url), readonly=readonly)
+    def from_url(cls, url: str, *, readonly: bool = False, create: bool = True) -> VastStore:
+        return cls(parse_vast_url(url), readonly=readonly, create=create)
 
     def __repr__(self) -> str:
         return f"VastStore({self.url!r})"
@@ -98,13 +100,12 @@ class VastStore(VastTransactions):
         return connect_session(self.loc, self._creds)
 
     def _load(self) -> None:
-        """Read which tables the catalog holds; create the VAST schema on first use."""
+        """Read which tables the catalog holds; create the VAST schema on first use (when asked to)."""
         exists = self._run(self._read_state, what="open the catalog")
         if exists:
             return
-        if self.readonly:
-            raise CatalogOpenError(f"there is no catalog at {self.url} yet; open it once without readonly "
-                                   "(e.g. `cosmoscope ingest PATH`) to create it")
+        if not self.create:
+            raise CatalogNotFoundError.at(self.url)
         self._run(self._create_schema, what="create the catalog schema", write=True)
 
     def _bucket(self, tx):
