@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,32 +31,15 @@ from cosmoscope.ui.dashboard import TABS, Dashboard, create_app
 from tests.test_ui_widgets import build_catalog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
 CAPTION = re.compile(r"of [\d,]+ observations? \(page")
 UTC = dt.timezone.utc
 WAIT = 30_000  # ms: a generous deadline for anything the page is waiting on (CI machines are loaded)
 expect.set_options(timeout=WAIT)
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    # Playwright's own browser download does not work here; Debian's chromium does.
-    return {**browser_type_launch_args, "executable_path": shutil.which("chromium"), "args": CHROMIUM_FLAGS}
-
-
 @pytest.fixture
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1440, "height": 900}, "accept_downloads": True}
-
-
-@pytest.fixture(scope="session")
-def artifacts(tmp_path_factory):
-    """Where screenshots go: $COSMOSCOPE_TEST_ARTIFACTS, else a temporary directory."""
-    path = os.environ.get("COSMOSCOPE_TEST_ARTIFACTS") or str(tmp_path_factory.mktemp("screenshots"))
-    os.makedirs(path, exist_ok=True)
-    print(f"\nscreenshots: {path}")
-    return path
 
 
 def shot(page, artifacts: str, name: str) -> str:

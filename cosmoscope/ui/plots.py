@@ -175,12 +175,26 @@ def _hv():
 
 def load_bokeh() -> None:
     """Put BokehJS, Panel's and holoviews' JavaScript into the notebook from the installed
-    packages, so charts show without internet (holoviews' default loads them from a CDN)."""
+    packages, and every chart's styles into the chart, so charts show without internet
+    (holoviews' default loads the scripts, and Panel the styles, from CDNs)."""
     import holoviews as hv
     import panel as pn
+    from panel.viewable import Viewable
 
     pn.config.inline = True
+    if _inline_styles not in Viewable._preprocessing_hooks:
+        Viewable._preprocessing_hooks.append(_inline_styles)
     hv.extension("bokeh", logo=False, inline=True)
+
+
+def _inline_styles(viewable, root) -> None:
+    """A Panel pre-processing hook: style sheets the models would fetch from Panel's CDN are put
+    into them instead (as Panel itself does for its own objects shown in a notebook)."""
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    for model in root.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
 
 
 def _empty(title: str, message: str = "No observations to chart", **opts):
@@ -251,8 +265,13 @@ def timeline_chart(data: ChartData, *, legend: bool = True, **opts):
                                                       ("observations", "@observations")]))
     return hv.Overlay(layers).opts(
         title=title, xlabel="start (UTC)", ylabel="observations", ylim=(0, peak * 1.08), xlim=(first, last),
-        yformatter="%d", show_legend=legend, legend_position="right", **_time_axis(data.period, first, last),
-        **_size(opts))
+        yformatter="%d", show_legend=legend, legend_position="top", legend_opts=_FLAT_LEGEND,
+        **_time_axis(data.period, first, last), **_size(opts))
+
+
+#: A legend in one line above the chart, so it takes no width from the chart itself.
+_FLAT_LEGEND = {"orientation": "horizontal", "label_text_font_size": "9pt", "glyph_width": 12, "spacing": 4,
+                "padding": 2, "margin": 0}
 
 
 def _period_label(period: str, t) -> str:
@@ -328,8 +347,8 @@ def status_chart(data: ChartData, *, legend: bool = True, **opts):
                    vdims=["n"]).redim.values(status=order)
     colors = {s: STATUS_COLORS.get(s, STATUS_COLORS[None]) for s in order}
     return bars.opts(stacked=True, invert_axes=True, cmap=colors, title=title, xlabel="mission",
-                     ylabel="observations", xformatter="%d", show_legend=legend, legend_position="right",
-                     tools=["hover"], line_color="white", **_size(opts))
+                     ylabel="observations", xformatter="%d", show_legend=legend, legend_position="top",
+                     legend_opts=_FLAT_LEGEND, tools=["hover"], line_color="white", **_size(opts))
 
 
 def sky_chart(data: ChartData, **opts):

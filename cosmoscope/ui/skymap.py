@@ -148,8 +148,10 @@ def sky_map(data: ChartData, **opts):
         size = {"responsive": True, "aspect": 2.0, **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
     else:
         width = opts.get("width", 800)
-        size = {"frame_width": width - 90 if data.sky_density else width - 20,
-                "frame_height": round((width - 90 if data.sky_density else width - 20) / 2)}
-    return (grid * outline * text * layer).opts(
-        title=title, xaxis=None, yaxis=None, xlim=(-X_MAX * 1.02, X_MAX * 1.02), ylim=(-Y_MAX * 1.04, Y_MAX * 1.04),
-        show_grid=False, toolbar="above", active_tools=["wheel_zoom"], **size)
+        # Half as high as wide (the sky's shape), with room for the title and the colour bar.
+        size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
+    # The view is the whole sky, whatever the data's extent.
+    view = {"x": (-X_MAX * 1.02, X_MAX * 1.02), "y": (-Y_MAX * 1.04, Y_MAX * 1.04)}
+    overlay = hv.Overlay([el.redim.range(**view) for el in (grid, outline, text, layer)])
+    return overlay.opts(title=title, xaxis=None, yaxis=None, xlim=view["x"], ylim=view["y"], show_grid=False,
+                        toolbar="above", active_tools=["wheel_zoom"], **size)

@@ -39,10 +39,10 @@ if TYPE_CHECKING:
     from cosmoscope.ui.query import Page
 
 _TABLE_CSS = """<style>
-.cosmoscope-table {border-collapse: collapse; font-size: 12px; width: 100%;}
-.cosmoscope-table th {text-align: left; border-bottom: 2px solid #888; padding: 3px 8px; white-space: nowrap;}
-.cosmoscope-table td {border-bottom: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; max-width: 28em;
-                      overflow: hidden; text-overflow: ellipsis; text-align: left;}
+.cosmoscope-table {border-collapse: collapse; font-size: 12px;}
+.cosmoscope-table th {text-align: left !important; border-bottom: 2px solid #888; padding: 3px 8px; white-space: nowrap;}
+.cosmoscope-table td {border-bottom: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; max-width: 40em;
+                      overflow: hidden; text-overflow: ellipsis; text-align: left !important;}
 .cosmoscope-table tr:nth-child(even) td {background: rgba(127, 127, 127, 0.07);}
 </style>"""
 
