@@ -152,8 +152,26 @@ class Catalog:
             if create_indexes is not None:
                 for spec in S.TABLES.values():
                     create_indexes(spec.name, spec.indexes)
+            if "sky_index" in {f.name for f in plan.new_columns.get("observations", ())}:
+                self._backfill_sky_index()
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
+
+    def _backfill_sky_index(self) -> None:
+        """Schema 4: index the positions of rows written before sky searches existed (their
+        footprints come later, from ``validate --fix``)."""
+        from cosmoscope.predicate import Predicate, Test
+        from cosmoscope.sky.index import sky_index
+
+        columns = ["dataset_id", "ra", "dec"]
+        pred = Predicate.of(Test("ra", "is_not_null"), Test("dec", "is_not_null"))
+        rows = pa.Table.from_batches(list(self.store.scan("observations", columns, pred)),
+                                     schema=pa.schema([S.OBSERVATIONS.schema.field(c) for c in columns]))
+        for chunk in R.chunks(rows, BATCH_ROWS):
+            index = sky_index(chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy(), [0.0] * chunk.num_rows)
+            data = pa.table({"dataset_id": chunk.column("dataset_id"),
+                             "sky_index": pa.array(index, pa.int64(), mask=index < 0)})
+            self.store.update("observations", data, S.OBSERVATIONS.key)
 
     def _set_meta(self, **values: str) -> None:
         data = pa.table({"key": list(values), "value": list(values.values())})
@@ -224,8 +242,13 @@ class Catalog:
     def search(self, mission=None, instrument=None, target=None, start=None, end=None,
                min_quality: float | None = None, status=None, calibration=None, *,
                satellite=None, product_type=None, file_format=None, calib_level: int | None = None,
-               ) -> pl.LazyFrame:
+               name: str | None = None, near=None, radius=None, box=None, polygon=None,
+               footprints: bool = True) -> pl.LazyFrame:
         """Observations matching every given filter, as a lazy frame.
+
+        >>> cat.search(near="10.68 41.27", radius="30arcmin")  # doctest: +SKIP
+        >>> cat.search(near="M31", radius=1.0, mission="XMM")  # doctest: +SKIP
+        >>> cat.search(box=(350, 10, -5, 5))  # RA 350° through 0° to 10°  # doctest: +SKIP
 
         Parameters
         ----------
@@ -244,15 +267,79 @@ class Catalog:
             Lowest ``data_quality_score`` (0-1) to keep.
         calib_level
             Lowest ObsCore calibration level (0-4) to keep.
+        name
+            Target name, forgiving: case, spaces and punctuation are ignored, so "NGC253",
+            "ngc 253" and "NGC-253" all find "NGC 253". :meth:`closest_targets` suggests names.
+        near, radius
+            A cone: observations whose position lies within ``radius`` of ``near``, or whose
+            footprint overlaps it. ``near`` is a SkyCoord, ``(ra, dec)`` in degrees,
+            ``"10.68 41.27"``, ``"00h42m44s +41d16m"`` or a target name (its mean position in
+            this catalog, else the name resolver's when online); ``radius`` is degrees, an
+            astropy angle, or text such as ``"30arcmin"`` (more than 0, at most 180°).
+        box
+            ``(ra_min, ra_max, dec_min, dec_max)`` in degrees: RA from ``ra_min`` eastwards to
+            ``ra_max`` (``(350, 10, ...)`` crosses 0°), a :class:`~cosmoscope.sky.Box`.
+        polygon
+            Vertices ``[(ra, dec), ...]`` joined by great circles, or a :class:`~cosmoscope.sky.Polygon`.
+        footprints
+            Whether footprints (``s_region``, ``s_fov``) overlapping the region count (default),
+            or only the observations' positions.
         """
-        from cosmoscope.search import search_filter
-
-        expr = search_filter(mission=mission, instrument=instrument, target=target, start=start, end=end,
-                             min_quality=min_quality, status=status, calibration=calibration,
-                             satellite=satellite, product_type=product_type, file_format=file_format,
-                             calib_level=calib_level)
+        expr = self.search_filter(mission=mission, instrument=instrument, target=target, start=start, end=end,
+                                  min_quality=min_quality, status=status, calibration=calibration,
+                                  satellite=satellite, product_type=product_type, file_format=file_format,
+                                  calib_level=calib_level, name=name, near=near, radius=radius, box=box,
+                                  polygon=polygon, footprints=footprints)
         lf = self.observations()
         return lf.filter(expr) if expr is not None else lf
+
+    def search_filter(self, *, near=None, radius=None, box=None, polygon=None, footprints: bool = True,
+                      **filters) -> pl.Expr | None:
+        """The polars expression :meth:`search` filters with (None: no filter), for callers that
+        page or count by themselves; positions and names in ``near`` are resolved here."""
+        from cosmoscope.search import search_filter
+        from cosmoscope.sky.positions import shape_of
+
+        return search_filter(**filters, sky=shape_of(self, near, radius, box, polygon, footprints))
+
+    def position_of(self, near) -> tuple[float, float]:
+        """ICRS (ra, dec) in degrees of a position or a target name (see :meth:`search`).
+
+        A name is looked up among this catalog's observations first (forgiving match: the mean
+        position of its observations), then through astropy's name resolver when online.
+        """
+        from cosmoscope.sky.positions import position_of
+
+        return position_of(self, near)
+
+    def closest_targets(self, name: str, n: int = 5) -> list[str]:
+        """Target names of this catalog most like ``name`` (for "did you mean" answers)."""
+        from cosmoscope.sky.positions import closest_names
+
+        names = self.observations().select("target_object").unique().collect()["target_object"].to_list()
+        return closest_names(names, name, n)
+
+    def coverage(self, *, max_depth: int = 10, footprints: bool = True, **filters):
+        """A MOC (:class:`mocpy.MOC`) of the sky this catalog (or a search of it) observed.
+
+        ``filters`` are those of :meth:`search` (``mission=``, ``start=``, ``near=`` ...). Each
+        footprint (``s_region`` polygon, else the ``s_fov`` circle) adds its cells at
+        ``max_depth`` (10: cells of 3.4 arcmin), each position without one its cell.
+
+        >>> moc = cat.coverage(mission="XMM")  # doctest: +SKIP
+        >>> moc.save("xmm.fits", format="fits")  # doctest: +SKIP
+        """
+        from cosmoscope.sky.coverage import coverage_of
+
+        return coverage_of(self.search(**filters), max_depth=max_depth, footprints=footprints)
+
+    def sky_density(self, depth: int = 6, **filters) -> pl.DataFrame:
+        """Observations per HEALPix cell at ``depth`` (nested; 6: cells of 0.9°), by position:
+        ``cell``, ``ra``, ``dec`` (cell centre) and ``n``, for all-sky maps. ``filters`` are
+        those of :meth:`search`."""
+        from cosmoscope.sky.coverage import density
+
+        return density(self.search(**filters), depth)
 
     def get(self, dataset_id: str) -> dict[str, Any]:
         """One observation as a dict; raises :class:`DatasetNotFoundError` if it is not there."""
@@ -512,6 +599,7 @@ class Catalog:
             ids = chunk.column("dataset_id").to_pylist()
             with self.store.transaction():
                 before = self._current(ids, audited)
+                chunk = self._with_sky(chunk, set(before))
                 written += self.store.upsert("observations", chunk, S.OBSERVATIONS.key, preserve=preserve)
                 paths = chunk.column("file_path").to_pylist() if "file_path" in chunk.column_names else [None] * len(ids)
                 events = [dict(action=action, dataset_id=i, run_id=run_id, to_value=p, details=details)
@@ -520,6 +608,24 @@ class Catalog:
                 changes += len(changed)
                 self._events(events + changed, ts=stamp)
         return written, changes
+
+    def _with_sky(self, data: pa.Table, existing: set[str]) -> pa.Table:
+        """``data`` with its derived sky columns (``sky_index``, and ``s_fov``, ``ra``, ``dec``
+        from a footprint) computed; sky columns a partial write leaves out are read from the
+        stored rows, so the index always follows the row's own values."""
+        from cosmoscope.sky.search import SKY_INPUTS, derive
+
+        names = data.column_names
+        if not any(c in names for c in (*SKY_INPUTS, "sky_index")):
+            return data
+        absent = [c for c in SKY_INPUTS if c not in names]
+        if absent:
+            ids = data.column("dataset_id").to_pylist()
+            stored = self._current([i for i in ids if i in existing], absent) if existing else {}
+            for c in absent:
+                field = S.OBSERVATIONS.schema.field(c)
+                data = data.append_column(field, pa.array([stored.get(i, {}).get(c) for i in ids], field.type))
+        return S.conform("observations", derive(data), fill_missing=False)
 
     def _existing_ids(self, ids: Sequence[str]) -> set[str]:
         from cosmoscope.predicate import Predicate, Test
@@ -555,7 +661,9 @@ class Catalog:
             if not changed:
                 return 0
             rows = [{"dataset_id": i, **new, "updated_at": stamp} for i in changed]
-            self.store.update("observations", R.to_table("observations", rows), S.OBSERVATIONS.key)
+            table = R.to_table("observations", rows)
+            table = self._with_sky(table, set(changed))
+            self.store.update("observations", table, S.OBSERVATIONS.key)
             events = [dict(action="update", dataset_id=i, run_id=run_id, field=k, from_value=_text(before[i][k]),
                            to_value=_text(new[k]), details={"reason": reason} if reason else None)
                       for i in changed for k in fields if before[i][k] != new[k]]

@@ -64,3 +64,8 @@ class InvalidArgumentError(CosmoscopeError, ValueError):
 
 class DatasetNotFoundError(CosmoscopeError, LookupError):
     """No dataset with the given id is in the catalog."""
+
+
+class SkyInputError(InvalidArgumentError):
+    """A position, radius, region or target name that cannot be searched (a declination beyond
+    ±90°, a radius of 0, a name nobody knows); the HTTP API answers 400."""

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 4  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at
+SCHEMA_VERSION = 5  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
+                   # 5: s_region, s_fov, sky_index
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -147,12 +148,20 @@ OBSERVATIONS = TableSpec(
         _field("last_validated", UTC_TS, "When the row was last validated."),
         _field("ingested_at", UTC_TS, "When the row was first written."),
         _field("updated_at", UTC_TS, "When the row last changed."),
+        # Schema 4: where the data lie on the sky (ObsCore s_region, s_fov) and the index that
+        # makes cone and box searches reach the store (see cosmoscope.sky.index).
+        _field("s_region", pa.string(), "Footprint on the sky as an STC-S polygon (ICRS degrees), e.g. "
+                                        "'POLYGON ICRS 10.1 41.0 10.9 41.0 10.9 41.6 10.1 41.6'."),
+        _field("s_fov", pa.float64(), "Field of view: diameter in degrees of a circle holding the footprint "
+                                      "(about ra/dec when there is no s_region)."),
+        _field("sky_index", pa.int64(), "HEALPix NUNIQ cell of the position, at a depth set by the footprint's "
+                                        "size (derived from ra, dec, s_fov, s_region; see cosmoscope.sky.index)."),
     ]),
     # Each index costs every insert a B-tree update (measured on SQLite: 7 indexes made bulk
     # inserts 3x slower than none), so there are three. The first leads with mission and time for
     # searches, and carries every column a mission summary reads, so the summary walks that
     # index alone (0.35 s for 1M rows) instead of every row of the table. Lookups by file go
-    # through dataset_id, which is derived from the path.
+    # through dataset_id, which is derived from the path. Sky searches read sky_index ranges.
     indexes=(
         ("mission_id", "observation_timestamp", "observation_end", "file_size", "data_quality_score",
          "calibration_status", "processing_status", "extraction_status"),
@@ -161,6 +170,7 @@ OBSERVATIONS = TableSpec(
         # cataloged since its cursor: without it each poll read every row (0.23 s at 1M rows).
         # New rows take the newest time, so the index only ever grows at its end.
         ("ingested_at",),
+        ("sky_index",),
     ),
 )
 

@@ -1,6 +1,8 @@
 """Search filters as polars expressions, and mission summaries.
 
-Every filter here is of a form the predicate IR carries, so all of it reaches the store.
+Every filter here is of a form the predicate IR carries, so it reaches the store; the two
+exceptions are the forgiving name match, which polars applies, and the exact half of a sky
+search, whose ``sky_index`` half reaches the store.
 """
 
 from __future__ import annotations
@@ -47,11 +49,25 @@ def target_filter(target: str) -> pl.Expr:
 
 def search_filter(*, mission=None, instrument=None, target=None, start=None, end=None, min_quality=None,
                   status=None, calibration=None, satellite=None, product_type=None, file_format=None,
-                  calib_level=None) -> pl.Expr | None:
-    """The AND of the given search filters (None when no filter is given)."""
+                  calib_level=None, name=None, sky=None) -> pl.Expr | None:
+    """The AND of the given search filters (None when no filter is given).
+
+    ``name`` is a forgiving target name (case, spaces and punctuation ignored); ``sky`` a
+    :class:`~cosmoscope.sky.shapes.Cone`, ``Box`` or ``Polygon`` (see :mod:`cosmoscope.sky.search`).
+    """
     import polars as pl
 
     terms = []
+    if sky is not None:
+        from cosmoscope.sky.search import sky_filter
+
+        terms.append(sky_filter(sky))
+    if name is not None:
+        from cosmoscope.sky.positions import name_filter
+
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidArgumentError("name must be a non-empty target name, e.g. 'NGC 253'")
+        terms.append(name_filter(name))
     if mission is not None:
         terms.append(_any_of("mission_id", mission, "mission"))
     if instrument is not None:

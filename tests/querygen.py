@@ -83,6 +83,74 @@ def awkward_rows(schema: pa.Schema, key: list[str], n: int, seed: int) -> pa.Tab
     return pa.table(columns, schema=schema)
 
 
+#: Places where sky searches go wrong first: the poles, the RA 0/360 seam, the equator.
+HOT_SPOTS = [(0.0, 90.0), (123.0, 89.9), (0.0, -90.0), (200.0, -89.7), (0.0, 0.0), (359.95, 12.0),
+             (0.05, -30.0), (10.68, 41.27), (180.0, 0.0)]
+
+
+def _polygon_near(rng: random.Random, ra: float, dec: float) -> str | None:
+    """An STC-S footprint around (ra, dec): tilted squares of 1 arcsec to 20 degrees, some
+    around a pole, some across RA 0/360, some not containing their own centre."""
+    from cosmoscope.sky.geometry import format_polygon, lonlat, unit
+
+    import numpy as np
+
+    size = rng.choice([3e-4, 0.05, 0.5, 2.0, 7.0, 20.0])
+    c = unit(ra, dec)
+    e1 = np.cross(c, [0.0, 0.0, 1.0] if abs(dec) < 89 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(c, e1)
+    turn = rng.uniform(0, 2 * math.pi)
+    offset = rng.choice([0.0, 0.0, 0.7]) * size
+    corners = []
+    for k in range(rng.choice([3, 4, 4, 5, 8])):
+        a = turn + 2 * math.pi * k / 5 if k >= 4 else turn + math.pi / 2 * k
+        t = math.radians(size) * (1 + 0.3 * rng.random())
+        v = c + math.tan(t) * (math.cos(a) * e1 + math.sin(a) * e2) + math.radians(offset) * e1
+        corners.append(lonlat(v))
+    corners.sort(key=lambda p: math.atan2(float(np.dot(unit(*p), e2)), float(np.dot(unit(*p), e1))))
+    return format_polygon([(float(r), float(d)) for r, d in corners])
+
+
+def sky_rows(data: pa.Table, seed: int) -> pa.Table:
+    """Observation rows with positions crowded around :data:`HOT_SPOTS` (and some anywhere),
+    footprints (``s_region`` polygons, ``s_fov`` circles, all-sky ones) on a share of them, and
+    the derived sky columns computed as the catalog computes them on every write."""
+    from cosmoscope.sky.search import derive
+
+    rng = random.Random(seed)
+    n = data.num_rows
+    ra, dec = data.column("ra").to_pylist(), data.column("dec").to_pylist()
+    fov = data.column("s_fov").to_pylist()
+    regions = []
+    for i in range(n):
+        r = rng.random()
+        if r < 0.55:
+            hra, hdec = rng.choice(HOT_SPOTS)
+            spread = rng.choice([1e-6, 0.01, 0.3, 2.0, 8.0])
+            dec[i] = max(-90.0, min(90.0, hdec + rng.uniform(-spread, spread)))
+            ra[i] = (hra + rng.uniform(-spread, spread) / max(0.01, math.cos(math.radians(dec[i])))) % 360.0
+            if rng.random() < 0.02:
+                ra[i] = rng.choice([0.0, 360.0, 359.99999999999994])
+        elif r < 0.7:
+            ra[i], dec[i] = rng.uniform(0, 360), math.degrees(math.asin(rng.uniform(-1, 1)))
+        f = rng.random()
+        if f < 0.25 and ra[i] is not None and dec[i] is not None and 0 <= ra[i] <= 360 and -90 <= dec[i] <= 90:
+            regions.append(_polygon_near(rng, ra[i], dec[i]))
+            if rng.random() < 0.1:
+                ra[i] = dec[i] = None  # the footprint gives the position
+        else:
+            regions.append(None)
+            if f < 0.35:
+                fov[i] = rng.choice([0.001, 0.5, 3.0, 30.0, 360.0, 0.0, -1.0, math.inf])
+    data = data.set_column(data.column_names.index("ra"), "ra", pa.array(ra, pa.float64()))
+    data = data.set_column(data.column_names.index("dec"), "dec", pa.array(dec, pa.float64()))
+    data = data.set_column(data.column_names.index("s_fov"), "s_fov", pa.array(fov, pa.float64()))
+    data = data.set_column(data.column_names.index("s_region"), "s_region", pa.array(regions, pa.string()))
+    derived = derive(data)
+    return derived.select(data.column_names).cast(data.schema)
+
+
 @dataclass
 class X:
     """A polars expression with the source that builds it."""

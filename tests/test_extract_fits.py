@@ -148,7 +148,12 @@ def test_crval_is_a_position_only_for_celestial_axes(tmp_path):
     hdr = fits.Header([("TELESCOP", "X"), ("CTYPE1", "GLON-CAR"), ("CTYPE2", "GLAT-CAR"),
                        ("CRVAL1", 10.0), ("CRVAL2", 5.0)])
     rec = extract_file(_write(tmp_path / "gal.fits", [fits.PrimaryHDU(np.zeros((2, 2)), header=hdr)]))
-    assert rec.get("ra") is None and "missing:ra/dec" in rec["quality_flags"]
+    # not (10, 5) read as RA/Dec: the image's centre, from its WCS, in ICRS
+    assert rec["field_sources"]["ra"] == "FITS[0]:WCS(GLON-CAR):centre"
+    from astropy.wcs import WCS
+
+    want = WCS(hdr).pixel_to_world(0.5, 0.5).icrs  # the middle of the 2x2 image
+    assert rec["ra"] == pytest.approx(want.ra.deg, abs=1e-9) and rec["dec"] == pytest.approx(want.dec.deg, abs=1e-9)
 
 
 def test_fk5_to_icrs_matches_astropy():

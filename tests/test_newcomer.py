@@ -5,6 +5,7 @@ URL in SQLAlchemy's form, a port in use."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import re
@@ -474,9 +475,13 @@ def test_readme_python_quickstart_as_written(demo_home):
     blocks = re.findall(r"```python\n(.*?)```", _section("Quickstart: Python"), re.S)
     assert len(blocks) >= 3
     script = folder / "quickstart.py"  # saved as a script, as a newcomer might, beside the checkout
-    script.write_text("\n".join(blocks))
-    out = subprocess.run([sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True,
-                         timeout=600)
+    text = "\n".join(blocks)
+    # The VO example talks to `cosmoscope api`, as a reader who started it would (another port if
+    # 8000 is taken right now).
+    with _serving("cosmoscope api --port 0", "api", folder, env) as port:
+        script.write_text(text.replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+        out = subprocess.run([sys.executable, str(script)], cwd=folder, env=env, capture_output=True, text=True,
+                             timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "unchanged:  400" in out.stdout and "GO: all" in out.stdout, out.stdout[-3000:]
     with cosmoscope.open_catalog(home / ".local/share/cosmoscope/catalog.sqlite", readonly=True) as cat:
@@ -532,7 +537,16 @@ def test_readme_shell_quickstart_as_written(demo_home, fresh_fake_vast, monkeypa
 def _run_until_up(script: str, command: str, folder: Path, env: dict) -> None:
     """Start a serving line, wait until it serves, stop it with Ctrl-C (SIGINT to its process
     group), and expect a clean exit."""
+    with _serving(script, command, folder, env):
+        pass
+
+
+@contextlib.contextmanager
+def _serving(script: str, command: str, folder: Path, env: dict):
+    """A serving line running until the block ends (yields its port); then stopped with Ctrl-C,
+    expecting a clean exit."""
     log = folder / f"{command}.log"
+    url = None
     with open(log, "w") as err:
         proc = subprocess.Popen(["bash", "-c", script], cwd=folder, env=env, stdout=err, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -549,6 +563,7 @@ def _run_until_up(script: str, command: str, folder: Path, env: dict) -> None:
                 except httpx.HTTPError:
                     return False
             wait_for(answers, f"`cosmoscope {command}` to answer", proc=proc)
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

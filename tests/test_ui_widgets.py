@@ -125,6 +125,10 @@ def test_changing_filters_updates_the_table_and_count(cat):
     ex.reset()
     assert ex.total == df.height and ex.mission.value == () and ex.target.value == ""
 
+    ex.target.value = "ngc253"  # forgiving by default: case, spaces and punctuation ignored
+    assert ex.total == df.filter(pl.col("target_object") == "NGC 253").height > 0
+    ex.reset()
+
 
 def test_paging_with_buttons(cat):
     df = everything(cat)

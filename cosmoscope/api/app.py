@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, StoreError,
-                               UnknownNameError)
+from cosmoscope.errors import (CosmoscopeError, DatasetNotFoundError, InvalidArgumentError, SkyInputError,
+                               StoreError, UnknownNameError)
 from cosmoscope.hosts import allowed_hosts as resolve_allowed_hosts
 from cosmoscope.hosts import host_allowed, refusal
 
@@ -88,6 +88,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
 
     from cosmoscope import __version__
     from cosmoscope.api import read, stream, write
+    from cosmoscope.tap import service as tap_service
     from cosmoscope.api.read import ERRORS
 
     if token is not None and not str(token).strip():
@@ -122,6 +123,7 @@ def create_app(catalog: Catalog | str | os.PathLike | None = None, *, token: str
     app.include_router(read.router)
     app.include_router(stream.router)
     app.include_router(write.router)
+    app.include_router(tap_service.router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HostCheck, allowed=settings.allowed_hosts)  # outermost: refused before anything runs
@@ -159,6 +161,8 @@ def _install_error_handlers(app) -> None:
         text = str(exc).replace(request.app.state.catalog.url, "the catalog")
         if isinstance(exc, DatasetNotFoundError):
             return problem(404, text)
+        if isinstance(exc, SkyInputError):  # a position, radius or name that cannot be searched
+            return problem(400, text)
         if isinstance(exc, (InvalidArgumentError, UnknownNameError)):
             return problem(422, text)
         if isinstance(exc, ClaimConflictError):

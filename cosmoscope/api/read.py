@@ -48,6 +48,7 @@ class Page(BaseModel):
     next_cursor: str | None = None
     next: str | None = None
     total: int | None = None
+    closest_targets: list[str] | None = None
 
 
 class Batch(BaseModel):
@@ -89,6 +90,11 @@ class SearchFilters(BaseModel):
     product_type: list[Text] | None = None
     file_format: list[Literal["fits", "hdf5", "netcdf", "csv"]] | None = None
     calib_level: int | None = Field(None, ge=0, le=4)
+    name: Text | None = None
+    near: Text | None = None
+    radius: Text | None = None
+    box: list[float] | None = Field(None, min_length=4, max_length=4)
+    centres_only: bool = False
 
 
 class PreflightRequest(BaseModel):
@@ -130,11 +136,30 @@ def search_filters(
     product_type: Annotated[list[str] | None, Query(description="ObsCore product type.")] = None,
     file_format: Annotated[list[Literal["fits", "hdf5", "netcdf", "csv"]] | None, Query()] = None,
     calib_level: Annotated[int | None, Query(ge=0, le=4, description="Lowest ObsCore calibration level.")] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+        "Target name, forgiving: case, spaces and punctuation ignored ('ngc253' finds 'NGC 253').")),
+    ] = None,
+    near: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+        "Centre of a cone: '10.68 41.27' (ICRS degrees), '00h42m44s +41d16m' or a target name."))] = None,
+    radius: Annotated[str | None, Query(min_length=1, max_length=64, description=(
+        "Radius of the cone: degrees, or with a unit such as 30arcmin (above 0, at most 180 degrees)."))] = None,
+    box: Annotated[list[float] | None, Query(description=(
+        "A coordinate box: give it four times, RA_MIN, RA_MAX, DEC_MIN, DEC_MAX in degrees."))] = None,
+    centres_only: Annotated[bool, Query(description="Match positions only, not overlapping footprints.")] = False,
 ) -> dict:
     """The search filters of a request, checked."""
+    from cosmoscope.errors import SkyInputError
+
+    if box is not None and len(box) != 4:
+        raise SkyInputError(f"parameter 'box': give four values (RA_MIN, RA_MAX, DEC_MIN, DEC_MAX), got {len(box)}")
+    if radius is not None:
+        from cosmoscope.sky.positions import parse_radius
+
+        radius = parse_radius(radius)
     out = dict(mission=mission, instrument=instrument, satellite=satellite, target=target, start=start, end=end,
                min_quality=min_quality, status=status, calibration=calibration, product_type=product_type,
-               file_format=file_format, calib_level=calib_level)
+               file_format=file_format, calib_level=calib_level, name=name, near=near, radius=radius, box=box,
+               footprints=None if not centres_only else False)
     for name in ("mission", "instrument", "satellite", "product_type"):
         for v in out[name] or ():
             if not v or len(v) > 200:
@@ -183,7 +208,8 @@ def _page_of(cat, query, *, limit: int, offset: int, cursor: str | None, columns
     return df, (ids[-1] if more else None), total
 
 
-def _search_response(request: Request, cat, query, *, limit, offset, cursor, columns, total, fmt, accept):
+def _search_response(request: Request, cat, query, *, limit, offset, cursor, columns, total, fmt, accept,
+                     name: str | None = None):
     df, next_cursor, n_total = _page_of(cat, query, limit=limit, offset=offset, cursor=cursor,
                                         columns=_columns(columns), want_total=total)
     nxt = None
@@ -191,6 +217,8 @@ def _search_response(request: Request, cat, query, *, limit, offset, cursor, col
         nxt = str(request.url.remove_query_params(["offset", "cursor"]).include_query_params(cursor=next_cursor))
     envelope = {"count": df.height, "limit": limit, "offset": offset, "next_cursor": next_cursor, "next": nxt,
                 "total": n_total}
+    if name and df.height == 0 and offset == 0 and cursor is None:
+        envelope["closest_targets"] = cat.closest_targets(name)  # "did you mean", when a name finds nothing
     headers = {"Link": f'<{nxt}>; rel="next"'} if nxt and nxt.isascii() else None
     return frame_response(df, negotiate(fmt, accept), envelope=envelope, headers=headers)
 
@@ -231,12 +259,11 @@ def search(
 ):
     """Datasets matching every filter, ordered by dataset id, a page at a time, as JSON, NDJSON,
     CSV, Parquet or Arrow IPC (``format=`` or the Accept header)."""
-    from cosmoscope.search import search_filter
-
     _check_limit(request, limit)
     cat = get_catalog(request)
-    return _search_response(request, cat, search_filter(**filters), limit=limit, offset=offset, cursor=cursor,
-                            columns=columns, total=total, fmt=format, accept=accept)
+    return _search_response(request, cat, cat.search_filter(**filters), limit=limit, offset=offset, cursor=cursor,
+                            columns=columns, total=total, fmt=format, accept=accept,
+                            name=filters.get("name") or filters.get("target"))
 
 
 @router.get("/available", summary="Datasets ready for a pipeline", response_model=Page, responses={200: _FRAME_CONTENT})

@@ -125,6 +125,7 @@ async def stream(
 
     from cosmoscope import schema as S
     from cosmoscope.search import search_filter
+    from cosmoscope.sky.positions import shape_of
     from cosmoscope.times import now
 
     cat, settings = get_catalog(request), get_settings(request)
@@ -132,7 +133,9 @@ async def stream(
     bad = [c for c in cols if c not in S.OBSERVATIONS.schema.names]
     if bad:
         raise InvalidArgumentError(f"parameter 'columns': unknown column {bad[0]!r}")
-    expr = search_filter(**filters)
+    sky = {k: filters.pop(k, None) for k in ("near", "radius", "box", "footprints")}
+    shape = shape_of(cat, sky["near"], sky["radius"], sky["box"], None, sky["footprints"] is not False)
+    expr = search_filter(**filters, sky=shape)
     start = since or last_event_id
     after = parse_cursor(start, "since" if since else "Last-Event-ID") if start else (_us(now()), "")
     follower = _Follower(cat, expr, cols, after)

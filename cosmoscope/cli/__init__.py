@@ -33,8 +33,8 @@ import sys
 from cosmoscope.errors import CosmoscopeError, InvalidArgumentError, UnknownNameError
 
 #: Modules under cosmoscope.cli that each add commands with ``register(subparsers, common)``.
-COMMAND_MODULES = ("query_cmd", "ingest_cmd", "simulate_cmd", "profiles_cmd", "watch_cmd", "api_cmd", "serve_cmd",
-                   "report_cmd")
+COMMAND_MODULES = ("query_cmd", "sky_cmd", "ingest_cmd", "simulate_cmd", "profiles_cmd", "watch_cmd", "api_cmd",
+                   "serve_cmd", "report_cmd")
 
 
 class Parser(argparse.ArgumentParser):

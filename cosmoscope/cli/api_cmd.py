@@ -31,12 +31,15 @@ def register(sub, common) -> None:
                     "checks and a stream of newly cataloged datasets over HTTP. Read-only unless a write token "
                     "is set ($COSMOSCOPE_API_TOKEN or --token-file); writes then need "
                     "'Authorization: Bearer TOKEN'. The OpenAPI description is at /openapi.json, "
-                    "interactive docs at /docs.",
+                    "interactive docs at /docs. VO clients (TOPCAT, pyvo) find a read-only TAP service over "
+                    "ObsCore at /tap and a Simple Cone Search at /scs (see docs/vo.md).",
         epilog="examples:\n"
                "  cosmoscope api\n"
                "  cosmoscope api --port 8080 --catalog sqlite:///data/catalog.sqlite\n"
                "  cosmoscope api --token-file ~/.cosmoscope-token --output-root /scratch/out\n"
-               "  curl 'http://127.0.0.1:8000/datasets?mission=COSMOS-7&min_quality=0.8&format=csv'")
+               "  curl 'http://127.0.0.1:8000/datasets?mission=COSMOS-7&min_quality=0.8&format=csv'\n"
+               "  curl 'http://127.0.0.1:8000/datasets?near=M31&radius=30arcmin'\n"
+               "  curl 'http://127.0.0.1:8000/scs?RA=10.68&DEC=41.27&SR=0.5'")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for every "
                         "interface)")

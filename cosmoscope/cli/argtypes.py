@@ -79,3 +79,25 @@ def seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a duration cannot be negative: {text}")
     return value
+
+
+def radius(text: str) -> float:
+    """A search radius: degrees, or with a unit (``30arcmin``, ``10arcsec``, ``0.5deg``)."""
+    from cosmoscope.errors import InvalidArgumentError
+    from cosmoscope.sky.positions import parse_radius
+
+    try:
+        return parse_radius(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def degrees(text: str) -> float:
+    """An angle in degrees (a box edge)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"could not read {text!r} as an angle in degrees, e.g. 10.5") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite angle")
+    return value

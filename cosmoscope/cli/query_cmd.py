@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cosmoscope.cli import argtypes
 from cosmoscope.cli.output import add_format_options, write_frame
@@ -28,7 +29,9 @@ def add_search_filters(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mission", action="append", metavar="M", help="mission id, e.g. COSMOS-7")
     g.add_argument("--instrument", action="append", metavar="I", help="instrument, e.g. WFI")
     g.add_argument("--satellite", action="append", metavar="S", help="spacecraft or observatory")
-    g.add_argument("--target", metavar="NAME", help="target name; 'NGC*' for a prefix, '*253*' for a part")
+    g.add_argument("--name", metavar="NAME", help="target name, forgiving: case, spaces and punctuation ignored "
+                   "('ngc253' finds 'NGC 253'); names close matches when nothing matches")
+    g.add_argument("--target", metavar="NAME", help="exact target name; 'NGC*' for a prefix, '*253*' for a part")
     g.add_argument("--start", type=argtypes.utc_time, metavar="TIME", help="observations starting at or after TIME: "
                    "ISO 8601 (UTC unless an offset is given), or an age such as 24h or 7d")
     g.add_argument("--end", type=argtypes.utc_time, metavar="TIME", help="observations starting before TIME "
@@ -40,14 +43,30 @@ def add_search_filters(p: argparse.ArgumentParser) -> None:
                    help="calibration status")
     g.add_argument("--product-type", action="append", metavar="T", help="ObsCore product type: image, spectrum, ...")
     g.add_argument("--file-format", action="append", choices=["fits", "hdf5", "netcdf", "csv"], help="file format")
+    g = p.add_argument_group("on the sky (positions and footprints, ICRS)")
+    g.add_argument("--near", metavar="POSITION",
+                   help="centre of a cone: '10.68 41.27' (degrees), '00h42m44s +41d16m', or a target name "
+                        "(placed by this catalog's observations of it, else by the name resolver when online)")
+    g.add_argument("--radius", type=argtypes.radius, metavar="ANGLE",
+                   help="radius of the cone: degrees or with a unit, e.g. 30arcmin, 10arcsec (above 0, at most 180°)")
+    g.add_argument("--box", nargs=4, type=argtypes.degrees, metavar=("RA_MIN", "RA_MAX", "DEC_MIN", "DEC_MAX"),
+                   help="a coordinate box in degrees; RA runs east from RA_MIN to RA_MAX (350 10 crosses 0°)")
+    g.add_argument("--centres-only", action="store_true",
+                   help="match observation positions only, not footprints that overlap the cone or box")
+
+
+def search_filters_of(args) -> dict:
+    """The keyword arguments of :meth:`Catalog.search` given on the command line."""
+    return dict(mission=args.mission, instrument=args.instrument, target=args.target, start=args.start,
+                end=args.end, min_quality=args.min_quality, status=args.status, calibration=args.calibration,
+                satellite=args.satellite, product_type=args.product_type, file_format=args.file_format,
+                name=args.name, near=args.near, radius=args.radius, box=args.box,
+                footprints=not args.centres_only)
 
 
 def search_from_args(cat, args):
     """The lazy frame of the filters given on the command line."""
-    return cat.search(mission=args.mission, instrument=args.instrument, target=args.target, start=args.start,
-                      end=args.end, min_quality=args.min_quality, status=args.status,
-                      calibration=args.calibration, satellite=args.satellite, product_type=args.product_type,
-                      file_format=args.file_format)
+    return cat.search(**search_filters_of(args))
 
 
 def note_unmatched(cat, args, *, found_nothing: bool) -> None:
@@ -67,9 +86,13 @@ def register(sub, common) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser("search", parents=[common], formatter_class=fmt, help="find observations",
-                       description="Find observations by mission, instrument, time, quality, target and status.",
+                       description="Find observations by mission, instrument, time, quality, target, status "
+                                   "and place on the sky.",
                        epilog="examples:\n"
                               "  cosmoscope search --mission COSMOS-7 --start 2026-11-20 --end 2026-11-27\n"
+                              "  cosmoscope search --near '10.68 41.27' --radius 30arcmin\n"
+                              "  cosmoscope search --near M31 --radius 1 --mission XMM --count\n"
+                              "  cosmoscope search --name ngc253\n"
                               "  cosmoscope search --target 'NGC*' --min-quality 0.8 --format csv > ngc.csv\n"
                               "  cosmoscope search --status raw --mission HELIOS-X --count\n"
                               "  cosmoscope search --mission LYRA --format parquet -o lyra.parquet")
@@ -175,6 +198,11 @@ def cmd_search(args) -> int:
         lf = lf.sort(args.sort, descending=args.descending, nulls_last=True)
         df = (lf.head(limit) if limit is not None else lf).select(columns).collect()
         title = None
+        if df.height == 0 and (args.name or args.target):
+            close = cat.closest_targets(args.name or args.target)
+            if close:
+                print(f"No observations of {args.name or args.target!r}; targets with similar names: "
+                      f"{', '.join(close)}", file=sys.stderr)
         if args.format == "table":
             total = cat.count(search_from_args(cat, args)) if limit is not None and df.height == limit else df.height
             title = f"{total:,} matching observation{'s' if total != 1 else ''}" + (

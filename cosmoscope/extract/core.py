@@ -19,7 +19,7 @@ from cosmoscope.extract.sidecar import CSV_DEFAULT_PATTERNS, read_sidecar, sidec
 log = logging.getLogger(__name__)
 
 #: Version of the extraction rules; stored with every record so re-extraction can be targeted.
-EXTRACTOR_VERSION = "1.0"
+EXTRACTOR_VERSION = "1.1"  # 1.1: footprints (s_region, s_fov) from celestial WCS
 HEAD_BYTES = 2880
 _FORMAT_NAMES = {"fits": "FITS", "hdf5": "HDF5", "netcdf": "netCDF", "csv": "CSV"}
 HDF4_MAGIC = b"\x0e\x03\x13\x01"

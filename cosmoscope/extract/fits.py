@@ -445,6 +445,12 @@ def _product_hint(hdus: list[dict], headers: list[Header]) -> tuple[str, str] | 
     return None
 
 
+def _footprint(hdus: list[dict], headers: list[Header]):
+    from cosmoscope.extract.footprint import footprint_of  # numpy and astropy.wcs: only when needed
+
+    return footprint_of(hdus, headers)
+
+
 class FitsExtractor:
     """Headers of every HDU, HDU structure and checksum state of FITS files."""
 
@@ -490,6 +496,7 @@ class FitsExtractor:
             meta.extra["structure_problems"] = problems
             meta.flags.append("fits_structure")
         meta.hints["dataproduct_type"] = lambda: _product_hint(hdus, headers)
+        meta.hints["footprint"] = lambda: _footprint(hdus, headers)
         meta.checks.update(_summarise(check))
         return meta
 

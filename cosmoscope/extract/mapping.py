@@ -310,6 +310,23 @@ class _Mapper:
                 self.set("dec", dec, label_d)
                 return
 
+    def footprint(self) -> None:
+        """``s_region`` and ``s_fov`` from the extractor's footprint (a FITS image's WCS); its
+        centre is the position when no keyword gave one."""
+        if "s_region" in self.values or "s_fov" in self.values:
+            return
+        hint = self.meta.hints.get("footprint")
+        found = hint() if callable(hint) else hint
+        if not found:
+            return
+        label = found["label"]
+        if found.get("s_region"):
+            self.set("s_region", found["s_region"], label)
+        self.set("s_fov", found["s_fov"], label)
+        if "ra" not in self.values and "dec" not in self.values:
+            self.set("ra", found["ra"], label + ":centre")
+            self.set("dec", found["dec"], label + ":centre")
+
     def level(self) -> None:
         got = self.find_field("processing_level")
         if got is not None:
@@ -585,6 +602,7 @@ def map_fields(meta: Metadata, path: str, profile: Profile | None, pmatch, sidec
     m.times()
     m.exposure()
     m.position()
+    m.footprint()
     m.level()
     m.explicit()
     for f, (value, label) in meta.fields.items():

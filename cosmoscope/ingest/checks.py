@@ -26,6 +26,7 @@ KINDS = {
     "extraction_error": "metadata could not be extracted",
     "required_missing": "required fields missing",
     "impossible": "impossible values",
+    "sky_index": "sky index out of step with the position or footprint",
 }
 #: Kinds a fresh extraction can cure (the file changed, or the extractor or profile did).
 REEXTRACT_KINDS = frozenset({"changed", "extraction_error", "required_missing", "impossible"})

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from cosmoscope import schema as S
+from cosmoscope.errors import InvalidArgumentError
 from cosmoscope.ingest.checks import KINDS, REEXTRACT_KINDS, Verdict, inspect_file, row_problems
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ COLUMNS = ("dataset_id", "mission_id", "file_path", "file_name", "file_size", "f
            "checksum", "extraction_status", "extraction_error", "extractor_version", "file_status",
            "validation_status", "validation_problems", "observation_timestamp", "observation_end",
            "data_quality_score", "ra", "dec", "calib_level", "exposure_time", "mission_specific",
-           *S.REQUIRED_FIELDS)
+           "s_fov", "s_region", "sky_index", *S.REQUIRED_FIELDS)
 
 
 @dataclass
@@ -267,6 +268,14 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
                 for v in _check(_rows(catalog, fixed_ids), io, report.checksums, gate):
                     before[v.row["dataset_id"]] = v
             verdicts = list(before.values())
+    if pool is not None:
+        stale = [v.row for v in verdicts if "sky_index" in v.kinds]
+        fixed = _reindex_sky(catalog, stale, run_id) if stale else []
+        if fixed:
+            report.field_changes += len(fixed)
+            for v in _check(_rows(catalog, fixed), io, report.checksums, gate):
+                before[v.row["dataset_id"]] = v
+            verdicts = list(before.values())
     _where_moved(catalog, verdicts)
     _record(catalog, verdicts, report, first_kinds, previous, run_id)
 
@@ -274,7 +283,54 @@ def _validate_block(catalog: Catalog, ids: list[str], report: ValidationReport, 
 def _check(rows: list[dict], io: ThreadPoolExecutor, checksums: bool, gate=None) -> list[Verdict]:
     outside = gate.outside if gate is not None else None
     facts = list(io.map(lambda r: inspect_file(r, checksums=checksums, outside=outside), rows))
-    return [Verdict(r, f, row_problems(r, f)) for r, f in zip(rows, facts)]
+    stale = set(_stale_sky_index(rows))
+    return [Verdict(r, f, row_problems(r, f) + ([{
+        "kind": "sky_index", "detail": "sky_index does not follow from ra, dec, s_fov and s_region "
+                                       "(written around the catalog?); validate --fix recomputes it"}]
+        if r["dataset_id"] in stale else [])) for r, f in zip(rows, facts)]
+
+
+def _sky_columns(rows: list[dict]) -> pa.Table:
+    return pa.table({c: pa.array([r.get(c) for r in rows], S.OBSERVATIONS.schema.field(c).type)
+                     for c in ("dataset_id", "ra", "dec", "s_fov", "s_region", "sky_index")})
+
+
+def _stale_sky_index(rows: list[dict]) -> list[str]:
+    """Rows whose stored sky_index differs from the one their sky columns give."""
+    from cosmoscope.sky.search import derive
+
+    if not rows:
+        return []
+    try:
+        derived = derive(_sky_columns(rows)).column("sky_index").to_pylist()
+    except InvalidArgumentError:  # an s_region that is not a polygon: row by row, to name the rows
+        return [r["dataset_id"] for r in rows if r.get("s_region") is not None and not _region_ok(r)]
+    return [r["dataset_id"] for r, want in zip(rows, derived) if r.get("sky_index") != want]
+
+
+def _region_ok(row: dict) -> bool:
+    from cosmoscope.sky.geometry import parse_polygon
+
+    return parse_polygon(row["s_region"]) is not None
+
+
+def _reindex_sky(catalog: Catalog, rows: list[dict], run_id: str) -> list[str]:
+    """Recompute sky_index (and s_fov, ra, dec from footprints) where it is out of step."""
+    from cosmoscope.sky.search import derive
+    from cosmoscope.times import now
+
+    rows = [r for r in rows if r.get("s_region") is None or _region_ok(r)]
+    if not rows:
+        return []
+    derived = derive(_sky_columns(rows)).drop_columns(["s_region"])
+    events = [dict(action="update", dataset_id=r["dataset_id"], run_id=run_id, field="sky_index",
+                   from_value=r.get("sky_index"), to_value=new, details={"reason": "validate --fix"})
+              for r, new in zip(rows, derived.column("sky_index").to_pylist())]
+    stamp = pa.array([now()] * derived.num_rows, S.UTC_TS)
+    with catalog.store.transaction():
+        catalog.store.update("observations", derived.append_column("updated_at", stamp), S.OBSERVATIONS.key)
+        catalog.log_events(events)
+    return [r["dataset_id"] for r in rows]
 
 
 def _reextract(catalog: Catalog, todo: list[Verdict], pool, report: ValidationReport, run_id: str) -> list[str]:

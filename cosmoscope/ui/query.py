@@ -125,7 +125,9 @@ class Filters:
             "start": self.start,
             "end": self.end,
             "min_quality": float(self.min_quality) if self.min_quality else None,
-            "target": self.target.strip() or None,
+            # The target box is forgiving ("ngc253" finds "NGC 253"); NGC* and *253* stay patterns.
+            "target": self.target.strip() if "*" in self.target else None,
+            "name": self.target.strip() if self.target.strip() and "*" not in self.target else None,
             "status": list(self.statuses) or None,
             "calibration": list(self.calibrations) or None,
             "product_type": list(self.product_types) or None,

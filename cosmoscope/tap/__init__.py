@@ -1,0 +1,1 @@
+"""A read-only IVOA TAP service (ObsCore) and Simple Cone Search over the catalog."""
