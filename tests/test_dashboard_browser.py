@@ -183,6 +183,13 @@ def test_a_view_is_driven_by_its_state_and_written_to_its_url(tmp_path):
     d.charts.pick(points, [0])  # a click on the first target of the sky map filters on it
     assert d.state.target == points.dframe()["target"][0] and d.state.tab == "search"
     d.update(target="", tab="search")
+    ra, dec = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null()).select("ra", "dec").row(0)
+    d.side.near.value = f"{ra} {dec}"  # a cone, with the default radius
+    assert d.side.cone.visible and "within 1deg of RA" in d.side.cone_note.object
+    assert d.state.to_query().startswith("near=") and d.page.total >= 1
+    d.side.near.value = "Nowhere Nebula"
+    assert "cannot place 'Nowhere Nebula' on the sky" in d.results.message.object
+    d.update(near="")
 
     buf = d.results._export("votable")
     assert b"<VOTABLE" in buf.read(200) and d.results.downloads["votable"].filename == (

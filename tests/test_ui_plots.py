@@ -80,7 +80,17 @@ def test_many_positions_become_a_density_map_and_long_spans_coarser_bins(cat, mo
     monkeypatch.setattr(plots, "SKY_POINTS_MAX", 10)
     data = plots.chart_data(cat)
     assert data.sky_density and data.sky["n"].sum() == data.n_positions
-    assert data.sky["ra"].min() >= plots.SKY_BIN_DEG / 2 and data.sky["dec"].max() <= 90
+    # HEALPix cells: each position counted in the cell that holds it.
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    pos = cat.observations().filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null()).collect()
+    cells = nested.lonlat_to_healpix(Longitude(pos["ra"].to_numpy(), u.deg), Latitude(pos["dec"].to_numpy(), u.deg),
+                                     plots.SKY_DEPTH)
+    expected = pl.DataFrame({"cell": cells.astype("int64")}).group_by("cell").len("n")
+    assert dict(data.sky.select("cell", "n").iter_rows()) == dict(expected.iter_rows())
+    assert hv.render(plots.sky_chart(data, width=600)).title.text.startswith("Sky density:")
     long = pl.DataFrame({"mission_id": ["A", "A", "B"], "observation_timestamp": [
         dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2021, 6, 1, tzinfo=UTC), dt.datetime(2023, 1, 1, tzinfo=UTC)],
         "data_quality_score": [1.0, 0.0, None], "file_size": [1, 2, 3], "processing_status": ["raw"] * 3,

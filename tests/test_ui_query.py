@@ -279,3 +279,20 @@ def test_exports_hold_the_selection_in_order(cat, tmp_path, fmt):
     else:
         back = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
         assert back["dataset_id"].to_list() == rs.collect()["dataset_id"].to_list()
+
+
+def test_a_cone_reaches_the_store_and_needs_the_catalog_to_place_names(cat):
+    import numpy as np
+
+    df = everything(cat).filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+    ra0, dec0 = df["ra"][0], df["dec"][0]
+    f = Q.Filters(near=f"{ra0} {dec0}", radius="20deg", missions=("LYRA", "HELIOS-X", "COSMOS-7", "AURORA-2"))
+    r0, d0, r, d = (np.radians(v) for v in (ra0, dec0, df["ra"].to_numpy(), df["dec"].to_numpy()))
+    sep = np.degrees(np.arccos(np.clip(np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(r - r0), -1, 1)))
+    assert Q.ResultSet(cat, f).total == Q.count(cat, f) == int((sep <= 20).sum()) >= 1
+    assert f.describe().endswith("within 20deg of " + f"{ra0} {dec0}")
+    assert Q.Filters(near=f"{ra0} {dec0}").search_kwargs()["radius"] == Q.DEFAULT_RADIUS
+    with pytest.raises(InvalidArgumentError, match="needs the catalog"):
+        f.expr()
+    with pytest.raises(InvalidArgumentError, match="cannot place 'Nowhere Nebula' on the sky"):
+        Q.count(cat, Q.Filters(near="Nowhere Nebula"))

@@ -266,10 +266,11 @@ class Dashboard:
         if filters_changed:
             try:
                 self.filters, self.filters_error = new.filters(), None
-                self.filters.expr()  # an end before the start is refused here, in words
+                self.filters.expr(self.catalog)  # an end before the start, an unknown name: said here
             except CosmoscopeError as exc:
                 self.filters, self.filters_error = None, str(exc)
             self._dirty |= {"Charts", "Problems"}
+            self.side.show_cone(self.filters, self.filters_error)
             self._count_facets()
         if old is None or filters_changed or (old.sort, old.page, old.columns, old.focus) != (
                 new.sort, new.page, new.columns, new.focus):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ui.facets import FACETS, facet_items
+from cosmoscope.ui.query import DEFAULT_RADIUS
 from cosmoscope.ui.panel_components import FacetList
 
 if TYPE_CHECKING:
@@ -40,8 +41,10 @@ class FiltersPanel:
         self.when = pn.pane.HTML(_TIME_HELP, sizing_mode="stretch_width", margin=(0, 10))
         self.near = pn.widgets.TextInput(label="Near (position or name)", placeholder="M31, 10.68 41.27, 00h42m +41d16m",
                                          sizing_mode="stretch_width")
-        self.radius = pn.widgets.TextInput(label="Radius", placeholder="30arcmin, 1deg", width=120)
-        self.cone = pn.Column(self.near, self.radius, sizing_mode="stretch_width",
+        self.radius = pn.widgets.TextInput(label="Radius", placeholder=f"{DEFAULT_RADIUS}; 30arcmin, 2.5deg",
+                                           sizing_mode="stretch_width")
+        self.cone_note = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        self.cone = pn.Column(self.near, self.radius, self.cone_note, sizing_mode="stretch_width",
                               visible=cone_search_available(dash.catalog))
         self.facets = {f.field: FacetList(title=f.title, sizing_mode="stretch_width", margin=(4, 10))
                        for f in FACETS}
@@ -101,6 +104,22 @@ class FiltersPanel:
         cls = "cs-error" if bad else "cs-muted"
         extra = " — the end is not after the start" if bad else ""
         self.when.object = f"<span class='{cls}'>Observations starting {' and '.join(parts)} UTC{extra}</span>"
+
+    def show_cone(self, filters, error: str | None) -> None:
+        """Say where the cone is (a name placed on the sky), or why it cannot be searched."""
+        near = self.near.value.strip()
+        if not near:
+            self.cone_note.object = ""
+        elif filters is None:
+            self.cone_note.object = f"<span class='cs-error'>{escape(error or '')}</span>"
+        else:
+            try:
+                ra, dec = self.dash.catalog.position_of(near)
+            except CosmoscopeError as exc:
+                self.cone_note.object = f"<span class='cs-error'>{escape(str(exc))}</span>"
+                return
+            self.cone_note.object = (f"<span class='cs-muted'>within {escape(filters.radius or DEFAULT_RADIUS)} of "
+                                     f"RA {ra:.4f}°, Dec {dec:+.4f}°</span>")
 
     # -- counts ------------------------------------------------------------------------------
 

@@ -78,20 +78,33 @@ class ChartsView:
         self.grid.objects = [self.sky_pane, *rows]
 
     def _tap(self, sky) -> None:
-        """Clicking a target on the map filters on it."""
+        """Clicking the map filters on what was clicked: a target's dot on that target, a density
+        cell on a cone around it (where the catalog searches cones)."""
         import holoviews as hv
 
-        points = [el for el in (sky.values() if hasattr(sky, "values") else []) if isinstance(el, hv.Points)]
-        if not points:
+        layers = [el for el in (sky.values() if hasattr(sky, "values") else []) if isinstance(el, (hv.Points,
+                                                                                                hv.Polygons))]
+        if not layers:
             return
-        stream = hv.streams.Selection1D(source=points[0])
-        stream.add_subscriber(lambda index: self.pick(points[0], index))
+        stream = hv.streams.Selection1D(source=layers[0])
+        stream.add_subscriber(lambda index: self.pick(layers[0], index))
 
-    def pick(self, points, index) -> None:
-        """Filter on the target of the clicked point(s)."""
+    def pick(self, layer, index) -> None:
+        """Filter on the clicked point or cell (``index``: positions in the layer's data)."""
+        import holoviews as hv
+
         if not index:
             return
-        target = points.dframe().iloc[index[0]]["target"]
+        if isinstance(layer, hv.Polygons):
+            from cosmoscope.ui.panel_filters import cone_search_available
+
+            if not cone_search_available(self.dash.catalog):
+                return
+            cell = layer.data[index[0]]
+            self.dash.update(near=f"{cell['ra']} {cell['dec']}", radius=f"{float(cell['size']):.2f}deg",
+                             tab="search")
+            return
+        target = layer.dframe().iloc[index[0]]["target"]
         if target and target != "(no target)":
             self.dash.update(target=target, tab="search")
 

@@ -40,7 +40,9 @@ CHART_COLUMNS = ["mission_id", "observation_timestamp", "data_quality_score", "f
 
 #: Up to this many distinct positions are drawn as points; more are binned into a density map.
 SKY_POINTS_MAX = 5_000
-#: Size of a density-map cell, degrees.
+#: HEALPix depth of the density map's cells (4: 3,072 cells of about 3.7°).
+SKY_DEPTH = 4
+#: Size of a density-map cell, degrees (RA/Dec boxes, where HEALPix cells are not at hand).
 SKY_BIN_DEG = 3.0
 #: Width of a quality histogram bin.
 QUALITY_BIN = 0.05
@@ -150,10 +152,7 @@ def summarize(df: pl.DataFrame, colors: dict[str, str] | None = None) -> ChartDa
               .sort("n", "ra", "dec", descending=[True, False, False]))
     density = points.height > SKY_POINTS_MAX
     if density:
-        half = SKY_BIN_DEG / 2
-        sky = (pos.group_by(((pl.col("ra") % 360) // SKY_BIN_DEG * SKY_BIN_DEG + half).alias("ra"),
-                            (pl.col("dec").clip(-90, 90 - 1e-9) // SKY_BIN_DEG * SKY_BIN_DEG + half).alias("dec"))
-               .len("n").sort("ra", "dec"))
+        sky = sky_cells(pos)
     else:
         sky = points.select("ra", "dec", "mission_id", "target_object", "n")
     missions = df["mission_id"].unique().to_list()
@@ -161,6 +160,20 @@ def summarize(df: pl.DataFrame, colors: dict[str, str] | None = None) -> ChartDa
                      status=status, sky=sky, sky_density=density, n_positions=pos.height,
                      n_without_quality=df.height - q.len(), colors=colors or mission_colors(missions),
                      n_unreadable=int(df.select(unreadable.sum()).item() or 0))
+
+
+def sky_cells(positions: pl.DataFrame, depth: int = SKY_DEPTH) -> pl.DataFrame:
+    """Observations per HEALPix cell (nested, at ``depth``) of frame holding ``ra`` and ``dec``:
+    ``cell``, ``ra``, ``dec`` (its centre) and ``n``."""
+    from cosmoscope.sky.coverage import density
+
+    return density(positions.lazy(), depth).with_columns(pl_lit_depth(depth))
+
+
+def pl_lit_depth(depth: int):
+    import polars as pl
+
+    return pl.lit(depth, pl.Int8).alias("depth")
 
 
 # -- charts -------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ QUALITY_BANDS = {
     "none": ("no score", None, None),
 }
 
+#: The radius of a cone search given without one.
+DEFAULT_RADIUS = "1deg"
 #: How a file's metadata reading went, in words (values of ``extraction_status``).
 EXTRACTION_WORDS = {"ok": "read", "partial": "incomplete", "error": "unreadable"}
 
@@ -110,6 +112,9 @@ class Filters:
     quality_bands: tuple[str, ...] = ()
     #: Values of ``extraction_status`` (ok, partial, error).
     extraction: tuple[str, ...] = ()
+    #: A cone: a position or target name, and a radius (see :meth:`Catalog.search`).
+    near: str = ""
+    radius: str = ""
 
     def __post_init__(self):
         for band in self.quality_bands:
@@ -131,6 +136,8 @@ class Filters:
             "status": list(self.statuses) or None,
             "calibration": list(self.calibrations) or None,
             "product_type": list(self.product_types) or None,
+            **({"near": self.near.strip(), "radius": self.radius.strip() or DEFAULT_RADIUS}
+               if self.near.strip() else {}),
         }
 
     def extra_expr(self) -> pl.Expr | None:
@@ -157,11 +164,19 @@ class Filters:
             terms.append(_any(tests))
         return _all(terms)
 
-    def expr(self) -> pl.Expr | None:
-        """Every filter as one polars expression (None: no filter)."""
+    def expr(self, cat: Catalog | None = None) -> pl.Expr | None:
+        """Every filter as one polars expression (None: no filter); a cone needs the catalog,
+        which places target names on the sky."""
         from cosmoscope.search import search_filter
 
-        return _all([search_filter(**self.search_kwargs()), self.extra_expr()])
+        kwargs = self.search_kwargs()
+        if "near" in kwargs:
+            if cat is None:
+                raise InvalidArgumentError("a search near a position needs the catalog to place it")
+            base = cat.search_filter(**kwargs)
+        else:
+            base = search_filter(**kwargs)
+        return _all([base, self.extra_expr()])
 
     def frame(self, cat: Catalog) -> pl.LazyFrame:
         """The matching observations as a lazy frame (every filter reaches the store)."""
@@ -186,6 +201,8 @@ class Filters:
             parts.append(f"type {' or '.join(self.product_types)}")
         if self.target.strip():
             parts.append(f"target {self.target.strip()}")
+        if self.near.strip():
+            parts.append(f"within {self.radius.strip() or DEFAULT_RADIUS} of {self.near.strip()}")
         if self.start is not None:
             parts.append(f"from {_day(self.start)}")
         if self.end is not None:
@@ -409,7 +426,7 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
     from cosmoscope.predicate import split_predicate
     from cosmoscope.store.base import aggregate
 
-    expr = filters.expr() if filters is not None else None
+    expr = filters.expr(cat) if filters is not None else None
     pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
         lf = cat.frame(table).filter(expr)

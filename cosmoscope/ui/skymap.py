@@ -92,7 +92,7 @@ def _outline():
 
 
 def _cell_polygon(ra: float, dec: float, half: float) -> np.ndarray:
-    """A density cell (an RA/Dec box) as a projected polygon, its edges bent as the sky's."""
+    """An RA/Dec box cell as a projected polygon, its edges bent as the sky's."""
     # A hair inside the cell, so that a cell ending on RA 180° (the map's edge) stays on its side.
     lo_ra, hi_ra = ra - half + 1e-6, ra + half - 1e-6
     lo_dec, hi_dec = max(dec - half, -90), min(dec + half, 90)
@@ -103,6 +103,22 @@ def _cell_polygon(ra: float, dec: float, half: float) -> np.ndarray:
                            hi_dec - (hi_dec - lo_dec) * edge])
     x, y = mollweide(ras, decs)
     return np.column_stack([x, y])
+
+
+def _healpix_polygons(cells: np.ndarray, depth: int, centres: np.ndarray) -> list[np.ndarray]:
+    """HEALPix cells as projected polygons (edges sampled, so they bend as the sky's); a cell
+    crossing the map's edge (RA 180°) is drawn on the side of its centre."""
+    from cdshealpix import nested
+
+    lon, lat = nested.vertices(cells.astype(np.uint64), depth, step=4)
+    lon, lat = np.asarray(lon.deg, float), np.asarray(lat.deg, float)
+    out = []
+    for k, centre in enumerate(centres):
+        signed = ((centre + 180.0) % 360.0) - 180.0  # the centre's RA in [-180, 180)
+        ra = signed + ((lon[k] - centre + 180.0) % 360.0) - 180.0  # vertices around it, unwrapped
+        x, y = mollweide(np.clip(ra, -179.999, 179.999) % 360.0, lat[k])
+        out.append(np.column_stack([x, y]))
+    return out
 
 
 def sky_map(data: ChartData, **opts):
@@ -119,13 +135,22 @@ def sky_map(data: ChartData, **opts):
     outline = hv.Path([_outline()]).opts(color="#868e96", line_width=1.2)
     text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#868e96")
     if data.sky_density:
-        title = (f"Sky density: {data.n_positions:,} observations in {data.sky.height:,} cells of "
-                 f"{SKY_BIN_DEG:g}°")
-        polys = [{("x", "y"): _cell_polygon(ra, dec, SKY_BIN_DEG / 2), "observations": n,
-                  "ra": f"{ra:.1f}", "dec": f"{dec:+.1f}"}
-                 for ra, dec, n in data.sky.select("ra", "dec", "n").iter_rows()]
-        layer = hv.Polygons(polys, vdims=["observations", "ra", "dec"]).opts(
-            color="observations", cmap="viridis", logz=True, colorbar=True, line_width=0, tools=["hover"],
+        sky = data.sky
+        if "cell" in sky.columns:  # HEALPix cells
+            depth = int(sky["depth"][0])
+            size = math.degrees(math.sqrt(4 * math.pi / (12 * 4 ** depth)))
+            shapes = _healpix_polygons(sky["cell"].to_numpy(), depth, sky["ra"].to_numpy())
+            what = f"HEALPix cells ({size:.1f}°)"
+        else:
+            size = SKY_BIN_DEG
+            shapes = [_cell_polygon(ra, dec, SKY_BIN_DEG / 2) for ra, dec in sky.select("ra", "dec").iter_rows()]
+            what = f"cells of {SKY_BIN_DEG:g}°"
+        title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} {what}"
+        polys = [{("x", "y"): shape, "observations": n, "ra": f"{ra:.2f}", "dec": f"{dec:+.2f}",
+                  "size": size}
+                 for shape, (ra, dec, n) in zip(shapes, sky.select("ra", "dec", "n").iter_rows())]
+        layer = hv.Polygons(polys, vdims=["observations", "ra", "dec", "size"]).opts(
+            color="observations", cmap="viridis", logz=True, colorbar=True, line_width=0, tools=["hover", "tap"],
             clabel="observations", hover_tooltips=[("RA", "@ra°"), ("Dec", "@dec°"),
                                                     ("observations", "@observations")])
     else:

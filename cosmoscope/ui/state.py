@@ -69,7 +69,8 @@ class ViewState:
         return Filters(missions=self.missions, instruments=self.instruments, levels=self.levels,
                        product_types=self.product_types, statuses=self.statuses, calibrations=self.calibrations,
                        quality_bands=self.quality_bands, extraction=self.extraction, target=self.target,
-                       start=read_when(self.start, name="start"), end=read_when(self.end, end=True, name="end"))
+                       start=read_when(self.start, name="start"), end=read_when(self.end, end=True, name="end"),
+                       near=self.near, radius=self.radius)
 
     def but(self, **changes) -> ViewState:
         return replace(self, **changes)
