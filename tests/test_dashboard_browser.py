@@ -114,7 +114,9 @@ def console(page):
     errors: list[str] = []
     page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    # (A request a navigation cuts short is aborted, not failed.)
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})")
+            if "ERR_ABORTED" not in (r.failure or "") else None)
     page.on("request", lambda r: errors.append(f"request outside the server: {r.url}")
             if urlparse(r.url).hostname not in ("127.0.0.1", None) and not r.url.startswith("data:") else None)
     return errors

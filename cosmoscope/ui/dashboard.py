@@ -130,6 +130,7 @@ class Dashboard:
         self.tabs = pn.Tabs(
             ("Search", self.results.panel), ("Charts", self.charts.panel), ("Summary", self.summary.panel),
             ("Lineage", self.lineage.panel), ("Problems", self.problems.panel),
+            # dynamic: a tab's content reaches the page when it is opened, not with the first view.
             dynamic=False, sizing_mode="stretch_width")
         self.tabs.param.watch(lambda e: self.update(tab=_TAB_KEYS[e.new]), "active")
 
@@ -144,14 +145,16 @@ class Dashboard:
         pn.extension("tabulator", raw_css=[_CSS, DETAIL_CSS], notifications=False)
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and not self.state.to_query():
             self.state = ViewState.from_query(pn.state.session_args or {})
-        sidebar = [*self.side.panel(),
-                   pn.pane.HTML(f"<div class='cs-muted cs-url'>catalog <code>{escape(self.url)}</code> · read-only"
-                                "</div>", sizing_mode="stretch_width"),
-                   self.updated]
+        # One root each for the sidebar and the main area: a page of few roots is built faster.
+        sidebar = [pn.Column(*self.side.panel(),
+                             pn.pane.HTML(f"<div class='cs-muted cs-url'>catalog <code>{escape(self.url)}</code> · "
+                                          "read-only</div>", sizing_mode="stretch_width"),
+                             self.updated, sizing_mode="stretch_width")]
         # The icon is inlined from a file: Panel serves /favicon.ico outside a --prefix, while the
         # page asks for it inside, which a proxy answers with a 404.
         template = pn.template.BootstrapTemplate(title=title, sidebar=sidebar,
-                                                 main=[self.banner, self.tabs, self.drawer.panel],
+                                                 main=[pn.Column(self.banner, self.tabs, self.drawer.panel,
+                                                                 sizing_mode="stretch_width")],
                                                  sidebar_width=310, header_background="#1f3a5f",
                                                  favicon=os.path.join(os.path.dirname(pn.__file__), "dist",
                                                                       "images", "favicon.ico"))
@@ -159,15 +162,24 @@ class Dashboard:
             self._show_unavailable()
         else:
             self.refresh()
+            # Once the first view is on the page, charts and problems are prepared behind it, so
+            # their tabs open at once.
+            pn.state.onload(self._prepare_other_tabs)
             if self.refresh_seconds:
                 pn.state.onload(self._start_watching)
-        if self._owns_catalog:
-            pn.state.on_session_destroyed(lambda ctx: self.close())
+        pn.state.on_session_destroyed(lambda ctx: self.close())
         return template
 
+    _closed = False
+
     def close(self) -> None:
+        self._closed = True
         if self.catalog is not None and self._owns_catalog:
             self.catalog.close()
+
+    def _prepare_other_tabs(self) -> None:
+        for name in ("Charts", "Problems"):
+            self._render_tab(name)
 
     def _start_watching(self) -> None:
         import panel as pn
@@ -223,7 +235,6 @@ class Dashboard:
 
         self.token = Q.freshness(self.catalog)
         self.colors = catalog_colors(self.catalog)
-        self._summary = self.catalog.mission_summary()
         self.results.results = None
         self._apply(None, self.state)
         self.updated.object = f"updated {time.strftime('%H:%M:%S')} · {self.token[0]:,} observations"
@@ -304,7 +315,7 @@ class Dashboard:
         self._jobs[key] = job
 
         def finish(result):
-            if self._jobs.get(key) is job:
+            if self._jobs.get(key) is job and not self._closed:  # not overtaken, the page still open
                 apply(result)
 
         doc = pn.state.curdoc
@@ -314,6 +325,10 @@ class Dashboard:
                     result = await asyncio.to_thread(compute)
                 except CosmoscopeError as exc:
                     result = exc
+                except Exception:
+                    if self._closed:  # the page closed meanwhile, and its catalog with it
+                        return
+                    raise
                 finish(result)
 
             pn.state.execute(run)
@@ -338,16 +353,17 @@ class Dashboard:
 
         self._later("facets", lambda: self.side.count_all(filters), apply)
 
-    def _render_tab(self) -> None:
+    def _render_tab(self, name: str | None = None) -> None:
+        """Fill the open tab (or tab ``name``) if what it shows is out of date."""
         if self.catalog is None:
             return
-        name = TABS[self.tabs.active]
+        name = name or TABS[self.tabs.active]
         if name not in self._dirty:
             return
         self._dirty.discard(name)
         filters = self.filters
         if name == "Summary":
-            self.summary.show(self._summary)
+            self.summary.show(self.catalog.mission_summary())
         elif name == "Lineage":
             if self.state.focus:
                 self.lineage.show(self.state.focus, remember=False)

@@ -82,31 +82,24 @@ class ChartsView:
         cell on a cone around it (where the catalog searches cones)."""
         import holoviews as hv
 
-        layers = [el for el in (sky.values() if hasattr(sky, "values") else []) if isinstance(el, (hv.Points,
-                                                                                                hv.Polygons))]
-        if not layers:
-            return
-        stream = hv.streams.Selection1D(source=layers[0])
-        stream.add_subscriber(lambda index: self.pick(layers[0], index))
+        points = [el for el in (sky.values() if hasattr(sky, "values") else []) if isinstance(el, hv.Points)]
+        if points:
+            stream = hv.streams.Selection1D(source=points[0])
+            stream.add_subscriber(lambda index: self.pick(points[0], index))
 
     def pick(self, layer, index) -> None:
-        """Filter on the clicked point or cell (``index``: positions in the layer's data)."""
-        import holoviews as hv
-
+        """Filter on the clicked target or density cell (``index``: positions in the layer's data)."""
         if not index:
             return
-        if isinstance(layer, hv.Polygons):
-            from cosmoscope.ui.panel_filters import cone_search_available
-
-            if not cone_search_available(self.dash.catalog):
-                return
-            cell = layer.data[index[0]]
-            self.dash.update(near=f"{cell['ra']} {cell['dec']}", radius=f"{float(cell['size']):.2f}deg",
-                             tab="search")
+        row = layer.dframe().iloc[index[0]]
+        if "target" in row:
+            if row["target"] and row["target"] != "(no target)":
+                self.dash.update(target=row["target"], tab="search")
             return
-        target = layer.dframe().iloc[index[0]]["target"]
-        if target and target != "(no target)":
-            self.dash.update(target=target, tab="search")
+        from cosmoscope.ui.panel_filters import cone_search_available
+
+        if cone_search_available(self.dash.catalog):
+            self.dash.update(near=f"{row['ra']} {row['dec']}", radius=f"{float(row['size']):.2f}deg", tab="search")
 
 
 class SummaryView:

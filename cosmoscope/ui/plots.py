@@ -40,7 +40,7 @@ CHART_COLUMNS = ["mission_id", "observation_timestamp", "data_quality_score", "f
 
 #: Up to this many distinct positions are drawn as points; more are binned into a density map.
 SKY_POINTS_MAX = 5_000
-#: HEALPix depth of the density map's cells (4: 3,072 cells of about 3.7°).
+#: HEALPix depth of the density map's cells (4: 3,072 cells of 3.7°).
 SKY_DEPTH = 4
 #: Size of a density-map cell, degrees (RA/Dec boxes, where HEALPix cells are not at hand).
 SKY_BIN_DEG = 3.0
@@ -228,10 +228,10 @@ def _time_axis(period: str, first, last) -> dict:
 
     fmt = DatetimeTickFormatter(days="%d %b", months="%b %Y", years="%Y", hours="%d %b %H:%M")
     days = max(1, (last - first).days + 1)
-    if period == "day":
+    if period == "day" and days <= 310:
         step = next(s for s in (1, 2, 3, 7, 14, 31) if days / s <= 10)
         ticker = DaysTicker(days=list(range(1, 32, step)) if step > 1 else list(range(1, 32)))
-    elif period == "week":
+    elif period in ("day", "week") and days <= 800:
         ticker = MonthsTicker(months=list(range(12)))
     elif period == "month":
         ticker = MonthsTicker(months=list(range(0, 12, max(1, round(days / 30 / 10)))))
@@ -266,19 +266,24 @@ def timeline_chart(data: ChartData, *, legend: bool = True, **opts):
                                                        return_dtype=pl.Datetime("us")).alias("end"))
     first, last = tl["period"].min(), tl["end"].max()
     peak = int(tl["top"].max() or 1)
-    layers = []
-    for m in tl["mission_id"].unique().sort().to_list():
-        part = tl.filter(pl.col("mission_id") == m)
-        rows = [(r["period"], r["base"], r["end"], r["top"], m, r["n"], _period_label(data.period, r["period"]))
-                for r in part.iter_rows(named=True)]
-        layers.append(hv.Rectangles(rows, kdims=["start", "y0", "end", "y1"], vdims=["mission", "observations", "bin"],
-                                    label=m).opts(color=data.color(m), line_color="white", line_width=0.5,
-                                                  tools=["hover"], hover_tooltips=[
-                                                      ("mission", "@mission"), (data.period, "@bin"),
-                                                      ("observations", "@observations")]))
-    return hv.Overlay(layers).opts(
+    tooltips = [("mission", "@mission"), (data.period, "@bin"), ("observations", "@observations")]
+
+    def rects(part, **kw):
+        rows = [(r["period"], r["base"], r["end"], r["top"], r["mission_id"], r["n"], data.color(r["mission_id"]),
+                 _period_label(data.period, r["period"])) for r in part.iter_rows(named=True)]
+        return hv.Rectangles(rows, kdims=["start", "y0", "end", "y1"],
+                             vdims=["mission", "observations", "color", "bin"], **kw).opts(
+            color="color", line_color="white", line_width=0.5, tools=["hover"], hover_tooltips=tooltips)
+
+    if legend:  # one layer per mission, for the legend to name
+        chart = hv.Overlay([rects(tl.filter(pl.col("mission_id") == m), label=m)
+                            for m in tl["mission_id"].unique().sort().to_list()])
+    else:  # one layer: quicker to draw, where a legend stands beside the chart
+        chart = rects(tl)
+    return chart.opts(
         title=title, xlabel="start (UTC)", ylabel="observations", ylim=(0, peak * 1.08), xlim=(first, last),
-        yformatter="%d", show_legend=legend, legend_position="top", legend_opts=_FLAT_LEGEND,
+        yformatter="%d", **({"show_legend": True, "legend_position": "top", "legend_opts": _FLAT_LEGEND}
+                            if legend else {}),
         **_time_axis(data.period, first, last), **_size(opts))
 
 
@@ -322,23 +327,28 @@ def byte_unit(largest: float) -> tuple[float, str]:
 
 
 def volume_chart(data: ChartData, **opts):
-    """Bytes of data observed per day, in the unit that suits the largest day."""
+    """Bytes of data observed per day (per week, month or year over longer spans, as the
+    observations chart), in the unit that suits the largest bin."""
     import polars as pl
 
-    title = "Data volume per day"
+    title = f"Data volume per {data.period}"
     if data.volume.height == 0:
         return _empty(title, **opts)
     hv = _hv()
-    div, unit = byte_unit(float(data.volume["bytes"].max() or 0))
-    df = data.volume.with_columns((pl.col("bytes") / div).alias("v"))
-    rows = [(d, 0, d + dt.timedelta(days=1), v, d.strftime("%Y-%m-%d"), _human(b))
+    volume = data.volume
+    if data.period != "day":
+        volume = (volume.group_by(pl.col("day").dt.truncate(_EVERY[data.period])).agg(pl.col("bytes").sum())
+                  .sort("day"))
+    div, unit = byte_unit(float(volume["bytes"].max() or 0))
+    df = volume.with_columns((pl.col("bytes") / div).alias("v"))
+    rows = [(d, 0, _bin_edges(data.period, d), v, _period_label(data.period, d), _human(b))
             for d, v, b in zip(df["day"], df["v"], df["bytes"])]
-    first, last = df["day"].min(), df["day"].max() + dt.timedelta(days=1)
+    first, last = df["day"].min(), _bin_edges(data.period, df["day"].max())
     return hv.Rectangles(rows, kdims=["day", "y0", "end", "volume"], vdims=["date", "size"]).opts(
-        color="#dd8452", line_color="white", line_width=0.5, title=title, xlabel="day (UTC)",
+        color="#dd8452", line_color="white", line_width=0.5, title=title, xlabel="start (UTC)",
         ylabel=f"data volume ({unit})", xlim=(first, last), ylim=(0, float(df["v"].max() or 1) * 1.08),
-        yformatter="%.3g", tools=["hover"], hover_tooltips=[("day", "@date"), ("volume", "@size")],
-        **_time_axis("day", first, last), **_size(opts))
+        yformatter="%.3g", tools=["hover"], hover_tooltips=[(data.period, "@date"), ("volume", "@size")],
+        **_time_axis(data.period, first, last), **_size(opts))
 
 
 def _human(n) -> str:

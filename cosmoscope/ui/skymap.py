@@ -91,34 +91,44 @@ def _outline():
     return np.column_stack([X_MAX * np.cos(t), Y_MAX * np.sin(t)])
 
 
-def _cell_polygon(ra: float, dec: float, half: float) -> np.ndarray:
-    """An RA/Dec box cell as a projected polygon, its edges bent as the sky's."""
-    # A hair inside the cell, so that a cell ending on RA 180° (the map's edge) stays on its side.
-    lo_ra, hi_ra = ra - half + 1e-6, ra + half - 1e-6
-    lo_dec, hi_dec = max(dec - half, -90), min(dec + half, 90)
-    edge = np.linspace(0, 1, 5)
-    ras = np.concatenate([lo_ra + (hi_ra - lo_ra) * edge, np.full(5, hi_ra), hi_ra - (hi_ra - lo_ra) * edge,
-                          np.full(5, lo_ra)])
-    decs = np.concatenate([np.full(5, lo_dec), lo_dec + (hi_dec - lo_dec) * edge, np.full(5, hi_dec),
-                           hi_dec - (hi_dec - lo_dec) * edge])
-    x, y = mollweide(ras, decs)
-    return np.column_stack([x, y])
+#: Pixels across the density map's raster (its height is half that).
+RASTER_WIDTH = 720
 
 
-def _healpix_polygons(cells: np.ndarray, depth: int, centres: np.ndarray) -> list[np.ndarray]:
-    """HEALPix cells as projected polygons (edges sampled, so they bend as the sky's); a cell
-    crossing the map's edge (RA 180°) is drawn on the side of its centre."""
-    from cdshealpix import nested
+def density_raster(sky, width: int = RASTER_WIDTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The density cells of ``sky`` (HEALPix cells: ``cell`` and ``depth``; else RA/Dec boxes of
+    :data:`~cosmoscope.ui.plots.SKY_BIN_DEG`) painted on a raster of the projection:
+    ``(xs, ys, counts)``, NaN off the sky and where nothing was observed. One image draws at once
+    however many cells there are, where a polygon per cell would not."""
+    from cosmoscope.ui.plots import SKY_BIN_DEG
 
-    lon, lat = nested.vertices(cells.astype(np.uint64), depth, step=4)
-    lon, lat = np.asarray(lon.deg, float), np.asarray(lat.deg, float)
-    out = []
-    for k, centre in enumerate(centres):
-        signed = ((centre + 180.0) % 360.0) - 180.0  # the centre's RA in [-180, 180)
-        ra = signed + ((lon[k] - centre + 180.0) % 360.0) - 180.0  # vertices around it, unwrapped
-        x, y = mollweide(np.clip(ra, -179.999, 179.999) % 360.0, lat[k])
-        out.append(np.column_stack([x, y]))
-    return out
+    height = width // 2
+    xs = np.linspace(-X_MAX, X_MAX, width)
+    ys = np.linspace(-Y_MAX, Y_MAX, height)
+    gx, gy = np.meshgrid(xs, ys)
+    ra, dec = to_sky(gx.ravel(), gy.ravel())
+    on_sky = ~np.isnan(ra)
+    if "cell" in sky.columns:
+        import astropy.units as u
+        from astropy.coordinates import Latitude, Longitude
+        from cdshealpix import nested
+
+        depth = int(sky["depth"][0])
+        keys = nested.lonlat_to_healpix(Longitude(ra[on_sky], u.deg), Latitude(dec[on_sky], u.deg), depth)
+        keys = keys.astype(np.int64)
+        known = sky["cell"].to_numpy().astype(np.int64)
+    else:
+        keys = (np.floor((ra[on_sky] % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+                + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / SKY_BIN_DEG).astype(np.int64))
+        known = (np.floor((sky["ra"].to_numpy() % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+                 + np.floor((sky["dec"].to_numpy() + 90) / SKY_BIN_DEG).astype(np.int64))
+    order = np.argsort(known)
+    known, counts = known[order], sky["n"].to_numpy().astype(float)[order]
+    at = np.clip(np.searchsorted(known, keys), 0, max(len(known) - 1, 0))
+    found = known[at] == keys if len(known) else np.zeros(len(keys), bool)
+    image = np.full(gx.size, np.nan)
+    image[np.flatnonzero(on_sky)[found]] = counts[at[found]]
+    return xs, ys, image.reshape(gy.shape)
 
 
 def sky_map(data: ChartData, **opts):
@@ -133,26 +143,30 @@ def sky_map(data: ChartData, **opts):
     lines, labels = _graticule()
     grid = hv.Path(lines).opts(color="#ced4da", line_width=0.8)
     outline = hv.Path([_outline()]).opts(color="#868e96", line_width=1.2)
-    text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#868e96")
+    text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#495057")
     if data.sky_density:
         sky = data.sky
-        if "cell" in sky.columns:  # HEALPix cells
+        if "cell" in sky.columns:
             depth = int(sky["depth"][0])
+            what = f"HEALPix cells of {math.degrees(math.sqrt(4 * math.pi / (12 * 4 ** depth))):.1f}°"
             size = math.degrees(math.sqrt(4 * math.pi / (12 * 4 ** depth)))
-            shapes = _healpix_polygons(sky["cell"].to_numpy(), depth, sky["ra"].to_numpy())
-            what = f"HEALPix cells ({size:.1f}°)"
         else:
             size = SKY_BIN_DEG
-            shapes = [_cell_polygon(ra, dec, SKY_BIN_DEG / 2) for ra, dec in sky.select("ra", "dec").iter_rows()]
             what = f"cells of {SKY_BIN_DEG:g}°"
         title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} {what}"
-        polys = [{("x", "y"): shape, "observations": n, "ra": f"{ra:.2f}", "dec": f"{dec:+.2f}",
-                  "size": size}
-                 for shape, (ra, dec, n) in zip(shapes, sky.select("ra", "dec", "n").iter_rows())]
-        layer = hv.Polygons(polys, vdims=["observations", "ra", "dec", "size"]).opts(
-            color="observations", cmap="viridis", logz=True, colorbar=True, line_width=0, tools=["hover", "tap"],
-            clabel="observations", hover_tooltips=[("RA", "@ra°"), ("Dec", "@dec°"),
-                                                    ("observations", "@observations")])
+        xs, ys, image = density_raster(sky)
+        raster = hv.Image((xs, ys, image), kdims=["x", "y"], vdims=["observations"]).opts(
+            cmap="viridis", logz=True, colorbar=True, clabel="observations", clipping_colors={"NaN": "transparent"})
+        # Invisible dots at the cells' centres carry the hover text and the clicks.
+        cx, cy = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
+        centres = hv.Points({"x": cx, "y": cy, "observations": sky["n"].to_numpy(),
+                             "ra": [f"{v:.2f}" for v in sky["ra"]], "dec": [f"{v:+.2f}" for v in sky["dec"]],
+                             "size": [size] * sky.height},
+                            kdims=["x", "y"], vdims=["observations", "ra", "dec", "size"]).opts(
+            size=8, alpha=0, hover_alpha=0.6, color="white", tools=["hover", "tap"],
+            hover_tooltips=[("RA", "@ra°"), ("Dec", "@dec°"), ("observations", "@observations")],
+            nonselection_alpha=0, selection_alpha=0.8)
+        below, above = [raster], [centres]
     else:
         sky = data.sky
         x, y = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
@@ -169,6 +183,7 @@ def sky_map(data: ChartData, **opts):
             color="color", size="size", alpha=0.75, line_color="white", tools=["hover", "tap"],
             hover_tooltips=[("target", "@target"), ("observations", "@observations"), ("mission", "@mission"),
                             ("RA", "@ra°"), ("Dec", "@dec°")], nonselection_alpha=0.4)
+        below, above = [], [layer]
     if opts.get("responsive"):
         size = {"responsive": True, "aspect": 2.0, **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
     else:
@@ -177,6 +192,6 @@ def sky_map(data: ChartData, **opts):
         size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
     # The view is the whole sky, whatever the data's extent.
     view = {"x": (-X_MAX * 1.02, X_MAX * 1.02), "y": (-Y_MAX * 1.04, Y_MAX * 1.04)}
-    overlay = hv.Overlay([el.redim.range(**view) for el in (grid, outline, text, layer)])
+    overlay = hv.Overlay([el.redim.range(**view) for el in (*below, grid, outline, text, *above)])
     return overlay.opts(title=title, xaxis=None, yaxis=None, xlim=view["x"], ylim=view["y"], show_grid=False,
                         toolbar="above", active_tools=["wheel_zoom"], **size)
