@@ -25,7 +25,7 @@ MAX_PER_LEVEL = 24
 
 #: Colour of a node by the state its status column shows (shared by every view).
 STATUS_COLORS = {"raw": "#6c757d", "queued": "#0d6efd", "processing": "#0aa2c0", "processed": "#198754",
-                 "failed": "#dc3545", "archived": "#6f42c1", "unreadable": "#b02a37", "file missing": "#d9480f",
+                 "failed": "#dc3545", "archived": "#6f42c1", "unreadable": "#8c510a", "file missing": "#d9480f",
                  None: "#adb5bd"}
 
 _NODE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "file_path", "file_name", "processing_status",
