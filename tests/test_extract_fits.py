@@ -146,7 +146,7 @@ def test_lyra_raw_and_tile_compressed_reduced_frames(tmp_path):
 
 def test_crval_is_a_position_only_for_celestial_axes(tmp_path):
     hdr = fits.Header([("TELESCOP", "X"), ("CTYPE1", "GLON-CAR"), ("CTYPE2", "GLAT-CAR"),
-                       ("CRVAL1", 10.0), ("CRVAL2", 5.0)])
+                       ("CRVAL1", 10.0), ("CRVAL2", 5.0), ("CDELT1", -0.5), ("CDELT2", 0.5)])
     rec = extract_file(_write(tmp_path / "gal.fits", [fits.PrimaryHDU(np.zeros((2, 2)), header=hdr)]))
     # not (10, 5) read as RA/Dec: the image's centre, from its WCS, in ICRS
     assert rec["field_sources"]["ra"] == "FITS[0]:WCS(GLON-CAR):centre"

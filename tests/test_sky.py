@@ -269,6 +269,22 @@ def test_real_image_footprints_match_astropy_wcs(name, frame):
     corners = got[:: max(1, len(got) // 4)]
     assert separation(corners[:, 0], corners[:, 1], want.ra.deg, want.dec.deg).max() < 1 / 3600
     assert rec["field_sources"]["s_region"] == f"FITS[0]:WCS({frame})"
+    # the position lies on the image, even where the WCS reference point is far off it (l1448)
+    assert separation(rec["ra"], rec["dec"], want.ra.deg.mean(), want.dec.deg.mean()) < rec["s_fov"] / 2
+
+
+def test_no_footprint_is_invented_for_a_header_without_a_pixel_scale(tmp_path):
+    """CTYPE and CRVAL but no CDELT or CD: wcslib would assume 1° a pixel (a 40° "footprint"
+    for a 32-pixel frame, centred far from CRVAL); the position stays CRVAL, with no footprint."""
+    from astropy.io import fits
+
+    from cosmoscope.extract import extract_file
+
+    header = fits.Header([("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CRVAL1", 10.6847), ("CRVAL2", 41.269)])
+    fits.PrimaryHDU(np.zeros((32, 32), np.float32), header=header).writeto(tmp_path / "noscale.fits")
+    rec = extract_file(tmp_path / "noscale.fits")
+    assert rec.get("s_region") is None and rec.get("s_fov") is None
+    assert (rec["ra"], rec["dec"]) == (10.6847, 41.269)
 
 
 def test_maps_of_the_whole_sky_and_files_without_celestial_axes():

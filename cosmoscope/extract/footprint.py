@@ -64,6 +64,8 @@ def _footprint(h, n1: int, n2: int) -> dict[str, Any] | None:
     # card of the header in Python (10 ms for 160 cards); this takes 0.03 ms. A handful of
     # points follow, so plain floats beat numpy arrays below.
     cards = [c for c in h.cards if _WCS_KEY.match(c[:8].rstrip()) and not c.startswith("NAXIS")]
+    if not any(c.startswith(("CDELT", "CD1_", "CD2_")) for c in cards):
+        return None  # no pixel scale: wcslib's default of 1° a pixel would invent a footprint
     text = "".join(cards).encode("ascii", "replace")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

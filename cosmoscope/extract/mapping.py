@@ -312,7 +312,9 @@ class _Mapper:
 
     def footprint(self) -> None:
         """``s_region`` and ``s_fov`` from the extractor's footprint (a FITS image's WCS); its
-        centre is the position when no keyword gave one."""
+        centre is the position when no keyword gave one, or when the only one was the WCS
+        reference point (CRVAL) and that lies outside the image (a reference pixel far off it, as
+        in many radio cubes: CRVAL2 = 0 for a field at +30°)."""
         if "s_region" in self.values or "s_fov" in self.values:
             return
         hint = self.meta.hints.get("footprint")
@@ -323,7 +325,13 @@ class _Mapper:
         if found.get("s_region"):
             self.set("s_region", found["s_region"], label)
         self.set("s_fov", found["s_fov"], label)
-        if "ra" not in self.values and "dec" not in self.values:
+        off_image = False
+        if "CRVAL" in str(self.labels.get("ra", "")) and "dec" in self.values:
+            from cosmoscope.sky.geometry import separation
+
+            off_image = float(separation(self.values["ra"], self.values["dec"], found["ra"], found["dec"])) \
+                > found["s_fov"] / 2
+        if off_image or ("ra" not in self.values and "dec" not in self.values):
             self.set("ra", found["ra"], label + ":centre")
             self.set("dec", found["dec"], label + ":centre")
 
@@ -625,3 +633,4 @@ def map_fields(meta: Metadata, path: str, profile: Profile | None, pmatch, sidec
     rec["_parents"] = parents
     rec["_problems"] = m.problems
     return rec
+
