@@ -21,6 +21,8 @@ level L2 or L3, quality 0.9-1
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -230,20 +232,12 @@ class Filters:
 
 
 def _any(terms):
-    expr = terms[0]
-    for t in terms[1:]:
-        expr = expr | t
-    return expr
+    return functools.reduce(operator.or_, terms)
 
 
 def _all(terms):
     terms = [t for t in terms if t is not None]
-    if not terms:
-        return None
-    expr = terms[0]
-    for t in terms[1:]:
-        expr = expr & t
-    return expr
+    return functools.reduce(operator.and_, terms) if terms else None
 
 
 def day_after(day: dt.date | None) -> dt.date | None:
