@@ -249,5 +249,8 @@ def cmd_demo(args) -> int:
             rel = cat.related(did, direction="upstream").select("depth", "relationship_type", "dataset_id",
                                                                 "file_path")
             write_frame(rel, "table")
+        print(f"\n{summary.failed:,} of the files were broken on purpose, and a fifth have imperfect headers: "
+              "see them in the dashboard's Problems tab (cosmoscope serve) or with cosmoscope validate.")
         print(f"\nTry: cosmoscope search --help   (the catalog is {cat.url})")
-    return 0 if summary.ok else 1
+    # The files that could not be read were broken on purpose: the demo went as it should.
+    return 0

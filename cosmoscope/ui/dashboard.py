@@ -171,10 +171,11 @@ class Dashboard:
         return template
 
     _closed = False
+    _running = 0  # background reads under way (the catalog is closed after the last)
 
     def close(self) -> None:
         self._closed = True
-        if self.catalog is not None and self._owns_catalog:
+        if self.catalog is not None and self._owns_catalog and not self._running:
             self.catalog.close()
 
     def _prepare_other_tabs(self) -> None:
@@ -320,9 +321,18 @@ class Dashboard:
 
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
+            def background():
+                self._running += 1
+                try:
+                    return compute()
+                finally:
+                    self._running -= 1
+                    if self._closed and not self._running and self._owns_catalog:
+                        self.catalog.close()  # the page closed while this read ran: closed now, not under it
+
             async def run():
                 try:
-                    result = await asyncio.to_thread(compute)
+                    result = await asyncio.to_thread(background)
                 except CosmoscopeError as exc:
                     result = exc
                 except Exception:
