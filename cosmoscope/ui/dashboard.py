@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from html import escape
 from typing import TYPE_CHECKING
@@ -100,6 +101,7 @@ class Dashboard:
         self._owns_catalog = catalog is None
         self._dirty = set(TABS)
         self._jobs: dict[str, object] = {}
+        self._lock = threading.Lock()
         self.colors: dict[str, str] = {}
         self.filters: Q.Filters | None = None
         self.filters_error: str | None = None
@@ -174,8 +176,10 @@ class Dashboard:
     _running = 0  # background reads under way (the catalog is closed after the last)
 
     def close(self) -> None:
-        self._closed = True
-        if self.catalog is not None and self._owns_catalog and not self._running:
+        with self._lock:
+            self._closed = True
+            now = self.catalog is not None and self._owns_catalog and not self._running
+        if now:
             self.catalog.close()
 
     def _prepare_other_tabs(self) -> None:
@@ -322,12 +326,15 @@ class Dashboard:
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             def background():
-                self._running += 1
+                with self._lock:
+                    self._running += 1
                 try:
                     return compute()
                 finally:
-                    self._running -= 1
-                    if self._closed and not self._running and self._owns_catalog:
+                    with self._lock:
+                        self._running -= 1
+                        last = self._closed and not self._running and self._owns_catalog
+                    if last:
                         self.catalog.close()  # the page closed while this read ran: closed now, not under it
 
             async def run():
