@@ -132,7 +132,8 @@ class Dashboard:
         self.tabs = pn.Tabs(
             ("Search", self.results.panel), ("Charts", self.charts.panel), ("Summary", self.summary.panel),
             ("Lineage", self.lineage.panel), ("Problems", self.problems.panel),
-            # dynamic: a tab's content reaches the page when it is opened, not with the first view.
+            # Every tab reaches the page with the first view (charts and problems are filled behind
+            # it), so a tab shows at once when opened.
             dynamic=False, sizing_mode="stretch_width")
         self.tabs.param.watch(lambda e: self.update(tab=_TAB_KEYS[e.new]), "active")
 
