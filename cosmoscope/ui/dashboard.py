@@ -67,9 +67,9 @@ _CSS = """
               vertical-align: -1px;}
 pre.cs-cmd {background: #212529; color: #f8f9fa; padding: 8px 12px; border-radius: 6px; font-size: 12.5px;
             white-space: pre-wrap; overflow-wrap: anywhere;}
-h4.cs-sev {margin: 14px 0 4px 0;}
-h4.cs-error {color: #b02a37;}
-h4.cs-warning {color: #8a6d00;}
+h4.cs-sev {margin: 14px 0 4px 0; font-size: 16px; font-weight: 600;}
+h4.cs-sev-error {color: #b02a37;}
+h4.cs-sev-warning {color: #8a6d00;}
 h5 {margin: 14px 0 6px 0; font-size: 14px;}
 """
 

@@ -186,7 +186,7 @@ class ProblemsView:
             if not mine:
                 continue
             title, words = _SEVERITY_TITLES[severity]
-            objects.append(pn.pane.HTML(f"<h4 class='cs-sev cs-{severity}'>{title} "
+            objects.append(pn.pane.HTML(f"<h4 class='cs-sev cs-sev-{severity}'>{title} "
                                         f"<span class='cs-muted'>— {words}</span></h4>", sizing_mode="stretch_width"))
             for k, g in enumerate(mine):
                 objects.append(pn.Card(pn.pane.HTML(_group_html(g, FILES_SHOWN), sizing_mode="stretch_width"),
