@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-scale clean
 
 # Re-install when the dependencies or this recipe change.
 $(BIN)/cosmoscope: pyproject.toml Makefile
@@ -25,6 +25,12 @@ test: $(BIN)/cosmoscope
 ## bench: the query benchmark (1M rows; results in benchmarks/results/)
 bench: $(BIN)/cosmoscope
 	$(BIN)/python benchmarks/query_bench.py
+
+## bench-scale: 10M rows on SQLite and 1M on the fake VAST server, beside polars and DuckDB (builds
+## the catalogs once under ~/.cache/cosmoscope-bench, about 20 min; results in benchmarks/results/)
+bench-scale: $(BIN)/cosmoscope
+	$(BIN)/python -m pip install --quiet -e '.[test,dask,bench]'
+	$(BIN)/python benchmarks/scale_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

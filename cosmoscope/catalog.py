@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Rows per write transaction for bulk writes through the catalog.
 BATCH_ROWS = 20_000
+#: The ``rollups`` fact of a catalog whose rollups may be read (see :meth:`Catalog.check_rollups`).
+ROLLUPS_OK = "ok"
 _THIRTY_DAYS = datetime.timedelta(days=30)
 
 
@@ -104,6 +106,7 @@ class Catalog:
         self.readonly = readonly
         #: Whether opening this catalog created it (it did not exist before).
         self.created = False
+        self._rollups_state = None  # (when read, why the rollups cannot be read or None)
         self._ensure_schema(create=create and not readonly)
 
     # -- opening ---------------------------------------------------------------------
@@ -121,7 +124,7 @@ class Catalog:
                 for spec in S.TABLES.values():
                     self.store.create_table(spec.name, spec.schema, spec.key, spec.indexes)
                 self._set_meta(schema_version=str(S.SCHEMA_VERSION), created_at=now().isoformat(),
-                               created_with=_version())
+                               created_with=_version(), rollups=ROLLUPS_OK)
             self.created = True
             log.debug("created a new catalog at %s", self.url)
             return
@@ -138,6 +141,11 @@ class Catalog:
         if plan.empty and version == S.SCHEMA_VERSION:
             return
         if self.readonly:
+            if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(plan.new_columns.values()):
+                # Only derived tables are missing: every read falls back to the rows meanwhile.
+                log.info("%s has no rollups yet (schema version %s); reads count the rows until it is opened "
+                         "writable once", self.url, version)
+                return
             raise SchemaError(f"the catalog at {self.url} uses schema version {version} and needs "
                               f"upgrading to {S.SCHEMA_VERSION}; open it once without readonly")
         log.info("migrating %s from schema version %s to %s", self.url, version, S.SCHEMA_VERSION)
@@ -154,11 +162,13 @@ class Catalog:
                     create_indexes(spec.name, spec.indexes)
             if "sky_index" in {f.name for f in plan.new_columns.get("observations", ())}:
                 self._backfill_sky_index()
+            if set(S.DERIVED_TABLES) & set(plan.new_tables):
+                self._build_rollups(progress=True)
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
 
     def _backfill_sky_index(self) -> None:
-        """Schema 4: index the positions of rows written before sky searches existed (their
+        """Schema 5: index the positions of rows written before sky searches existed (their
         footprints come later, from ``validate --fix``)."""
         from cosmoscope.predicate import Predicate, Test
         from cosmoscope.sky.index import sky_index
@@ -173,9 +183,30 @@ class Catalog:
                              "sky_index": pa.array(index, pa.int64(), mask=index < 0)})
             self.store.update("observations", data, S.OBSERVATIONS.key)
 
+    def _build_rollups(self, *, progress: bool) -> dict[str, int]:
+        """Count every rollup again from the rows, in one transaction (see :mod:`cosmoscope.store.rollup`)."""
+        from cosmoscope.store import rollup
+
+        total = self._count_rows() if progress else None
+
+        def build(ops):
+            groups = rollup.rebuild(ops, progress=progress, total=total)
+            ops.upsert(S.META.name, pa.table({"key": ["rollups"], "value": [ROLLUPS_OK]}), S.META.key)
+            return groups
+
+        with self.store.transaction():
+            return self.store.atomically(build, what="build the rollups")
+
+    def _count_rows(self) -> int:
+        """Observations, counted in the store from the rows themselves."""
+        from cosmoscope.store.base import Agg, aggregate
+
+        return int(aggregate(self.store, S.OBSERVATIONS.name, [], [Agg("n", "count")]).column("n")[0].as_py() or 0)
+
     def _set_meta(self, **values: str) -> None:
         data = pa.table({"key": list(values), "value": list(values.values())})
         self.store.upsert(S.META.name, data, S.META.key)
+        self._rollups_state = None
 
     def meta(self) -> dict[str, str]:
         """Facts about the catalog itself: schema version, when it was created, by what."""
@@ -243,7 +274,7 @@ class Catalog:
                min_quality: float | None = None, status=None, calibration=None, *,
                satellite=None, product_type=None, file_format=None, calib_level: int | None = None,
                name: str | None = None, near=None, radius=None, box=None, polygon=None,
-               footprints: bool = True) -> pl.LazyFrame:
+               footprints: bool = True, sort: str | None = None, descending: bool = False) -> pl.LazyFrame:
         """Observations matching every given filter, as a lazy frame.
 
         >>> cat.search(near="10.68 41.27", radius="30arcmin")  # doctest: +SKIP
@@ -284,14 +315,25 @@ class Catalog:
         footprints
             Whether footprints (``s_region``, ``s_fov``) overlapping the region count (default),
             or only the observations' positions.
+        sort, descending
+            Rows in the order of this column (missing values last, ties by ``dataset_id``),
+            put in order by the store, so ``search(sort="observation_timestamp",
+            descending=True).head(20)`` reads about 20 rows where an index serves the order.
+
+        The filter travels inside the frame's source, so ``.head(n)`` hands the store the limit
+        ``n`` (``cat.explain`` shows it); the rows are those of ``observations().filter(...)``.
         """
+        from cosmoscope.store.lazy import scan_table
+
         expr = self.search_filter(mission=mission, instrument=instrument, target=target, start=start, end=end,
                                   min_quality=min_quality, status=status, calibration=calibration,
                                   satellite=satellite, product_type=product_type, file_format=file_format,
                                   calib_level=calib_level, name=name, near=near, radius=radius, box=box,
                                   polygon=polygon, footprints=footprints)
-        lf = self.observations()
-        return lf.filter(expr) if expr is not None else lf
+        if sort is not None:
+            S.check_columns(S.OBSERVATIONS, [sort])
+        order = (sort, bool(descending)) if sort is not None else None
+        return scan_table(self.store, S.OBSERVATIONS.name, where=expr, order=order)
 
     def search_filter(self, *, near=None, radius=None, box=None, polygon=None, footprints: bool = True,
                       **filters) -> pl.Expr | None:
@@ -374,55 +416,108 @@ class Catalog:
         schema = pa.schema([spec.schema.field(c) for c in cols])
         return pl.from_arrow(pa.Table.from_batches(batches, schema=schema))
 
-    def matching_ids(self, where: pl.Expr | None = None, *, after: str | None = None) -> list[str]:
-        """The sorted dataset ids of the observations matching ``where`` (a polars expression,
-        e.g. :func:`cosmoscope.search.search_filter`), only those after ``after`` if given.
-
-        Search filters translate whole into the store's predicate, and then this is one scan of
-        one column; anything else goes through the lazy frame.
-        """
-        import polars as pl
-
-        from cosmoscope.predicate import Predicate, Test, split_predicate
-
-        pushed, residual = split_predicate(where, self._polars_schema())
-        if after is not None:
-            pushed = pushed & Predicate.of(Test("dataset_id", ">", after))
-        if residual is None:
-            ids = [v for b in self.store.scan("observations", ["dataset_id"], pushed)
-                   for v in b.column(0).to_pylist()]
-        else:
-            lf = self.observations().filter(where)
-            if after is not None:
-                lf = lf.filter(pl.col("dataset_id") > after)
-            ids = lf.select("dataset_id").collect()["dataset_id"].to_list()
-        return sorted(ids)
-
-    def _polars_schema(self):
-        if getattr(self, "_pl_schema", None) is None:
-            from cosmoscope.store.lazy import polars_schema
-
-            self._pl_schema = polars_schema(S.OBSERVATIONS.schema)
-        return self._pl_schema
-
     def mission_summary(self, mission=None) -> pl.DataFrame:
         """Per mission: datasets, total bytes, time coverage, mean and min quality, how many
         are calibrated, how many failed extraction, and a count per processing status.
 
-        ``total_bytes`` is a float: exact up to 9 PB, and it never overflows or wraps."""
-        from cosmoscope.predicate import split_predicate
-        from cosmoscope.search import search_filter, summarize
+        Read from the rollups (a few thousand rows whatever the catalog's size) when they are
+        built, counted from the rows otherwise (:meth:`route` says which). ``total_bytes`` is a
+        float: exact up to 9 PB, and it never overflows or wraps. ``mean_quality`` is exact to
+        2.4e-10 (scores are summed in fixed point so the rollups never drift)."""
+        from cosmoscope.summaries import mission_summary
 
-        pushed, _ = split_predicate(search_filter(mission=mission),  # == or is_in: always pushed whole
-                                    self.observations().collect_schema())
-        return summarize(self.store, pushed)
+        return mission_summary(self, self.search_filter(mission=mission))
 
-    def count(self, lf: pl.LazyFrame | None = None) -> int:
-        """Number of rows of a lazy frame (default: all observations)."""
+    def count(self, lf: pl.LazyFrame | None = None, /, **filters) -> int:
+        """Number of observations matching the search ``filters`` (the keywords of
+        :meth:`search`), from the rollups when they answer exactly; or the number of rows of a
+        lazy frame ``lf``, counted by polars.
+
+        >>> cat.count(mission="COSMOS-7", status="raw", start="2026-11-01")  # doctest: +SKIP
+        """
         import polars as pl
 
-        lf = self.observations() if lf is None else lf
-        return lf.select(pl.len()).collect().item()
+        if lf is not None:
+            if filters:
+                raise InvalidArgumentError("count() takes a lazy frame or search filters, not both")
+            return lf.select(pl.len()).collect().item()
+        from cosmoscope.summaries import count
+
+        return count(self, self.search_filter(**filters))
+
+    def summarize(self, by: str | Sequence[str] = "mission_id", **filters) -> pl.DataFrame:
+        """Per group of ``by`` (rollup dimensions: ``mission_id``, ``satellite_name``,
+        ``instrument_type``, ``day`` (UTC date), ``processing_status``, ``calibration_status``,
+        ``extraction_status``, ``file_status``, ``validation_status``) of the observations
+        matching the search ``filters``: ``n``, ``total_bytes``, ``first_observation``,
+        ``last_start``, ``last_observation``, ``n_quality``, ``mean_quality``, ``min_quality``
+        and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
+
+        >>> cat.summarize(["day", "mission_id"], start="2026-11-01", end="2026-12-01")  # doctest: +SKIP
+        """
+        from cosmoscope.summaries import grouped
+
+        return grouped(self, self.search_filter(**filters), [by] if isinstance(by, str) else list(by))
+
+    def facet_counts(self, columns: str | Sequence[str], **filters) -> pl.DataFrame:
+        """How many observations matching the search ``filters`` have each value of ``columns``
+        (rollup dimensions, see :meth:`summarize`): the columns and ``n``, most first.
+
+        >>> cat.facet_counts("instrument_type", mission="COSMOS-7")  # doctest: +SKIP
+        >>> cat.facet_counts(["file_status", "validation_status"])  # doctest: +SKIP
+        """
+        from cosmoscope.summaries import facet_counts
+
+        return facet_counts(self, columns, self.search_filter(**filters))
+
+    def route(self, **filters):
+        """Where counts and summaries with these search ``filters`` come from: the rollups
+        (and with which filter on them) or the rows (and why); a
+        :class:`~cosmoscope.routing.Route`.
+
+        >>> print(cat.route(mission="LYRA", target="M31"))  # doctest: +SKIP
+        rows: target_object is not a rollup dimension
+        """
+        from cosmoscope.summaries import route_of
+
+        return route_of(self, self.search_filter(**filters))
+
+    def check_rollups(self, mission=None, *, fix: bool = False, progress: bool = False):
+        """Compare the rollups with a recount of the rows (of ``mission``, or all); returns a
+        :class:`~cosmoscope.store.rollup.RollupCheck`.
+
+        A disagreement marks the rollups unusable (reads count the rows instead) until they are
+        rebuilt; with ``fix``, they are rebuilt at once from the rows.
+        """
+        from cosmoscope.store import rollup
+        from cosmoscope.summaries import rollups_state
+
+        missions = None if mission is None else ([mission] if isinstance(mission, str) else list(mission))
+        if not rollup.maintained(self.store.tables()):  # a catalog from before schema 6, opened read-only
+            return rollup.RollupCheck(mismatches=[{"rollup": "(all)", "group": "(all)", "measure": "tables",
+                                                   "stored": None, "recount": "built when opened writable"}])
+        result = self.store.atomically(
+            lambda ops: rollup.check(ops, missions=missions, progress=progress,
+                                     total=self._count_rows() if progress else None),
+            write=False, what="check the rollups")
+        state = rollups_state(self)
+        if not result.ok and not self.readonly:
+            log.warning("%s", result)
+            if fix:
+                self.rebuild_rollups(progress=progress)
+            else:
+                self._set_meta(rollups="stale")
+        elif result.ok and state is not None and missions is None and not self.readonly:
+            self._set_meta(rollups=ROLLUPS_OK)  # a full recount agrees: they may be read again
+        return result
+
+    def rebuild_rollups(self, *, progress: bool = False) -> dict[str, int]:
+        """Count the rollups again from every row, in one transaction; returns the groups of
+        each rollup table."""
+        groups = self._build_rollups(progress=progress)
+        self._rollups_state = None
+        self.log_event("rebuild_rollups", details=groups)
+        return groups
 
     def sql(self, query: str) -> pl.LazyFrame:
         """Run polars SQL over the catalog's tables (``observations``, ``relationships``,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 5  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
-                   # 5: s_region, s_fov, sky_index
+SCHEMA_VERSION = 6  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
+                   # 5: s_region, s_fov, sky_index; 6: rollups
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -148,7 +148,7 @@ OBSERVATIONS = TableSpec(
         _field("last_validated", UTC_TS, "When the row was last validated."),
         _field("ingested_at", UTC_TS, "When the row was first written."),
         _field("updated_at", UTC_TS, "When the row last changed."),
-        # Schema 4: where the data lie on the sky (ObsCore s_region, s_fov) and the index that
+        # Schema 5: where the data lie on the sky (ObsCore s_region, s_fov) and the index that
         # makes cone and box searches reach the store (see cosmoscope.sky.index).
         _field("s_region", pa.string(), "Footprint on the sky as an STC-S polygon (ICRS degrees), e.g. "
                                         "'POLYGON ICRS 10.1 41.0 10.9 41.0 10.9 41.6 10.1 41.6'."),
@@ -158,13 +158,13 @@ OBSERVATIONS = TableSpec(
                                         "size (derived from ra, dec, s_fov, s_region; see cosmoscope.sky.index)."),
     ]),
     # Each index costs every insert a B-tree update (measured on SQLite: 7 indexes made bulk
-    # inserts 3x slower than none), so there are three. The first leads with mission and time for
-    # searches, and carries every column a mission summary reads, so the summary walks that
-    # index alone (0.35 s for 1M rows) instead of every row of the table. Lookups by file go
-    # through dataset_id, which is derived from the path. Sky searches read sky_index ranges.
+    # inserts 3x slower than none), so there are four: mission and time for searches (and pages
+    # of one mission newest first), time alone for time windows and pages of everything, the
+    # time a row was cataloged, and the sky index. Until schema 6 the first also carried every
+    # column a mission summary reads; the rollups answer summaries now, so it is narrow again.
+    # Lookups by file go through dataset_id, which is derived from the path.
     indexes=(
-        ("mission_id", "observation_timestamp", "observation_end", "file_size", "data_quality_score",
-         "calibration_status", "processing_status", "extraction_status"),
+        ("mission_id", "observation_timestamp"),
         ("observation_timestamp",),
         # The API's stream of new datasets asks every second, per subscriber, for the rows
         # cataloged since its cursor: without it each poll read every row (0.23 s at 1M rows).
@@ -309,9 +309,81 @@ PROCESSING_CLAIMS = TableSpec(
     indexes=(("run_id",),),
 )
 
+#: Lower edges of the rollups' quality histogram: bin k holds scores q with
+#: ``QUALITY_EDGES[k] <= q < QUALITY_EDGES[k + 1]``; the last bin holds q == 1.0 exactly. The
+#: edges are the doubles that 0.05, 0.1, ... parse to, so ``min_quality=0.8`` is an edge.
+QUALITY_EDGES = tuple(k / 20 for k in range(21))
+QUALITY_BINS = tuple(f"q{k:02d}" for k in range(len(QUALITY_EDGES)))
+
+#: What the rollups can group the observations by (``day``: the UTC day of observation_timestamp).
+ROLLUP_DIMENSIONS = ("mission_id", "satellite_name", "instrument_type", "day", "processing_status",
+                     "calibration_status", "extraction_status", "file_status", "validation_status")
+_DIMENSION_DOCS = {"day": "UTC day of observation_timestamp (null: no start time)."}
+
+
+def _rollup_spec(name: str, dims: tuple[str, ...], doc: str, *, extremes: bool = True) -> TableSpec:
+    """A rollup table grouping the observations by ``dims``, with the measures each group keeps
+    (sums always; minima and maxima with ``extremes``)."""
+    times = [_field("first_start", UTC_TS, "Earliest observation_timestamp."),
+             _field("last_start", UTC_TS, "Latest observation_timestamp."),
+             _field("last_end", UTC_TS, "Latest of observation_end and observation_timestamp.")]
+    return TableSpec(
+        name=name, doc=doc, key=("entry_id",),
+        schema=pa.schema([
+            _field("entry_id", pa.string(), "Id of this entry (the group key where a group has one entry).",
+               nullable=False),
+            _field("group_key", pa.string(), "The group's dimension values as JSON (finds a group's entries)."),
+            *[_field(d, pa.date32() if d == "day" else pa.string(), _DIMENSION_DOCS.get(d, f"{d} of the group."))
+              for d in dims],
+            _field("n", pa.int64(), "Observations."),
+            _field("bytes_hi", pa.int64(), "Sum of file_size // 2**32 (with bytes_lo: the exact byte total)."),
+            _field("bytes_lo", pa.int64(), "Sum of file_size % 2**32."),
+            *(times if extremes else []),
+            _field("q_n", pa.int64(), "Observations with a quality score."),
+            _field("q_odd", pa.int64(), "Quality scores outside 0-1 (not in q_sum nor the histogram)."),
+            _field("q_sum", pa.int64(), "Sum of floor(score * 2**32) over scores in 0-1: an exact fixed-point sum."),
+            *([_field("q_min", pa.float64(), "Lowest quality score.")] if extremes else []),
+            *[_field(b, pa.int64(), f"Quality scores in histogram bin {k} (from {QUALITY_EDGES[k]:g}).")
+              for k, b in enumerate(QUALITY_BINS)],
+        ]))
+
+
+_KEPT = ("kept in the same transaction as every write of the observations (schema 6). A group may have a "
+         "few entries: its values are their sums (and minimum, maximum).")
+#: Derived: the observations per mission, satellite, instrument, UTC day and processing status.
+ROLLUP_DAYS = _rollup_spec("rollup_days", ("mission_id", "satellite_name", "instrument_type", "day",
+                                           "processing_status"),
+                           "Derived: counts, bytes, time coverage and quality of the observations per mission, "
+                           "satellite, instrument, UTC day and processing status, " + _KEPT)
+#: Derived: the observations per mission, satellite, instrument and every status (no time).
+ROLLUP_STATUSES = _rollup_spec("rollup_statuses", ("mission_id", "satellite_name", "instrument_type",
+                                                   "processing_status", "calibration_status", "extraction_status",
+                                                   "file_status", "validation_status"),
+                               "Derived: the same sums per mission, satellite, instrument and every status (no "
+                               "minima or maxima: rollup_days keeps those), " + _KEPT, extremes=False)
+
+ROLLUP_SKY = TableSpec(
+    name="rollup_sky",
+    doc="Derived: observations with a position per mission and 3-degree sky cell, kept like rollup_days "
+        "(schema 6).",
+    key=("entry_id",),
+    schema=pa.schema([
+        _field("entry_id", pa.string(), "Id of this entry (the group key where a group has one entry).",
+               nullable=False),
+        _field("group_key", pa.string(), "The group's dimension values as JSON."),
+        _field("mission_id", pa.string(), "Mission of the group."),
+        _field("ra_cell", pa.int32(), "floor((ra mod 360) / 3)."),
+        _field("dec_cell", pa.int32(), "floor(dec / 3), dec clipped to -90..90."),
+        _field("n", pa.int64(), "Observations with both ra and dec."),
+    ]),
+)
+
 #: Every table of the current schema version, by name.
 TABLES: dict[str, TableSpec] = {t.name: t for t in (OBSERVATIONS, RELATIONSHIPS, EVENTS, PENDING_LINEAGE, META,
-                                                    PROCESSING_RUNS, PROCESSING_CLAIMS, WATCHERS)}
+                                                    PROCESSING_RUNS, PROCESSING_CLAIMS, WATCHERS, ROLLUP_DAYS,
+                                                    ROLLUP_STATUSES, ROLLUP_SKY)}
+#: Tables derived from the observations: rebuilt from them on demand, never written by hand.
+DERIVED_TABLES = (ROLLUP_DAYS.name, ROLLUP_STATUSES.name, ROLLUP_SKY.name)
 
 #: Short names used by the Python API and the CLI.
 TABLE_ALIASES = {"observations": "observations", "relationships": "dataset_relationships",

@@ -1,4 +1,4 @@
-"""Search filters as polars expressions, and mission summaries.
+"""Search filters as polars expressions.
 
 Every filter here is of a form the predicate IR carries, so it reaches the store; the two
 exceptions are the forgiving name match, which polars applies, and the exact half of a sky
@@ -109,46 +109,3 @@ def search_filter(*, mission=None, instrument=None, target=None, start=None, end
     for t in terms[1:]:
         expr = expr & t
     return expr
-
-
-def summary_aggregations():
-    """What a mission summary computes per mission, as store aggregates."""
-    from cosmoscope.store.base import Agg
-
-    return [
-        Agg("n_datasets", "count"),
-        Agg("total_bytes", "sum", "file_size"),
-        Agg("first_observation", "min", "observation_timestamp"),
-        Agg("last_observation", "max_of", "observation_timestamp", "observation_end"),
-        Agg("mean_quality", "mean", "data_quality_score"),
-        Agg("min_quality", "min", "data_quality_score"),
-        Agg("n_calibrated", "count_eq", "calibration_status", S.CalibrationStatus.CALIBRATED.value),
-        Agg("n_extraction_errors", "count_eq", "extraction_status", S.ExtractionStatus.ERROR.value),
-        *[Agg(f"n_{s.value}", "count_eq", "processing_status", s.value) for s in S.ProcessingStatus],
-    ]
-
-
-def summarize(store, predicate=None) -> pl.DataFrame:
-    """Per-mission counts, bytes, time coverage, quality and status breakdown, computed in the
-    store where it can (SQLite: one GROUP BY), by polars over a scan otherwise."""
-    import polars as pl
-
-    from cosmoscope.store.base import aggregate
-
-    table = aggregate(store, "observations", ["mission_id"], summary_aggregations(), predicate)
-    return _tidy(pl.from_arrow(table))
-
-
-def summarize_frame(frame) -> pl.DataFrame:
-    """The same summary of an in-memory or lazy polars frame of observations."""
-    from cosmoscope.store.base import polars_aggregations
-
-    return _tidy(frame.lazy().group_by("mission_id").agg(polars_aggregations(summary_aggregations())).collect())
-
-
-def _tidy(df) -> pl.DataFrame:
-    import polars as pl
-
-    counts = [c for c in df.columns if c.startswith("n_")]
-    return df.with_columns(pl.col(counts).fill_null(0).cast(pl.Int64),
-                           pl.col("total_bytes").fill_null(0).cast(pl.Float64)).sort("mission_id", nulls_last=True)

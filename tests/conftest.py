@@ -81,6 +81,16 @@ def vast_url_for(request) -> str:
     return f"vast+http://{server.host}:{server.port}/{server.bucket}/{schema}?{FAKE_VAST_OPTIONS}"
 
 
+def module_store_url(request, tmp_path_factory, monkeypatch, name: str) -> str:
+    """A URL of a new store of the backend ``request.param`` for a module-scoped fixture."""
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path_factory.mktemp(name)}/{name}.sqlite"
+    server = request.getfixturevalue("fake_vast")
+    monkeypatch.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
+    monkeypatch.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
+    return f"vast+http://{server.host}:{server.port}/{server.bucket}/{name}_{os.getpid()}?{FAKE_VAST_OPTIONS}"
+
+
 def _no_fake_errors(server, before: int) -> None:
     new = server.internal_errors[before:]
     if new:

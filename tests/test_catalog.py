@@ -65,8 +65,13 @@ def test_search_is_fully_pushed_down(filled):
     pushed = text.split("Pushed down to the store:")[1]
     assert "residual: (none)" in pushed
     assert "mission_id == 'LYRA'" in pushed and "target_object starts_with 'M'" in pushed
-    # polars passes a limit to the scan only when it has no filter to apply
-    assert "limit:    5" in cat.explain(cat.observations().head(5))
+    # polars passes a limit to the scan only when it has no filter to apply; search() carries
+    # its filter inside the scan, so its limit reaches the store too
+    assert "reading:  at most 5 rows" in pushed
+    assert "reading:  at most 5 rows" in cat.explain(cat.observations().head(5))
+    filtered = cat.explain(cat.observations().filter(pl.col("mission_id") == "LYRA").head(5))
+    assert "reading:  small first batches" in filtered
+    assert "reading:  every matching row" in cat.explain(cat.search(mission="LYRA"))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -101,13 +106,17 @@ def test_mission_summary_matches_polars(filled):
 
 
 def test_summary_in_the_store_equals_polars_over_a_scan(filled):
-    from cosmoscope.search import summary_aggregations
-    from cosmoscope.store.base import aggregate, aggregate_by_scan
+    from cosmoscope.store.base import Agg, aggregate, aggregate_by_scan
 
     cat, _ = filled
     cat.add_records({"file_path": "/x/no-times.fits", "mission_id": "LYRA"})  # nulls in every aggregate
-    native = pl.from_arrow(aggregate(cat.store, "observations", ["mission_id"], summary_aggregations()))
-    scanned = pl.from_arrow(aggregate_by_scan(cat.store, "observations", ["mission_id"], summary_aggregations()))
+    aggs = [Agg("n", "count"), Agg("bytes", "sum", "file_size"), Agg("exact", "isum", "file_size"),
+            Agg("first", "min", "observation_timestamp"), Agg("last", "max_of", "observation_timestamp",
+                                                             "observation_end"),
+            Agg("mean", "mean", "data_quality_score"), Agg("calibrated", "count_eq", "calibration_status",
+                                                            "calibrated")]
+    native = pl.from_arrow(aggregate(cat.store, "observations", ["mission_id"], aggs))
+    scanned = pl.from_arrow(aggregate_by_scan(cat.store, "observations", ["mission_id"], aggs))
     assert native.sort("mission_id").equals(scanned.sort("mission_id").select(native.columns).cast(native.schema))
 
 

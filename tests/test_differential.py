@@ -29,7 +29,7 @@ from cosmoscope import schema as S
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.search import search_filter
 
-from .conftest import FAKE_VAST_OPTIONS
+from .conftest import module_store_url
 from .querygen import HOT_SPOTS, STRINGS, TIMES, Query, QueryGen, awkward_rows, sky_rows
 
 CASES = int(os.environ.get("COSMOSCOPE_DIFF_CASES", "250"))
@@ -47,13 +47,27 @@ class RecordingStore:
         self.scans: list[tuple] = []
         self._lock = threading.Lock()
 
-    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None):
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None, **options):
         with self._lock:
             self.scans.append((table, list(columns) if columns is not None else None, str(predicate), limit))
-        return self._store.scan(table, columns, predicate, limit, batch_size)
+        return self._store.scan(table, columns, predicate, limit, batch_size, **options)
 
     def __getattr__(self, name):
         return getattr(self._store, name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_read_steps():
+    """Read steps small enough that a few hundred rows go through every way a store reads:
+    growing first batches, the rows after them, and (SQLite) parallel rowid ranges."""
+    from cosmoscope.store import lazy, sqlite_read
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lazy, "FIRST_ROWS", 16)
+        mp.setattr(sqlite_read, "GROW_UNTIL", 100)
+        mp.setattr(sqlite_read, "PARALLEL_MIN", 50)
+        mp.setattr(sqlite_read, "RANGE_ROWIDS", 37)
+        yield
 
 
 @pytest.fixture(scope="module", params=["sqlite", "vast"])
@@ -64,13 +78,7 @@ def loaded(request, tmp_path_factory):
     from cosmoscope.store.base import open_store
 
     with pytest.MonkeyPatch.context() as mp:
-        if request.param == "sqlite":
-            url = f"sqlite://{tmp_path_factory.mktemp('diff')}/diff.sqlite"
-        else:
-            server = request.getfixturevalue("fake_vast")
-            mp.setenv("COSMOSCOPE_VAST_ACCESS_KEY", server.access_key)
-            mp.setenv("COSMOSCOPE_VAST_SECRET_KEY", server.secret_key)
-            url = f"vast+http://{server.host}:{server.port}/{server.bucket}/diff_{os.getpid()}?{FAKE_VAST_OPTIONS}"
+        url = module_store_url(request, tmp_path_factory, mp, "diff")
         cosmoscope.open_catalog(url).close()  # creates the tables
         store = RecordingStore(open_store(url))
         cat = Catalog(store, actor="differential@tests")
@@ -287,6 +295,51 @@ def test_sky_searches_agree_with_brute_force(loaded):
                             f"footprints={footprints})")
     assert not failures, "\n".join(failures[:10])
     assert found > CASES // 5  # the searches find rows, not only empty answers
+
+
+def test_search_heads_and_orders_agree_with_polars(loaded):
+    """search(...).head(n) hands the store a limit; search(sort=...) an order; a filter on top
+    makes the store read small first batches. Each gives what polars gives on the same rows."""
+    backend, cat, frames = loaded
+    rng = random.Random(SEED + 4)
+    df = frames["observations"]
+    failures = []
+    for i in range(max(CASES // 4, 20)):
+        kw = search_kwargs(rng, df)
+        try:
+            expr = search_filter(**kw)
+        except CosmoscopeError:
+            continue
+        full = df.lazy().filter(expr) if expr is not None else df.lazy()
+        n = rng.choice([0, 1, 3, 20, 1500])
+        column = rng.choice(["observation_timestamp", "data_quality_score", "mission_id", "file_size", "calib_level"])
+        descending = rng.random() < 0.5
+        extra = rng.choice([None, pl.col("exposure_time") > 0, pl.col("target_object").is_null()])
+        cases = [
+            ("head", Query("observations", any_rows=True),
+             lambda: cat.search(**kw).head(n), lambda: full.head(n), full),
+            ("sorted head", Query("observations", ordered=True),
+             lambda: cat.search(**kw, sort=column, descending=descending).head(n),
+             lambda: full.sort([column, "dataset_id"], descending=[descending, False], nulls_last=True).head(n), None),
+            ("sorted slice", Query("observations", ordered=True),
+             lambda: cat.search(**kw, sort=column, descending=descending).slice(n, 7).select(column, "dataset_id"),
+             lambda: full.sort([column, "dataset_id"], descending=[descending, False], nulls_last=True)
+             .slice(n, 7).select(column, "dataset_id"), None),
+        ]
+        if extra is not None:
+            cases.append(("filtered head", Query("observations", any_rows=True),
+                          lambda: cat.search(**kw).filter(extra).head(n), lambda: full.filter(extra).head(n),
+                          full.filter(extra)))
+        for name, q, got_fn, want_fn, whole in cases:
+            got = outcome(lambda: got_fn().collect())
+            want = outcome(lambda: want_fn().collect())
+            if q.any_rows and want[0] == "rows":
+                want = (*want, whole.collect().rows())
+            why = differs(q, got, want)
+            if why:
+                failures.append(f"{name} case {i} ({backend}): {why}\n    cat.search(**{kw!r}) n={n} "
+                                f"sort={column} descending={descending} extra={extra}")
+    assert not failures, "\n".join(failures[:15])
 
 
 def test_explain_says_what_the_store_received(loaded):

@@ -80,16 +80,12 @@ def test_many_positions_become_a_density_map_and_long_spans_coarser_bins(cat, mo
     monkeypatch.setattr(plots, "SKY_POINTS_MAX", 10)
     data = plots.chart_data(cat)
     assert data.sky_density and data.sky["n"].sum() == data.n_positions
-    # HEALPix cells: each position counted in the cell that holds it.
-    import astropy.units as u
-    from astropy.coordinates import Latitude, Longitude
-    from cdshealpix import nested
-
+    # RA/Dec cells: each position counted in the cell that holds it (the sky rollup's cells).
     pos = cat.observations().filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null()).collect()
-    cells = nested.lonlat_to_healpix(Longitude(pos["ra"].to_numpy(), u.deg), Latitude(pos["dec"].to_numpy(), u.deg),
-                                     plots.SKY_DEPTH)
-    expected = pl.DataFrame({"cell": cells.astype("int64")}).group_by("cell").len("n")
-    assert dict(data.sky.select("cell", "n").iter_rows()) == dict(expected.iter_rows())
+    size = plots.SKY_BIN_DEG
+    expected = (pos.group_by((pl.col("ra") % 360 // size * size + size / 2).alias("ra"),
+                             (pl.col("dec").clip(-90, 90) // size * size + size / 2).alias("dec")).len("n"))
+    assert sorted(data.sky.select("ra", "dec", "n").iter_rows()) == sorted(expected.iter_rows())
     assert hv.render(plots.sky_chart(data, width=600)).title.text.startswith("Sky density:")
     long = pl.DataFrame({"mission_id": ["A", "A", "B"], "observation_timestamp": [
         dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2021, 6, 1, tzinfo=UTC), dt.datetime(2023, 1, 1, tzinfo=UTC)],
@@ -154,3 +150,19 @@ def test_the_sky_projection_goes_both_ways():
     back_ra, back_dec = to_sky(x, y)
     assert np.allclose(back_dec, dec, atol=1e-6) and np.allclose(back_ra, ra, atol=1e-6)
     assert np.isnan(to_sky([X_MAX], [Y_MAX])[0][0])  # outside the sky
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(missions=("LYRA", "HELIOS-X")),
+                                     Filters(start=dt.date(2026, 11, 5), end=dt.date(2026, 11, 12))])
+@pytest.mark.parametrize("points_max", [5_000, 3])
+def test_charts_from_the_rollups_equal_charts_from_the_rows(cat, monkeypatch, filters, points_max):
+    monkeypatch.setattr(plots, "SKY_POINTS_MAX", points_max)
+    assert cat.route(**filters.search_kwargs()).rollups  # these filters are answered by the rollups
+    data = plots.chart_data(cat, filters)
+    rows = plots.summarize(filters.frame(cat).select(plots.CHART_COLUMNS).collect(), colors=data.colors)
+    assert data.total == rows.total > 0 and data.period == rows.period
+    assert (data.sky_density, data.n_positions, data.n_without_quality, data.n_unreadable) == (
+        rows.sky_density, rows.n_positions, rows.n_without_quality, rows.n_unreadable)
+    for name in ("timeline", "quality", "volume", "status", "sky"):
+        got, want = getattr(data, name), getattr(rows, name)
+        assert sorted(got.rows()) == sorted(want.rows()), name

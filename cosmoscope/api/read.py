@@ -186,32 +186,33 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return ["dataset_id", *[c for c in dict.fromkeys(columns) if c != "dataset_id"]]
 
 
-def _page_of(cat, query, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool) -> tuple:
-    """A page ordered by dataset id of ``query`` (a polars expression over the observations, or
-    a lazy frame of them): (rows, next_cursor, total)."""
+def _page_of(cat, lf, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool,
+             filters: dict | None = None) -> tuple:
+    """A page of ``lf`` ordered by dataset id: (rows, next_cursor, total). With the search
+    ``filters`` that made ``lf`` (``cat.search(**filters, sort="dataset_id")``, already in
+    order), the store reads about one page of ids and the total comes from the rollups."""
     import polars as pl
 
-    total = None
-    if isinstance(query, pl.LazyFrame):
-        lf = query if cursor is None else query.filter(pl.col("dataset_id") > cursor)
-        ids = lf.select("dataset_id").sort("dataset_id").slice(offset, limit + 1).collect()["dataset_id"].to_list()
-        if want_total:
-            total = cat.count(lf)
-    else:  # search filters: one scan of the id column, pushed whole to the store
-        matching = cat.matching_ids(query, after=cursor)
-        ids = matching[offset:offset + limit + 1]
-        if want_total:
-            total = len(matching)
+    if cursor is not None:
+        lf = lf.filter(pl.col("dataset_id") > cursor)
+    ids = lf.select("dataset_id")
+    if filters is None:
+        ids = ids.sort("dataset_id")
+    ids = ids.head(offset + limit + 1).collect()["dataset_id"].to_list()[offset:]
     more = len(ids) > limit
     ids = ids[:limit]
-    df = cat.lookup(ids, columns).sort("dataset_id")
+    df = cat.lookup(ids, columns).sort("dataset_id") if ids else \
+        cat.observations().select(columns or S.OBSERVATIONS.schema.names).head(0).collect()
+    total = None
+    if want_total:
+        total = cat.count(**filters) if filters is not None and cursor is None else cat.count(lf)
     return df, (ids[-1] if more else None), total
 
 
-def _search_response(request: Request, cat, query, *, limit, offset, cursor, columns, total, fmt, accept,
-                     name: str | None = None):
-    df, next_cursor, n_total = _page_of(cat, query, limit=limit, offset=offset, cursor=cursor,
-                                        columns=_columns(columns), want_total=total)
+def _search_response(request: Request, cat, lf, *, limit, offset, cursor, columns, total, fmt, accept,
+                     filters: dict | None = None, name: str | None = None):
+    df, next_cursor, n_total = _page_of(cat, lf, limit=limit, offset=offset, cursor=cursor,
+                                        columns=_columns(columns), want_total=total, filters=filters)
     nxt = None
     if next_cursor is not None:
         nxt = str(request.url.remove_query_params(["offset", "cursor"]).include_query_params(cursor=next_cursor))
@@ -253,7 +254,8 @@ def search(
     cursor: Annotated[str | None, Query(min_length=1, max_length=200,
                                         description="next_cursor of the previous page.")] = None,
     columns: Annotated[list[str] | None, Query(description="Columns to return; repeat for several.")] = None,
-    total: Annotated[bool, Query(description="Also count every matching dataset (slower).")] = False,
+    total: Annotated[bool, Query(description="Also count every matching dataset (from the catalog's rollups "
+                                            "when the filters allow, else slower).")] = False,
     format: Annotated[Format | None, Query(description="Response format; default from Accept, else json.")] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ):
@@ -261,8 +263,8 @@ def search(
     CSV, Parquet or Arrow IPC (``format=`` or the Accept header)."""
     _check_limit(request, limit)
     cat = get_catalog(request)
-    return _search_response(request, cat, cat.search_filter(**filters), limit=limit, offset=offset, cursor=cursor,
-                            columns=columns, total=total, fmt=format, accept=accept,
+    return _search_response(request, cat, cat.search(**filters, sort="dataset_id"), limit=limit, offset=offset,
+                            cursor=cursor, columns=columns, total=total, fmt=format, accept=accept, filters=filters,
                             name=filters.get("name") or filters.get("target"))
 
 

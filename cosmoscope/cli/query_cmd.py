@@ -101,7 +101,7 @@ def register(sub, common) -> None:
     g.add_argument("--columns", type=_columns, metavar="A,B,...",
                    help="columns to show (default: a compact set for tables, every column otherwise)")
     g.add_argument("--sort", metavar="COLUMN", default="observation_timestamp",
-                   help="column to sort by (default: observation_timestamp)")
+                   help="sort by (default: time); ties in dataset id order, missing values last")
     g.add_argument("--descending", action="store_true", help="sort newest / largest first")
     g.add_argument("--limit", type=argtypes.count, metavar="N",
                    help="at most N rows (default: 50 for tables, all otherwise)")
@@ -183,9 +183,8 @@ def cmd_search(args) -> int:
     from cosmoscope.errors import UnknownNameError
 
     with open_from_args(args, readonly=True) as cat:
-        lf = search_from_args(cat, args)
         if args.count:
-            n = cat.count(lf)
+            n = cat.count(**search_filters_of(args))
             print(n)
             note_unmatched(cat, args, found_nothing=n == 0)
             return 0
@@ -195,7 +194,8 @@ def cmd_search(args) -> int:
             if c not in names:
                 raise UnknownNameError("column", c, names)
         limit = args.limit if args.limit is not None else (50 if args.format == "table" else None)
-        lf = lf.sort(args.sort, descending=args.descending, nulls_last=True)
+        # the store sorts and stops after the limit (an index serves the default order, by time)
+        lf = cat.search(**search_filters_of(args), sort=args.sort, descending=args.descending)
         df = (lf.head(limit) if limit is not None else lf).select(columns).collect()
         title = None
         if df.height == 0 and (args.name or args.target):
@@ -204,7 +204,7 @@ def cmd_search(args) -> int:
                 print(f"No observations of {args.name or args.target!r}; targets with similar names: "
                       f"{', '.join(close)}", file=sys.stderr)
         if args.format == "table":
-            total = cat.count(search_from_args(cat, args)) if limit is not None and df.height == limit else df.height
+            total = cat.count(**search_filters_of(args)) if limit is not None and df.height == limit else df.height
             title = f"{total:,} matching observation{'s' if total != 1 else ''}" + (
                 f" (showing {df.height}; use --limit to see more)" if total > df.height else "")
             if df.height:
@@ -325,6 +325,9 @@ def cmd_info(args) -> int:
         print(f"catalog:         {cat.url}")
         print(f"schema version:  {meta.get('schema_version')}")
         print(f"created:         {meta.get('created_at')} ({meta.get('created_with')})")
-        for name in ("observations", "relationships", "events"):
+        print(f"{'observations:':<17}{cat.count():,} rows")
+        for name in ("relationships", "events"):
             print(f"{name + ':':<17}{cat.count(cat.frame(name)):,} rows")
+        route = cat.route()
+        print(f"{'summaries from:':<17}{'the rollups' if route.rollups else route}")
     return 0

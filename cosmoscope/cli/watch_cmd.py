@@ -157,9 +157,7 @@ def cmd_status(args) -> int:
 
     with open_from_args(args, readonly=True) as cat:
         watchers = cat.watchers()
-        states = (cat.observations().select("file_status", "validation_status")
-                  .group_by("file_status", "validation_status").len().sort("file_status", "validation_status")
-                  .collect())
+        states = cat.facet_counts(["file_status", "validation_status"]).rename({"n": "len"})
     if args.format != "table":
         write_frame(watchers, args.format, args.output)
         return _status_code(watchers)

@@ -71,11 +71,15 @@ class ValidationReport:
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     seconds: float = 0.0
     run_id: str | None = None
+    #: The rollups compared with a recount of the rows (:class:`~cosmoscope.store.rollup.RollupCheck`).
+    rollups: object = None
+    #: With ``fix``: the rollups disagreed and were rebuilt from the rows.
+    rollups_rebuilt: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when no row has a problem left."""
-        return self.with_problems == 0
+        """True when no row has a problem left and the rollups agree with the rows."""
+        return self.with_problems == 0 and (self.rollups is None or self.rollups.ok or self.rollups_rebuilt)
 
     @property
     def rows_per_second(self) -> float:
@@ -101,7 +105,10 @@ class ValidationReport:
                               "remaining": self.remaining[(k, m)]}
                              for k, m in sorted(set(self.found) | set(self.remaining), key=str)],
                 "examples": dict(self.examples), "seconds": round(self.seconds, 3),
-                "rows_per_second": round(self.rows_per_second, 1), "run_id": self.run_id}
+                "rows_per_second": round(self.rows_per_second, 1), "run_id": self.run_id,
+                "rollups": None if self.rollups is None else {
+                    "ok": self.rollups.ok, "groups": self.rollups.groups, "mismatches": len(self.rollups.mismatches),
+                    "rebuilt": self.rollups_rebuilt}}
 
     def __str__(self) -> str:
         from cosmoscope.records import printable
@@ -129,6 +136,9 @@ class ValidationReport:
                     lines.append(f"  {kind}: {printable(ex)}")
         if self.checksums_recorded:
             lines.append(f"Recorded content hashes of {self.checksums_recorded:,} files for the next --checksums run.")
+        if self.rollups is not None:
+            lines.append(str(self.rollups) if not self.rollups_rebuilt else
+                         f"{self.rollups}\nThe rollups were rebuilt from the rows.")
         if not self.ok:
             lines.append("Problems remain; list them with: cosmoscope sql \"SELECT file_path, validation_problems "
                          "FROM observations WHERE validation_status = 'problems'\"")
@@ -204,7 +214,12 @@ def validate(catalog: Catalog, *, mission=None, since=None, paths=None, fix: boo
             resolve_pending(catalog, run_id=run_id)
     finally:
         bar.close()
-        report.seconds = time.perf_counter() - started
+    # The rollups (derived from the rows) are checked against a recount; only their mission's
+    # groups when the run is limited to missions. --fix rebuilds them when they disagree.
+    missions = None if mission is None else ([mission] if isinstance(mission, str) else list(mission))
+    report.rollups = catalog.check_rollups(missions, fix=fix, progress=progress)
+    report.rollups_rebuilt = fix and not report.rollups.ok
+    report.seconds = time.perf_counter() - started
     catalog.log_event("validate_run", run_id=run_id, details=report.to_dict())
     return report
 

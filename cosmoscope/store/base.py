@@ -10,7 +10,11 @@ Contract, checked by ``tests/test_store_contract.py`` against every backend:
   per write batch; inside ``transaction()`` the whole transaction is atomic.
 - ``scan`` streams ``pyarrow.RecordBatch`` objects that conform exactly to the stored schema
   (projected to ``columns``), filtered by a :class:`~cosmoscope.predicate.Predicate` and cut to
-  ``limit`` rows. Rows come in no particular order.
+  ``limit`` rows. Rows come in no particular order, unless ``order_by`` asks for one (missing
+  values last, ties by the table's key). ``first_rows`` asks for small first batches that grow,
+  for a reader that may stop early.
+- Writes of the observations keep the rollups (:mod:`cosmoscope.store.rollup`) in the same
+  transaction; ``atomically(fn)`` runs ``fn(ops)`` with reads and writes in one transaction.
 - ``update`` sets columns of existing keys; ``delete`` removes keys. Both return how many rows
   they touched.
 """
@@ -40,7 +44,8 @@ WRITE_BATCH_ROWS = 20_000
 class Agg:
     """One aggregate of a grouped summary.
 
-    ``op`` is ``count`` (rows), ``sum``, ``min``, ``max``, ``mean`` of ``column``,
+    ``op`` is ``count`` (rows), ``sum`` (as a float: it never overflows), ``isum`` (an exact
+    integer sum, for columns whose sums fit 64 bits), ``min``, ``max``, ``mean`` of ``column``,
     ``count_eq`` (rows where ``column == value``) or ``max_of`` (the largest of ``column`` and
     the column named by ``value``, nulls skipped). Nulls are skipped as in SQL and polars.
     """
@@ -75,8 +80,13 @@ class Store(Protocol):
 
     def scan(self, table: str, columns: Sequence[str] | None = None,
              predicate: Predicate | None = None, limit: int | None = None,
-             batch_size: int | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream matching rows as record batches."""
+             batch_size: int | None = None, *, order_by: Sequence[tuple[str, bool]] | None = None,
+             first_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream matching rows as record batches (``order_by``: (column, descending) pairs)."""
+
+    def atomically(self, fn, *, write: bool = True, what: str = ""):
+        """``fn(ops)`` with ``ops`` (:class:`cosmoscope.store.rollup.Ops`) reading and writing in
+        one transaction (``write=False``: one read snapshot)."""
 
     def update(self, table: str, data: pa.Table, key: Sequence[str]) -> int:
         """Set the non-key columns of ``data`` on the rows whose key matches."""
@@ -143,6 +153,8 @@ def polars_aggregations(aggregations: Sequence[Agg]) -> list:
             return pl.len().cast(pl.Int64)
         if a.op == "sum":
             return col.cast(pl.Float64).sum()  # an Int64 sum would wrap around silently
+        if a.op == "isum":
+            return col.sum().cast(pl.Int64)
         if a.op in ("min", "max", "mean"):
             return getattr(col, a.op)()
         if a.op == "count_eq":

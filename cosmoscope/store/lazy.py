@@ -5,8 +5,20 @@ whatever the source yields is the answer. So the source splits the predicate
 (:func:`cosmoscope.predicate.split_predicate`), asks the store for the pushable part, and still
 filters every batch with polars' own predicate, exactly as polars received it, and cuts to
 ``n_rows`` itself. A query polars refuses (a naive datetime against a UTC column, text against
-a number) fails with polars' own error before anything is read. The limit only travels to the
-store when nothing is left to filter in polars.
+a number) fails with polars' own error before anything is read.
+
+Limits. polars passes ``n_rows`` only when nothing is filtered above the scan, and otherwise
+stops pulling batches once it has enough rows. So:
+
+- a frame made by :meth:`Catalog.search` carries its filter in the source itself (polars sees
+  no filter), so ``search(...).head(n)`` hands the store the limit ``n`` whenever the whole
+  filter reached the store; it can carry an order too (``search(sort=...)``), which the store
+  applies before the limit;
+- a read with a filter polars applies above the scan asks the store for small first batches
+  that grow (``first_rows``), so a ``filter(...).head(n)`` reads a few thousand rows, not every
+  match; a read with none is read whole at full speed (in parallel where the store can).
+
+``explain`` says which of these each scan does.
 
 :func:`explain` runs a copy of the plan whose scans read nothing: each scan is an object that
 polars pickles into the copy (:meth:`_Scan.__reduce__`), so the copy's scans record what they
@@ -34,6 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Rows of the first batch of a read polars may cut short (see the module docstring).
+FIRST_ROWS = 1_024
+
+
 @dataclass
 class Pushdown:
     """What one scan sent to the store and what it kept for polars."""
@@ -44,13 +60,28 @@ class Pushdown:
     predicate: Predicate
     residual: object = None
     limit: int | None = None
+    order: list[tuple[str, bool]] | None = None
+    #: The store is asked for small first batches (polars filters above the scan).
+    growing: bool = False
+
+    @property
+    def reading(self) -> str:
+        """How the store is asked to read, in words."""
+        if self.limit is not None:
+            return f"at most {self.limit:,} rows: the limit reached the store"
+        if self.growing:
+            return (f"small first batches ({FIRST_ROWS:,} rows, doubling): polars passes no row limit when it "
+                    "filters, and stops pulling batches once it has enough")
+        return "every matching row, in full-size batches (nothing above the scan filters or limits it)"
 
     def __str__(self) -> str:
+        order = ", ".join(f"{c} {'descending' if d else 'ascending'}" for c, d in self.order or ())
         lines = [f"scan {self.table} in {self.store_url}",
                  f"  columns:  {', '.join(self.columns)}",
                  f"  pushed:   {self.predicate}",
                  f"  residual: {self.residual if self.residual is not None else '(none)'}",
-                 f"  limit:    {self.limit if self.limit is not None else '(none passed; a streaming collect stops reading once it has enough rows)'}"]
+                 *([f"  order:    {order} (missing values last, then by key), by the store"] if order else []),
+                 f"  reading:  {self.reading}"]
         return "\n".join(lines)
 
 
@@ -69,15 +100,20 @@ _copying = threading.local()
 
 
 class _Scan:
-    """The IO source of one lazy frame over one table of a store."""
+    """The IO source of one lazy frame over one table of a store, maybe carrying a filter
+    (``carried``: a polars expression, applied as if it were polars' own) and an ``order``."""
 
-    def __init__(self, store: Store, table: str, recorder: list[Pushdown] | None = None):
+    def __init__(self, store: Store, table: str, recorder: list[Pushdown] | None = None, *,
+                 carried: pl.Expr | None = None, order: tuple[str, bool] | None = None):
         import polars as pl
 
         self.store, self.table = store, table
         self.schema = polars_schema(store.tables()[table])
         self.empty = pl.DataFrame(schema=self.schema)
         self.recorder = recorder  # set on the copies explain makes: they record and read nothing
+        self.carried, self.order = carried, order
+        if carried is not None:
+            self.empty.filter(carried)  # polars' own error for a filter polars refuses
         self.token = next(_tokens)
         _scans[self.token] = self
 
@@ -85,7 +121,15 @@ class _Scan:
         # polars pickles the source when it serialises a plan; only explain() does that here.
         return (_scan_copy, (self.token,))
 
+    def _filter(self, predicate):
+        """The whole filter: the one this frame carries and the one polars hands over."""
+        if self.carried is None:
+            return predicate
+        return self.carried if predicate is None else self.carried & predicate
+
     def plan(self, with_columns, predicate, n_rows) -> Pushdown:
+        polars_filtered = predicate is not None
+        predicate = self._filter(predicate)
         pushed, residual = split_predicate(predicate, self.schema)
         wanted = list(with_columns) if with_columns is not None else list(self.schema.names())
         extra = set(pushed.columns)
@@ -93,7 +137,9 @@ class _Scan:
             extra |= set(predicate.meta.root_names())
         needed = wanted + [c for c in self.schema.names() if c in extra and c not in wanted]
         limit = n_rows if residual is None else None
-        return Pushdown(self.table, self.store.url, needed, pushed, residual, limit)
+        order = [self.order] if self.order is not None else None
+        growing = limit is None and polars_filtered
+        return Pushdown(self.table, self.store.url, needed, pushed, residual, limit, order, growing)
 
     def __call__(self, with_columns, predicate, n_rows, batch_size):
         import polars as pl
@@ -105,11 +151,15 @@ class _Scan:
         if self.recorder is not None:
             self.recorder.append(plan)
             return
+        predicate = self._filter(predicate)
         wanted = list(with_columns) if with_columns is not None else list(self.schema.names())
         remaining = n_rows
         if remaining == 0:
             return
-        for batch in self.store.scan(self.table, plan.columns, plan.predicate, plan.limit, batch_size):
+        options = {"order_by": plan.order} if plan.order else {}
+        if plan.growing:
+            options["first_rows"] = FIRST_ROWS  # polars filters above the scan: it may stop early unannounced
+        for batch in self.store.scan(self.table, plan.columns, plan.predicate, plan.limit, batch_size, **options):
             df = pl.from_arrow(batch)
             if predicate is not None:
                 df = df.filter(predicate)
@@ -128,14 +178,17 @@ def _scan_copy(token: int) -> _Scan:
     recorder = getattr(_copying, "recorder", None)
     if live is None or recorder is None:
         raise RuntimeError("a cosmoscope lazy frame can only be copied by cosmoscope.store.lazy.explain")
-    return _Scan(live.store, live.table, recorder)
+    return _Scan(live.store, live.table, recorder, carried=live.carried, order=live.order)
 
 
-def scan_table(store: Store, table: str) -> pl.LazyFrame:
-    """A lazy frame over ``table`` of ``store``."""
+def scan_table(store: Store, table: str, *, where: pl.Expr | None = None,
+               order: tuple[str, bool] | None = None) -> pl.LazyFrame:
+    """A lazy frame over ``table`` of ``store``: its rows matching ``where`` (filtered inside the
+    source, so polars can still pass a row limit), sorted by ``order`` = (column, descending)
+    with missing values last and ties by the table's key."""
     from polars.io.plugins import register_io_source
 
-    source = _Scan(store, table)
+    source = _Scan(store, table, carried=where, order=order)
     return register_io_source(
         source, schema=source.schema, explain_name=f"cosmoscope {table}",
         explain_detail=f"store {store.url}: filters pushed as an AND of per-column ORs, the rest applied by polars")

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from cosmoscope.errors import (CatalogNotFoundError, CatalogOpenError, CosmoscopeError, SchemaError, StoreError,
                                UnknownNameError)
 from cosmoscope.predicate import Predicate, Test, successor
+from cosmoscope.store import rollup, sqlite_rollup
 from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class SQLiteStore:
         self._schemas: dict[str, pa.Schema] = {}
         self._keys: dict[str, tuple[str, ...]] = {}
         self._index_order: dict[str, list[str]] = {}
+        self._local = threading.local()  # .con: the read connection of a snapshot() in this thread
         self._con: _Connection | None = None
         _check_file(self.path, readonly, self.create)
         try:
@@ -363,13 +365,20 @@ class SQLiteStore:
         self._keys[name] = tuple(key)
 
     def create_indexes(self, name: str, indexes) -> None:
-        """Create the secondary indexes a table lacks (a migration may bring new ones)."""
+        """Create the secondary indexes a table lacks and drop the ones it no longer has (a
+        migration may bring new ones and retire old ones)."""
         self._check_writable()
         self._index_order.pop(name, None)
+        wanted = {f"ix_{name}_{'_'.join(cols_)}": cols_ for cols_ in indexes}
         with self.transaction():
-            for cols_ in indexes:
-                ix = _q(f"ix_{name}_{'_'.join(cols_)}")
-                self._con.execute(f"CREATE INDEX IF NOT EXISTS {ix} ON {_q(name)} ({', '.join(map(_q, cols_))})")
+            have = [r[0] for r in self._con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name LIKE 'ix\\_%' "
+                "ESCAPE '\\'", (name,))]
+            for ix in have:
+                if ix not in wanted:
+                    self._con.execute(f"DROP INDEX IF EXISTS {_q(ix)}")
+            for ix, cols_ in wanted.items():
+                self._con.execute(f"CREATE INDEX IF NOT EXISTS {_q(ix)} ON {_q(name)} ({', '.join(map(_q, cols_))})")
 
     def add_columns(self, name, fields) -> None:
         self._check_writable()
@@ -433,24 +442,81 @@ class SQLiteStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def _write_many(self, sql: str, data: pa.Table) -> int:
+    def _write_many(self, sql: str, data: pa.Table, table: str | None = None) -> int:
+        """Run ``sql`` for every row of ``data`` (storage types), a transaction per batch. The
+        rollups of the rows a batch changed are brought up to date in the same transaction."""
         total = 0
+        keep = table is not None and self._keeps_rollups(table)
         for start in range(0, data.num_rows, WRITE_BATCH_ROWS):
             try:
                 with self.transaction():
+                    if keep:
+                        sqlite_rollup.capture_changes(self)
                     total += self._con.executemany(sql, data.slice(start, WRITE_BATCH_ROWS))
+                    if keep:
+                        sqlite_rollup.apply_changes(self)
             except CosmoscopeError:
                 raise
             except Exception as exc:
                 raise StoreError(f"writing to {self.path} failed, nothing of this batch was kept: {exc}") from exc
         return total
 
+    def _keeps_rollups(self, table: str) -> bool:
+        return table == rollup.SOURCE and rollup.maintained(self._schemas)
+
+    def atomically(self, fn, *, write: bool = True, what: str = ""):
+        """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
+        one read snapshot); see :class:`cosmoscope.store.rollup.Ops`."""
+        if write:
+            with self.transaction():
+                return fn(sqlite_rollup.Ops(self))
+        with self.snapshot():
+            return fn(sqlite_rollup.Ops(self))
+
+    @contextmanager
+    def snapshot(self):
+        """Every read inside (in this thread) sees the same committed state of the file."""
+        if self._in_transaction() or getattr(self._local, "con", None) is not None:
+            yield
+            return
+        con = _Connection(self._ro_uri(), self.busy_timeout)
+        try:
+            con.execute("BEGIN")
+            con.execute(f"SELECT count(*) FROM {_q(_META_TABLE)}")  # the read transaction starts here
+            self._local.con = con
+            yield
+        finally:
+            self._local.con = None
+            try:
+                con.execute("COMMIT")
+            except Exception:  # noqa: BLE001 - ending a read changes nothing
+                pass
+            con.close()
+
     def _prepare(self, table: str, data: pa.Table, order: Sequence[str] | None = None) -> pa.Table:
         """Check the columns, order them for the statement, and convert to storage types."""
+        return self._storage(self._logical(table, data), order)
+
+    def _logical(self, table: str, data: pa.Table) -> pa.Table:
+        """``data`` with each column in the table's own type (a timestamp in ns becomes us, ...)."""
         schema = self._schema(table)
+        cols = []
         for name in data.column_names:
-            if schema.get_field_index(name) < 0:
+            i = schema.get_field_index(name)
+            if i < 0:
                 raise UnknownNameError(f"column of {table}", name, schema.names)
+            col, want = data.column(name), schema.field(i).type
+            if col.type != want and not (pa.types.is_string(want) and pa.types.is_large_string(col.type)):
+                try:
+                    col = col.cast(want)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise StoreError(f"column {name!r} of {table}: cannot store {col.type} values as {want}: "
+                                     f"{exc}") from None
+            cols.append(col)
+        return pa.Table.from_arrays(cols, names=data.column_names)
+
+    @staticmethod
+    def _storage(data: pa.Table, order: Sequence[str] | None = None) -> pa.Table:
         names = list(order or data.column_names)
         return pa.Table.from_arrays([_storage_array(data.column(n)) for n in names], names=names)
 
@@ -468,7 +534,8 @@ class SQLiteStore:
                     if sets else "DO NOTHING")
         sql = (f"INSERT INTO {_q(table)} ({', '.join(map(_q, names))}) VALUES ({', '.join('?' * len(names))}) "
                f"ON CONFLICT ({', '.join(map(_q, key))}) {conflict}")
-        self._write_many(sql, self._prepare(table, self._in_index_order(table, data, key)))
+        data = self._logical(table, self._in_index_order(table, data, key))
+        self._write_many(sql, self._storage(data), table)
         return data.num_rows
 
     def _in_index_order(self, table: str, data: pa.Table, key: Sequence[str]) -> pa.Table:
@@ -502,7 +569,7 @@ class SQLiteStore:
             return 0
         sql = (f"UPDATE {_q(table)} SET {', '.join(f'{_q(n)} = ?' for n in sets)} "
                f"WHERE {' AND '.join(f'{_q(k)} = ?' for k in key)}")
-        return self._write_many(sql, self._prepare(table, data, [*sets, *key]))
+        return self._write_many(sql, self._prepare(table, data, [*sets, *key]), table)
 
     def delete(self, table, keys) -> int:
         self._check_writable()
@@ -510,25 +577,37 @@ class SQLiteStore:
         if keys.num_rows == 0:
             return 0
         sql = f"DELETE FROM {_q(table)} WHERE {' AND '.join(f'{_q(k)} = ?' for k in keys.column_names)}"
-        return self._write_many(sql, self._prepare(table, keys))
+        return self._write_many(sql, self._prepare(table, keys), table)
 
     # -- reads ---------------------------------------------------------------------------
 
-    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None) -> Iterator[pa.RecordBatch]:
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None, *, order_by=None,
+             first_rows=None) -> Iterator[pa.RecordBatch]:
         schema = self._schema(table)
         columns = list(columns) if columns is not None else schema.names
-        for c in columns:
+        for c in [*columns, *(c for c, _ in order_by or ())]:
             if schema.get_field_index(c) < 0:
                 raise UnknownNameError(f"column of {table}", c, schema.names)
         out_schema = pa.schema([schema.field(c) for c in columns])
         where, params = compile_predicate(predicate, schema)
+        order = _order_sql(order_by, self._keys[table])
         select = f"{', '.join(map(_q, columns)) or '1'} FROM {_q(table)} WHERE {where}"
         if limit is not None:
             if limit == 0:
                 return
-            select += " LIMIT ?"
-            params.append(int(limit))
-        yield from self._query(select, params, out_schema, batch_size)
+            yield from self._query(f"{select}{order} LIMIT ?", [*params, int(limit)], out_schema, batch_size)
+            return
+        if self._in_transaction() or getattr(self._local, "con", None) is not None:
+            yield from self._query(select + order, params, out_schema, batch_size)  # inside a transaction
+            return
+        from cosmoscope.store.sqlite_read import read
+
+        try:
+            yield from read(self, table, columns, where, params, order, out_schema, first_rows)
+        except CosmoscopeError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"reading the catalog at {self.path} failed: {exc}") from exc
 
     def aggregate(self, table: str, group_by: Sequence[str], aggregations: Sequence[Agg],
                   predicate: Predicate | None = None) -> pa.Table:
@@ -556,16 +635,16 @@ class SQLiteStore:
 
     def _query(self, select: str, params: list, out_schema: pa.Schema, batch_size) -> Iterator[pa.RecordBatch]:
         """Run ``SELECT <select>`` and stream it as batches of ``out_schema``."""
-        # The driver infers each column's type from the first rows it sees; a typed first row
-        # keeps a column that starts with NULLs from being read as the wrong type.
-        sentinel = ", ".join([f"0 AS {_q(_SENTINEL)}"] + [
-            f"{_sentinel_literal(f.type)} AS {_q(f.name)}" for f in out_schema])
-        sql = f"SELECT {sentinel} UNION ALL SELECT * FROM (SELECT 1, {select})"
+        sql = _sentinel_sql(select, out_schema)
         log.debug("%s: %s %s", self.path, sql, params)
         batch_rows = min(max(batch_size or 10_000, 1_024), 50_000)
         if self._in_transaction():
             # Inside a write transaction the reads must see its own uncommitted rows.
             yield from self._read(self._con, sql, params, out_schema, batch_rows)
+            return
+        shared = getattr(self._local, "con", None)
+        if shared is not None:
+            yield from self._read(shared, sql, params, out_schema, batch_rows)
             return
         con, done = None, False
         try:
@@ -602,15 +681,43 @@ class SQLiteStore:
 
     @staticmethod
     def _read(con: _Connection, sql, params, out_schema, batch_rows) -> Iterator[pa.RecordBatch]:
+        first = True
         for batch in con.reader(sql, params, batch_rows):
-            real = batch.column(0)
-            if pc.any(pc.equal(real, 0)).as_py():
-                batch = batch.filter(pc.equal(real, 1))
+            if first:  # the sentinel row leads the first batch only
+                batch = batch.filter(pc.equal(batch.column(0), 1))
+                first = False
             if batch.num_rows == 0:
                 continue
-            arrays = [batch.column(i + 1).cast(_storage_type(f.type)).cast(f.type)
-                      for i, f in enumerate(out_schema)]
+            arrays = [_as_type(batch.column(i + 1), f.type) for i, f in enumerate(out_schema)]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+
+def _as_type(col: pa.Array, t: pa.DataType) -> pa.Array:
+    """A column as read from SQLite, in the logical type ``t`` (casts only where types differ)."""
+    storage = _storage_type(t)
+    if col.type != storage:
+        col = col.cast(storage)
+    return col if col.type == t else col.cast(t)
+
+
+def _sentinel_sql(select: str, out_schema: pa.Schema) -> str:
+    """``SELECT <select>`` behind one typed row that :meth:`SQLiteStore._read` drops.
+
+    The driver infers each column's type from the first rows it sees; a typed first row keeps
+    a column that starts with NULLs from being read as the wrong type.
+    """
+    sentinel = ", ".join([f"0 AS {_q(_SENTINEL)}"] + [
+        f"{_sentinel_literal(f.type)} AS {_q(f.name)}" for f in out_schema])
+    return f"SELECT {sentinel} UNION ALL SELECT * FROM (SELECT 1, {select})"
+
+
+def _order_sql(order_by, key: Sequence[str]) -> str:
+    """``ORDER BY`` the given (column, descending) pairs, missing values last, then the key."""
+    if not order_by:
+        return ""
+    terms = [f"{_q(c)} {'DESC' if desc else 'ASC'} NULLS LAST" for c, desc in order_by]
+    terms += [f"{_q(k)} ASC" for k in key if k not in {c for c, _ in order_by}]
+    return " ORDER BY " + ", ".join(terms)
 
 
 def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
@@ -622,6 +729,8 @@ def _aggregate_sql(a: Agg, schema: pa.Schema) -> tuple[str, list, pa.DataType]:
     if a.op == "sum":
         # TOTAL, not SUM: SUM of integers fails on overflow; sums are floats everywhere
         return f"TOTAL({c})", [], pa.float64()
+    if a.op == "isum":
+        return f"COALESCE(SUM({c}), 0)", [], pa.int64()
     if a.op in ("min", "max"):
         return f"{a.op.upper()}({c})", [], t
     if a.op == "mean":

@@ -44,7 +44,9 @@ import pyarrow.compute as pc
 from cosmoscope.errors import (CatalogNotFoundError, CatalogOpenError, CosmoscopeError, SchemaError, StoreError,
                                UnknownNameError)
 from cosmoscope.predicate import Predicate, Test
+from cosmoscope.store import rollup
 from cosmoscope.store import vast_predicate as plan
+from cosmoscope.store import vast_read
 from cosmoscope.store.vast_config import (PERMANENT, TRANSIENT, VastLocation, classify, credentials_from_env,
                                           describe, parse_vast_url)
 from cosmoscope.store.vast_predicate import compile_for_vast
@@ -322,17 +324,48 @@ class VastStore(VastTransactions):
                                  what=f"delete {b_rows(prepared)} from {table}")
         return total
 
-    def _match(self, handle, table: str, data: pa.Table, key: tuple[str, ...]) -> tuple[list, dict]:
-        """The key tuples of ``data`` and the ``$row_id`` list stored for each of them."""
+    def _match(self, handle, table: str, data: pa.Table, key: tuple[str, ...],
+               columns: Sequence[str] = ()) -> tuple[list, dict, pa.Table | None]:
+        """The key tuples of ``data``, the ``$row_id`` list stored for each of them, and (when
+        ``columns`` are asked for) those stored rows with ``columns`` and ``$row_id``."""
         keys = list(zip(*(data.column(k).to_pylist() for k in key)))
         wanted = set(keys)
         found: dict[tuple, list[int]] = {}
-        for batch in self._rows_with(handle, table, key[0], data.column(key[0]).unique(), list(key)):
+        read = list(dict.fromkeys([*key, *columns]))
+        kept = []
+        for batch in self._rows_with(handle, table, key[0], data.column(key[0]).unique(), read):
             ids = batch.column(ROW_ID).to_pylist()
+            hits = []
             for rid, k in zip(ids, zip(*(batch.column(c).to_pylist() for c in key))):
-                if k in wanted:
+                hits.append(k in wanted)
+                if hits[-1]:
                     found.setdefault(k, []).append(rid)
-        return keys, found
+            if columns and any(hits):
+                kept.append(batch.filter(pa.array(hits)))
+        if not columns:
+            return keys, found, None
+        logical = pa.schema([self._schema(table).field(c) for c in read])
+        rows = [batch_to_logical(b, logical) for b in kept]
+        old = pa.Table.from_batches(rows, schema=logical)
+        ids = pa.chunked_array([b.column(ROW_ID) for b in kept], type=pa.uint64())
+        return keys, found, old.append_column(ROW_ID, ids)
+
+    def _keeps_rollups(self, table: str) -> bool:
+        return table == rollup.SOURCE and rollup.maintained(self._schemas)
+
+    def _logical(self, table: str, data: pa.Table) -> pa.Table:
+        """A prepared (storage) batch back in the table's logical types."""
+        schema = pa.schema([self._schema(table).field(c) for c in data.column_names])
+        return pa.Table.from_batches([batch_to_logical(b, schema) for b in data.to_batches()], schema=schema)
+
+    def atomically(self, fn, *, write: bool = True, what: str = "update the rollups"):
+        """``fn(ops)`` with ``ops`` reading and writing inside one transaction (``write=False``:
+        one that reads only); see :class:`cosmoscope.store.rollup.Ops`."""
+        if write:
+            return self._write(lambda tx: fn(_Ops(self, tx)), what=what)
+        if self._in_transaction():
+            return fn(_Ops(self, self._tx))
+        return self._run(lambda tx: fn(_Ops(self, tx)), what=what)
 
     def _rows_with(self, handle, table, column, values: pa.Array, columns) -> Iterator[pa.RecordBatch]:
         """Stored rows (``columns`` and ``$row_id``, storage types) whose ``column`` is one of
@@ -361,7 +394,8 @@ class VastStore(VastTransactions):
 
     def _upsert_batch(self, tx, table, data: pa.Table, key, preserve) -> None:
         handle = self._handle(tx, table)
-        keys, found = self._match(handle, table, data, key)
+        keep = self._keeps_rollups(table)
+        keys, found, old = self._match(handle, table, data, key, rollup.READS if keep else ())
         sets = [c for c in data.column_names if c not in key and c not in preserve]
         upd_rows, upd_ids, new_rows, extra = [], [], [], []
         for i, k in enumerate(keys):
@@ -382,6 +416,9 @@ class VastStore(VastTransactions):
             self._insert(handle, table, data.take(new_rows))
             if self._in_transaction() and table != META_TABLE:
                 self._marker = (table, key, keys[new_rows[0]])  # to tell later whether a commit was applied
+        if keep:
+            new = rollup.merge_rows(old, self._logical(table, data), key, sets, insert=True)
+            rollup.apply_change(_Ops(self, tx), old, new)
 
     def _insert(self, handle, table: str, data: pa.Table) -> None:
         storage = self._storage[table]
@@ -394,7 +431,8 @@ class VastStore(VastTransactions):
 
     def _update_batch(self, tx, table, data, key, sets) -> int:
         handle = self._handle(tx, table)
-        keys, found = self._match(handle, table, data, key)
+        keep = self._keeps_rollups(table)
+        keys, found, old = self._match(handle, table, data, key, rollup.READS if keep else ())
         rows, ids = [], []
         for i, k in enumerate(keys):
             for rid in found.get(k, ()):
@@ -402,43 +440,69 @@ class VastStore(VastTransactions):
                 ids.append(rid)
         if rows:
             _update_rows(handle, data.select(sets).take(rows), ids)
+        if keep:
+            new = rollup.merge_rows(old, self._logical(table, data), key, sets, insert=False)
+            rollup.apply_change(_Ops(self, tx), old, new)
         return len(ids)
 
     def _delete_batch(self, tx, table, data, key) -> int:
         handle = self._handle(tx, table)
-        _, found = self._match(handle, table, data, key)
+        keep = self._keeps_rollups(table)
+        if keep and tuple(key) != (rollup.SOURCE_KEY,):
+            raise StoreError(f"deleting from {table} needs its key {rollup.SOURCE_KEY} alone")
+        _, found, old = self._match(handle, table, data, key, rollup.READS if keep else ())
         ids = [rid for rids in found.values() for rid in rids]
         if ids:
             handle.delete(pa.table({ROW_ID: pa.array(ids, pa.uint64())}))
+        if keep:
+            rollup.apply_change(_Ops(self, tx), old, None)
         return len(ids)
 
     # -- reads -----------------------------------------------------------------------------
 
-    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None) -> Iterator[pa.RecordBatch]:
+    def scan(self, table, columns=None, predicate=None, limit=None, batch_size=None, *, order_by=None,
+             first_rows=None) -> Iterator[pa.RecordBatch]:
         schema = self._schema(table)
         columns = list(columns) if columns is not None else schema.names
-        for c in [*columns, *(predicate.columns if predicate else ())]:
+        for c in [*columns, *(predicate.columns if predicate else ()), *(c for c, _ in order_by or ())]:
             if schema.get_field_index(c) < 0:
                 raise UnknownNameError(f"column of {table}", c, schema.names)
-        return self._scan(table, columns, predicate or Predicate(), limit)
-
-    def _scan(self, table, columns, predicate, limit) -> Iterator[pa.RecordBatch]:
+        predicate = predicate or Predicate()
         if limit == 0:
-            return
+            return iter(())
+        plans = self._plans(table, predicate)
+        if order_by:
+            return self._read(table, lambda tx: vast_read.ordered(self, tx, table, columns, plans, order_by, limit))
+        if first_rows and limit is None:
+            return self._read(table, lambda tx: vast_read.growing(self, tx, table, columns, plans, first_rows))
+        return self._read(table, lambda tx: self._read_plans(tx, table, columns, plans, limit))
+
+    def _plans(self, table, predicate) -> list:
         storage = self._storage[table]
         plans = [[compile_for_vast(p, storage) for p in plan.chunk_is_in(predicate, self.loc.option("key_chunk"))]]
         ranged = plan.as_range(predicate, storage)
         if ranged is not None:
             plans.insert(0, ranged)  # tried first, within a row budget
+        return plans
+
+    def _scan_tx(self, tx, table, columns, predicate) -> Iterator[pa.RecordBatch]:
+        """A read inside the transaction ``tx`` (it sees what ``tx`` wrote)."""
+        schema = self._schema(table)
+        columns = list(columns) if columns is not None else schema.names
+        yield from self._read_plans(tx, table, columns, self._plans(table, predicate or Predicate()), None)
+
+    def _read(self, table, body) -> Iterator[pa.RecordBatch]:
+        """The batches of ``body(tx)``, a read in a transaction of its own (or the caller's),
+        run again from the start after a transient failure before anything was yielded."""
         attempts = self.loc.option("retries")
         if self._in_transaction():
-            yield from self._scan_in_transaction(table, columns, plans, limit, attempts)
+            yield from self._read_in_transaction(table, body, attempts)
             return
         for attempt in range(attempts):
             tx, rows, yielded = None, None, False
             try:
                 tx = self._begin()
-                rows = self._read_plans(tx, table, columns, plans, limit)
+                rows = body(tx)
                 for batch in rows:
                     yielded = True
                     yield batch
@@ -453,19 +517,19 @@ class VastStore(VastTransactions):
                 log.info("reading %s: %s; trying again", table, describe(exc, self.loc, self._creds))
                 self._sleep(attempt)
             finally:
-                if rows is not None:
+                if rows is not None and hasattr(rows, "close"):
                     rows.close()  # stops the SDK's split readers before their transaction ends
                 if tx is not None and tx.txid is not None:
                     self._finish(tx, commit=False)  # a read changes nothing: end it without a commit
 
-    def _scan_in_transaction(self, table, columns, plans, limit, attempts) -> Iterator[pa.RecordBatch]:
+    def _read_in_transaction(self, table, body, attempts) -> Iterator[pa.RecordBatch]:
         """A read inside the caller's transaction: tried again there after a transient failure
         (a read changes nothing), reported as a StoreError otherwise; the caller's transaction
         then rolls back."""
         for attempt in range(attempts):
             yielded = False
             try:
-                for batch in self._read_plans(self._tx, table, columns, plans, limit):
+                for batch in body(self._tx):
                     yielded = True
                     yield batch
                 return
@@ -539,6 +603,28 @@ class VastStore(VastTransactions):
                 session.api.__exit__(None, None, None)  # closes its HTTP connections
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
+
+
+class _Ops:
+    """The store's reads and writes inside one transaction (for :mod:`cosmoscope.store.rollup`)."""
+
+    def __init__(self, store: VastStore, tx):
+        self.store, self.tx = store, tx
+
+    def scan(self, table, columns, predicate):
+        return self.store._scan_tx(self.tx, table, columns, predicate)
+
+    def insert(self, table, data):
+        prepared = self.store._prepare(table, data)
+        self.store._insert(self.store._handle(self.tx, table), table, prepared)
+
+    def upsert(self, table, data, key):
+        self.store._upsert_batch(self.tx, table, self.store._prepare(table, data), tuple(key), ())
+
+    def delete(self, table, keys):
+        for start in range(0, keys.num_rows, self.store.loc.option("write_batch")):
+            part = self.store._prepare(table, keys.slice(start, self.store.loc.option("write_batch")))
+            self.store._delete_batch(self.tx, table, part, tuple(keys.column_names))
 
 
 def b_rows(data: pa.Table) -> str:

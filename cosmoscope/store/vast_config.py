@@ -34,7 +34,8 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
     "retry_wait": (float, 0.5, "first wait between attempts in seconds (doubles each time)"),
     "splits": (int, None, "QueryConfig.num_splits: disjoint parts of a table read in parallel (default: from row count)"),
     "subsplits": (int, None, "QueryConfig.num_sub_splits: parallel reads inside one split on the server (default 4)"),
-    "rows_per_split": (int, None, "QueryConfig.rows_per_split: rows per split when splits is not given (default 4M)"),
+    "rows_per_split": (int, 1_000_000, "QueryConfig.rows_per_split: rows per split when splits is not given "
+                       "(default 1M: a 10M-row catalog is read as 10 splits, spread over the data endpoints)"),
     "limit_per_subsplit": (int, None, "QueryConfig.limit_rows_per_sub_split: rows per answer page (default 128Ki)"),
     "data_endpoints": (list, None, "comma-separated data endpoints; each gets a client thread, list one twice for two"),
     "queue_priority": (int, None, "QueryConfig.queue_priority: lower values are served first"),
@@ -76,7 +77,7 @@ class VastLocation:
         names = {"splits": "num_splits", "subsplits": "num_sub_splits", "rows_per_split": "rows_per_split",
                  "limit_per_subsplit": "limit_rows_per_sub_split", "data_endpoints": "data_endpoints",
                  "queue_priority": "queue_priority"}
-        kwargs = {names[k]: v for k, v in self.options.items() if k in names and v is not None}
+        kwargs = {names[k]: self.option(k) for k in names if self.option(k) is not None}
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         return QueryConfig(**kwargs)
 

@@ -3,8 +3,8 @@ quality band, whether the metadata could be read), how many of the current match
 value. A facet's own filter is left out of its counts, so they say what choosing another value
 would add, as in any faceted search.
 
-Counts are grouped in the store (one pushed-down query per facet, :func:`facet_counts`);
-imports no UI toolkit.
+Counts come from the rollups when the filters allow, else are grouped in the store (one
+pushed-down query per facet, :func:`cosmoscope.ui.query.facet_counts`); imports no UI toolkit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cosmoscope.ui.columns import level_text
-from cosmoscope.ui.query import EXTRACTION_WORDS, QUALITY_BANDS, Filters
+from cosmoscope.ui.query import EXTRACTION_WORDS, QUALITY_BANDS, Filters, facet_counts
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,18 +54,6 @@ FACETS = (
     Facet("extraction", "Metadata", "extraction_status"),
 )
 BY_FIELD = {f.field: f for f in FACETS}
-
-
-def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> pl.DataFrame:
-    """How many matching observations have each value of ``column``: columns ``column`` and
-    ``n``, most first (counted in the store)."""
-    import polars as pl
-
-    from cosmoscope.store.base import Agg
-    from cosmoscope.ui.query import _aggregate
-
-    df = _aggregate(cat, "observations", [column], [Agg("n", "count")], filters)
-    return df.sort([pl.col("n"), pl.col(column)], descending=[True, False], nulls_last=True)
 
 
 def facet_items(cat: Catalog, facet: Facet, filters: Filters) -> list[dict]:

@@ -1,10 +1,10 @@
 """Charts of the matching observations: observations over time per mission, quality
 distribution, data volume per day, processing status per mission, and an all-sky map.
 
-:func:`chart_data` reads only the few columns the charts need, with the search filters pushed
-down to the store, in one scan, and reduces them with polars to small frames (a few thousand rows
-at most whatever the catalog's size); the chart functions draw those frames with holoviews'
-Bokeh backend. The frames are useful on their own (they are what the tests check).
+:func:`chart_data` reads the catalog's rollups when the filters allow (a few thousand rows
+whatever the catalog's size), else only the few columns the charts need, with the search filters
+pushed down to the store, in one scan, reduced by polars to the same small frames; the chart
+functions draw those frames with holoviews' Bokeh backend. The frames are useful on their own (they are what the tests check).
 
 Every chart colours a mission the same way (:func:`mission_colors`, from the catalog's whole
 list of missions, so a filter never changes a colour), daily bins sit between day ticks, byte
@@ -40,9 +40,9 @@ CHART_COLUMNS = ["mission_id", "observation_timestamp", "data_quality_score", "f
 
 #: Up to this many distinct positions are drawn as points; more are binned into a density map.
 SKY_POINTS_MAX = 5_000
-#: HEALPix depth of the density map's cells (4: 3,072 cells of 3.7°).
-SKY_DEPTH = 4
-#: Size of a density-map cell, degrees (RA/Dec boxes, where HEALPix cells are not at hand).
+#: Positions are read (to find the distinct ones) only up to this many observations with one.
+SKY_READ_MAX = 50_000
+#: Size of a density-map cell, degrees: RA/Dec boxes, those of the catalog's sky rollup.
 SKY_BIN_DEG = 3.0
 #: Width of a quality histogram bin.
 QUALITY_BIN = 0.05
@@ -112,12 +112,39 @@ class ChartData:
 
 
 def chart_data(cat: Catalog, filters: Filters | None = None) -> ChartData:
-    """Read the chart columns of the matching observations (one pushed-down, projected scan)
-    and reduce them to the small frames of :class:`ChartData`."""
-    from cosmoscope.ui.query import Filters
+    """The :class:`ChartData` of the matching observations: from the rollups when the filters
+    allow (a few thousand rows whatever the catalog's size, and the positions themselves when
+    there are few), else from one pushed-down scan of :data:`CHART_COLUMNS` reduced by polars;
+    the two give the same frames."""
+    import polars as pl
 
-    df = (filters or Filters()).frame(cat).select(CHART_COLUMNS).collect()
-    return summarize(df, colors=catalog_colors(cat))
+    from cosmoscope.summaries import grouped, raw_grouped, route_of
+    from cosmoscope.ui.query import Filters, filter_expr
+
+    filters = filters or Filters()
+    colors = catalog_colors(cat)
+    expr = filter_expr(cat, filters)
+    r = route_of(cat, expr, _CHART_BY)
+    if r.rollups and not r.counts_only:
+        groups, r = raw_grouped(cat, expr, _CHART_BY)
+    if not r.rollups or r.counts_only:  # (or scores outside 0-1: the rows say what to draw)
+        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect(), colors=colors)
+    states = grouped(cat, expr, _STATE_BY, counts_only=True).select(*_STATE_BY, "n")
+    sky = _sky_from_rollups(cat, r)
+    if sky is None:
+        sky = _sky_of(filters.frame(cat).select("mission_id", "ra", "dec").collect())
+    points = None
+    if int(sky["n"].sum() or 0) <= SKY_READ_MAX:
+        points = (filters.frame(cat).filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+                  .select(_POINT_COLUMNS).collect())
+    return _chart_data(groups, states, sky, points, colors)
+
+
+#: What the charts group the observations by: the timeline, volume and quality...
+_CHART_BY = ["day", "mission_id", "processing_status"]
+#: ... and the status chart, where an unreadable file is its own status.
+_STATE_BY = ["mission_id", "processing_status", "extraction_status"]
+_POINT_COLUMNS = ["ra", "dec", "mission_id", "target_object"]
 
 
 def summarize(df: pl.DataFrame, colors: dict[str, str] | None = None) -> ChartData:
@@ -125,55 +152,85 @@ def summarize(df: pl.DataFrame, colors: dict[str, str] | None = None) -> ChartDa
     missions' colours are those of the frame's missions unless ``colors``)."""
     import polars as pl
 
-    ts = pl.col("observation_timestamp").dt.replace_time_zone(None)
-    timed = df.filter(pl.col("observation_timestamp").is_not_null())
-    every, period = "1d", "day"
-    if timed.height:
-        span = (timed["observation_timestamp"].max() - timed["observation_timestamp"].min()).days
-        every, period = next((e, p) for limit, e, p in _PERIODS if limit is None or span <= limit)
-    mission = pl.col("mission_id").fill_null(NO_MISSION)
-    timeline = (timed.group_by(ts.dt.truncate(every).alias("period"), mission).len("n")
-                .sort("period", "mission_id"))
-    nbins = round(1 / QUALITY_BIN)
-    q = df["data_quality_score"].drop_nulls()
-    quality = (pl.DataFrame({"bin": ((q * nbins).floor().clip(0, nbins - 1) / nbins).round(2)})
-               .group_by("bin").len("n"))
-    quality = (pl.DataFrame({"bin": [round(i / nbins, 2) for i in range(nbins)]})
-               .join(quality, on="bin", how="left").with_columns(pl.col("n").fill_null(0)))
-    volume = (timed.group_by(ts.dt.truncate("1d").alias("day"))
-              .agg(pl.col("file_size").sum().fill_null(0).alias("bytes")).sort("day"))
-    unreadable = pl.col("extraction_status") == S.ExtractionStatus.ERROR.value
-    state = pl.when(unreadable).then(pl.lit("unreadable")).otherwise(pl.col("processing_status").fill_null("(none)"))
-    status = df.group_by(mission, state.alias("processing_status")).len("n").sort("mission_id", "processing_status")
-    pos = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
-    # Observations of one target share a position: one point each, sized by how many there are.
-    points = (pos.group_by(pl.col("ra").round(3), pl.col("dec").round(3), pl.col("target_object"))
-              .agg(pl.len().alias("n"), mission.mode().first().alias("mission_id"))
-              .sort("n", "ra", "dec", descending=[True, False, False]))
-    density = points.height > SKY_POINTS_MAX
-    if density:
-        sky = sky_cells(pos)
-    else:
-        sky = points.select("ra", "dec", "mission_id", "target_object", "n")
-    missions = df["mission_id"].unique().to_list()
-    return ChartData(total=df.height, period=period, timeline=timeline, quality=quality, volume=volume,
-                     status=status, sky=sky, sky_density=density, n_positions=pos.height,
-                     n_without_quality=df.height - q.len(), colors=colors or mission_colors(missions),
-                     n_unreadable=int(df.select(unreadable.sum()).item() or 0))
+    from cosmoscope.store.rollup import frame
+    from cosmoscope.summaries import grouped_rows
+
+    groups = grouped_rows(frame(df).lazy(), None, _CHART_BY)
+    states = df.group_by(_STATE_BY).agg(pl.len().cast(pl.Int64).alias("n"))
+    positions = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
+    points = positions.select(_POINT_COLUMNS) if positions.height <= SKY_READ_MAX else None
+    colors = colors or mission_colors(df["mission_id"].unique().to_list())
+    return _chart_data(groups, states, _sky_of(df), points, colors)
 
 
-def sky_cells(positions: pl.DataFrame, depth: int = SKY_DEPTH) -> pl.DataFrame:
-    """Observations per HEALPix cell (nested, at ``depth``) of frame holding ``ra`` and ``dec``:
-    ``cell``, ``ra``, ``dec`` (its centre) and ``n``."""
-    from cosmoscope.sky.coverage import density
+def _sky_of(df: pl.DataFrame) -> pl.DataFrame:
+    """Observations per mission and sky cell, counted from rows."""
+    from cosmoscope.store.rollup import SKY, frame
 
-    return density(positions.lazy(), depth).with_columns(pl_lit_depth(depth))
+    return SKY.contributions(frame(df))
 
 
-def pl_lit_depth(depth: int):
+def _sky_from_rollups(cat: Catalog, r) -> pl.DataFrame | None:
+    """The sky rollup's cells, when the route filters on nothing but the mission."""
     import polars as pl
 
-    return pl.lit(depth, pl.Int8).alias("depth")
+    from cosmoscope.store.base import Agg, aggregate
+
+    if any(c.column != "mission_id" for c in r.predicate.clauses):
+        return None
+    return pl.from_arrow(aggregate(cat.store, S.ROLLUP_SKY.name, ["mission_id", "ra_cell", "dec_cell"],
+                                   [Agg("n", "isum", "n")], r.predicate)).filter(pl.col("n") > 0)
+
+
+def _chart_data(groups: pl.DataFrame, states: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | None,
+                colors: dict[str, str]) -> ChartData:
+    """The chart frames from raw rollup measures per day, mission and processing status, counts
+    per mission, processing and extraction status, sky cells per mission, and (when there are
+    few) the positions themselves."""
+    import polars as pl
+
+    from cosmoscope.summaries import finish
+
+    g = finish(groups, _CHART_BY)
+    total = int(g["n"].sum() or 0)
+    timed = g.filter(pl.col("day").is_not_null())
+    every, period = "1d", "day"
+    if timed.height:
+        span = (timed["last_start"].max() - timed["first_observation"].min()).days
+        every, period = next((e, p) for limit, e, p in _PERIODS if limit is None or span <= limit)
+    mission = pl.col("mission_id").fill_null(NO_MISSION)
+    day = pl.col("day").cast(pl.Datetime("us"))
+    timeline = (timed.group_by(day.dt.truncate(every).alias("period"), mission).agg(pl.col("n").sum())
+                .sort("period", "mission_id"))
+    bins = [int(g[b].sum() or 0) for b in S.QUALITY_BINS]
+    bins[-2:] = [bins[-2] + bins[-1]]  # 1.0 is drawn in the top bin
+    nbins = len(bins)
+    quality = pl.DataFrame({"bin": [round(k / nbins, 2) for k in range(nbins)], "n": bins},
+                           schema={"bin": pl.Float64, "n": pl.Int64})
+    volume = timed.group_by(day.alias("day")).agg(pl.col("total_bytes").sum().alias("bytes")).sort("day")
+    unreadable = pl.col("extraction_status") == S.ExtractionStatus.ERROR.value
+    state = pl.when(unreadable).then(pl.lit("unreadable")).otherwise(pl.col("processing_status").fill_null("(none)"))
+    status = (states.group_by(mission, state.alias("processing_status")).agg(pl.col("n").sum())
+              .sort("mission_id", "processing_status"))
+    n_unreadable = int(states.filter(unreadable)["n"].sum() or 0)
+    n_positions = int(sky["n"].sum() or 0)
+    if points is not None:
+        # Observations of one target share a position: one point each, sized by how many there are.
+        points = (points.group_by(pl.col("ra").round(3), pl.col("dec").round(3), pl.col("target_object"))
+                  .agg(pl.len().cast(pl.Int64).alias("n"), mission.mode().first().alias("mission_id"))
+                  .sort("n", "ra", "dec", descending=[True, False, False]))
+    density = points is None or points.height > SKY_POINTS_MAX
+    if density:
+        half = SKY_BIN_DEG / 2
+        sky = (sky.group_by((pl.col("ra_cell") * SKY_BIN_DEG + half).alias("ra"),
+                            (pl.col("dec_cell") * SKY_BIN_DEG + half).alias("dec")).agg(pl.col("n").sum())
+               .sort("ra", "dec"))
+    else:
+        sky = points.select("ra", "dec", "mission_id", "target_object", "n")
+    return ChartData(total=total, period=period, timeline=timeline, quality=quality, volume=volume,
+                     status=status, sky=sky, sky_density=density, n_positions=n_positions,
+                     n_without_quality=total - int(g["n_quality"].sum() or 0), colors=colors,
+                     n_unreadable=n_unreadable)
 
 
 # -- charts -------------------------------------------------------------------------------

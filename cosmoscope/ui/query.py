@@ -2,9 +2,9 @@
 the problems list and a freshness token.
 
 The notebook widgets and the Panel dashboard both use this module, so they show the same answers;
-it imports no UI toolkit. Every query is a pushed-down, projected scan: a page of results costs
-one scan of the sort column of the matching rows (which also gives the total) and one narrow
-range query for the rows of the page, never a read of whole rows of the catalog.
+it imports no UI toolkit. Totals, facet counts and problem counts come from the rollups when
+the filters allow (:mod:`cosmoscope.summaries`); a page of results is one ordered, limited read
+(the store sorts, and stops after the page), never a read of every matching row.
 
 Examples
 --------
@@ -315,10 +315,11 @@ class Page:
 class ResultSet:
     """The observations matching some filters, in an order, read a page at a time.
 
-    The sort column of every matching row is read once (one projected scan, which also gives
-    :attr:`total`); each page then reads only its own rows, with a range filter on the sort
-    column pushed down to the store. ``sort`` is a label of :data:`SORTS` or a column name
-    (``-`` in front: descending).
+    :attr:`total` is counted from the rollups when the filters allow (see
+    :mod:`cosmoscope.routing`); a page asks the store for the first ``number * size`` rows in
+    order (``Catalog.search(sort=...)``), so it reads about that many rows where an index serves
+    the order (time, on SQLite), never every match. ``sort`` is a label of
+    :data:`SORTS` or a column name (``-`` in front: descending).
     """
 
     catalog: Catalog
@@ -330,67 +331,40 @@ class ResultSet:
         parse_sort(self.sort)
 
     def frame(self) -> pl.LazyFrame:
-        """Every matching observation, lazily, all columns."""
+        """Every matching observation, lazily, all columns, in no particular order."""
         return self.filters.frame(self.catalog)
 
-    @cached_property
-    def _keys(self):
-        column, descending = parse_sort(self.sort)
-        keys = self.frame().select(column).collect()[column]
-        valid = keys.drop_nulls().sort(descending=descending)
-        return keys.len(), valid
+    def ordered(self) -> pl.LazyFrame:
+        """Every matching observation, lazily, in this order (missing values last, ties by id)."""
+        from cosmoscope.store.lazy import scan_table
 
-    @property
+        column, descending = parse_sort(self.sort)
+        return scan_table(self.catalog.store, S.OBSERVATIONS.name, where=self.filters.expr(self.catalog),
+                          order=(column, descending))
+
+    @cached_property
     def total(self) -> int:
         """How many observations match."""
-        return self._keys[0]
+        return count(self.catalog, self.filters)
 
     def page(self, number: int = 1, size: int = 50) -> Page:
         """Rows ``(number-1)*size`` to ``number*size`` in this order (numbers count from 1;
         past the end gives the last page)."""
-        import polars as pl
-
         if size < 1:
             raise InvalidArgumentError(f"a page needs at least one row, not {size}")
-        total, valid = self._keys
-        n_pages = max(1, -(-total // size))
+        n_pages = max(1, -(-self.total // size))
         number = min(max(1, int(number)), n_pages)
-        start, stop = (number - 1) * size, min(number * size, total)
-        column, descending = parse_sort(self.sort)
-        cols = list(dict.fromkeys([*self.columns, "dataset_id", column]))
-        parts = []
-        if start < valid.len():
-            hi_pos = min(stop, valid.len()) - 1
-            first, last = valid[start], valid[hi_pos]
-            lo, hi = (last, first) if descending else (first, last)
-            # Rows before the page that tie with its first value are skipped by position.
-            ahead = int((valid > first).sum() if descending else (valid < first).sum())
-            rows = (self.frame().filter(pl.col(column).is_between(pl.lit(lo), pl.lit(hi))).select(cols).collect()
-                    .sort([column, "dataset_id"], descending=[descending, False]))
-            parts.append(rows.slice(start - ahead, hi_pos + 1 - start))
-        if stop > valid.len():
-            # Rows without a value in the sort column come last, ordered by id.
-            skip = max(start - valid.len(), 0)
-            rows = (self.frame().filter(pl.col(column).is_null()).select(cols).collect()
-                    .sort("dataset_id").slice(skip, stop - max(start, valid.len())))
-            parts.append(rows)
-        if parts:
-            rows = pl.concat(parts)
-        else:
-            rows = self.frame().select(cols).head(0).collect()
-        return Page(rows.select(self.columns), total, number, size)
+        start = (number - 1) * size
+        rows = self.ordered().select(self.columns).head(start + size).collect().slice(start, size)
+        return Page(rows, self.total, number, size)
 
     def collect(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame:
         """Every matching row (all columns unless ``columns``; the first ``limit`` if given),
         in this order."""
-        column, descending = parse_sort(self.sort)
-        lf = self.frame()
+        lf = self.ordered()
         if columns:
-            lf = lf.select(list(dict.fromkeys([*columns, column, "dataset_id"])))
-        df = lf.collect().sort([column, "dataset_id"], descending=[descending, False], nulls_last=True)
-        if limit is not None:
-            df = df.head(limit)
-        return df.select(columns) if columns else df
+            lf = lf.select(columns)
+        return (lf.head(limit) if limit is not None else lf).collect()
 
     def export(self, path, format: str | None = None, *, limit: int | None = None) -> int:
         """Write every matching row (the first ``limit`` if given) to ``path`` as CSV, Parquet or
@@ -412,44 +386,61 @@ class ResultSet:
 
 # -- choices, counts and freshness --------------------------------------------------------
 
+def filter_expr(cat: Catalog, filters: Filters | None):
+    """The polars filter of ``filters`` (None for no filter); ``cat`` places cone centres."""
+    return filters.expr(cat) if filters is not None else None
+
+
 def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Filters | None = None):
     """Grouped aggregates computed by the store where it can (a scan of the needed columns
     otherwise), with the filters pushed down."""
     import polars as pl
 
     from cosmoscope.predicate import split_predicate
-    from cosmoscope.store.base import aggregate
+    from cosmoscope.store.base import aggregate, polars_aggregations
 
-    expr = filters.expr(cat) if filters is not None else None
+    expr = filter_expr(cat, filters)
     pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
-        lf = cat.frame(table).filter(expr)
-        from cosmoscope.store.base import polars_aggregations
-
         exprs = polars_aggregations(aggs)
+        lf = cat.frame(table).filter(expr)
         return (lf.group_by(group_by).agg(exprs) if group_by else lf.select(exprs)).collect()
     return pl.from_arrow(aggregate(cat.store, S.table_spec(table).name, group_by, aggs, pushed))
 
 
-def distinct_values(cat: Catalog, column: str, filters: Filters | None = None) -> list[str]:
-    """The distinct non-null values of a column among the matching rows, sorted."""
+def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> pl.DataFrame:
+    """How many matching observations have each value of ``column``: columns ``column`` and
+    ``n``, most first. A rollup dimension (mission_id, satellite_name, instrument_type,
+    processing_status, calibration_status, extraction_status, file_status, validation_status)
+    is counted from the rollups when the filters allow (see :mod:`cosmoscope.routing`), any
+    other column in the store."""
+    import polars as pl
+
+    from cosmoscope.summaries import facet_counts as from_rollups
+
+    if column in S.ROLLUP_DIMENSIONS:
+        return from_rollups(cat, column, filter_expr(cat, filters))
     from cosmoscope.store.base import Agg
 
     df = _aggregate(cat, "observations", [column], [Agg("n", "count")], filters)
-    return sorted(v for v in df[column].to_list() if v is not None)
+    return df.sort([pl.col("n"), pl.col(column)], descending=[True, False], nulls_last=True)
+
+
+def distinct_values(cat: Catalog, column: str, filters: Filters | None = None) -> list[str]:
+    """The distinct non-null values of a column among the matching rows, sorted."""
+    return sorted(v for v in facet_counts(cat, column, filters)[column].to_list() if v is not None)
 
 
 def count(cat: Catalog, filters: Filters | None = None) -> int:
-    """How many observations match (counted in the store)."""
-    from cosmoscope.store.base import Agg
+    """How many observations match (from the rollups when the filters allow)."""
+    from cosmoscope.summaries import count as counted
 
-    df = _aggregate(cat, "observations", [], [Agg("n", "count")], filters)
-    return int(df["n"][0] or 0) if df.height else 0
+    return counted(cat, filter_expr(cat, filters))
 
 
 def freshness(cat: Catalog) -> tuple:
     """A cheap token that changes when rows are added, changed, linked or removed: the number
-    of observations and the newest audit event (both answered from indexes)."""
+    of observations (from the rollups) and the newest audit event (from the key's index)."""
     from cosmoscope.store.base import Agg
 
     events = _aggregate(cat, "events", [], [Agg("last", "max", "event_id")])
@@ -460,12 +451,14 @@ def freshness(cat: Catalog) -> tuple:
 
 def problem_counts(cat: Catalog, filters: Filters | None = None) -> dict[str, int]:
     """How many observations have each kind of problem (see :data:`PROBLEM_KINDS`)."""
-    from cosmoscope.store.base import Agg
+    import polars as pl
 
-    # One pass: each kind is a count of rows equal to its value.
-    aggs = [Agg(f"k{i}", "count_eq", column, values[0]) for i, (column, values) in enumerate(PROBLEM_KINDS.values())]
-    df = _aggregate(cat, "observations", [], aggs, filters)
-    return {label: int(df[f"k{i}"][0] or 0) if df.height else 0 for i, label in enumerate(PROBLEM_KINDS)}
+    from cosmoscope.summaries import grouped
+
+    columns = list(dict.fromkeys(column for column, _ in PROBLEM_KINDS.values()))
+    df = grouped(cat, filter_expr(cat, filters), columns, counts_only=True)
+    return {label: int(df.filter(pl.col(column).is_in(list(values)))["n"].sum())
+            for label, (column, values) in PROBLEM_KINDS.items()}
 
 
 def problems(cat: Catalog, filters: Filters | None = None, limit: int | None = None) -> pl.DataFrame:

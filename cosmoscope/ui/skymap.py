@@ -96,8 +96,8 @@ RASTER_WIDTH = 720
 
 
 def density_raster(sky, width: int = RASTER_WIDTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The density cells of ``sky`` (HEALPix cells: ``cell`` and ``depth``; else RA/Dec boxes of
-    :data:`~cosmoscope.ui.plots.SKY_BIN_DEG`) painted on a raster of the projection:
+    """The density cells of ``sky`` (RA/Dec boxes of :data:`~cosmoscope.ui.plots.SKY_BIN_DEG`,
+    by their centres) painted on a raster of the projection:
     ``(xs, ys, counts)``, NaN off the sky and where nothing was observed. One image draws at once
     however many cells there are, where a polygon per cell would not."""
     from cosmoscope.ui.plots import SKY_BIN_DEG
@@ -108,20 +108,10 @@ def density_raster(sky, width: int = RASTER_WIDTH) -> tuple[np.ndarray, np.ndarr
     gx, gy = np.meshgrid(xs, ys)
     ra, dec = to_sky(gx.ravel(), gy.ravel())
     on_sky = ~np.isnan(ra)
-    if "cell" in sky.columns:
-        import astropy.units as u
-        from astropy.coordinates import Latitude, Longitude
-        from cdshealpix import nested
-
-        depth = int(sky["depth"][0])
-        keys = nested.lonlat_to_healpix(Longitude(ra[on_sky], u.deg), Latitude(dec[on_sky], u.deg), depth)
-        keys = keys.astype(np.int64)
-        known = sky["cell"].to_numpy().astype(np.int64)
-    else:
-        keys = (np.floor((ra[on_sky] % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
-                + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / SKY_BIN_DEG).astype(np.int64))
-        known = (np.floor((sky["ra"].to_numpy() % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
-                 + np.floor((sky["dec"].to_numpy() + 90) / SKY_BIN_DEG).astype(np.int64))
+    keys = (np.floor((ra[on_sky] % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+            + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / SKY_BIN_DEG).astype(np.int64))
+    known = (np.floor((sky["ra"].to_numpy() % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+             + np.floor((sky["dec"].to_numpy() + 90) / SKY_BIN_DEG).astype(np.int64))
     order = np.argsort(known)
     known, counts = known[order], sky["n"].to_numpy().astype(float)[order]
     at = np.clip(np.searchsorted(known, keys), 0, max(len(known) - 1, 0))
@@ -146,13 +136,8 @@ def sky_map(data: ChartData, **opts):
     text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#495057")
     if data.sky_density:
         sky = data.sky
-        if "cell" in sky.columns:
-            depth = int(sky["depth"][0])
-            what = f"HEALPix cells of {math.degrees(math.sqrt(4 * math.pi / (12 * 4 ** depth))):.1f}°"
-            size = math.degrees(math.sqrt(4 * math.pi / (12 * 4 ** depth)))
-        else:
-            size = SKY_BIN_DEG
-            what = f"cells of {SKY_BIN_DEG:g}°"
+        size = SKY_BIN_DEG
+        what = f"cells of {SKY_BIN_DEG:g}°"
         title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} {what}"
         xs, ys, image = density_raster(sky)
         raster = hv.Image((xs, ys, image), kdims=["x", "y"], vdims=["observations"]).opts(

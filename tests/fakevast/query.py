@@ -341,7 +341,7 @@ def run_query(data: TableData, body: bytes, headers, rows_per_row_group: int) ->
     """Answer one QueryData request; returns the response body as a list of frames."""
     plan = parse_request(body, data)
     split = parse_split_headers(headers)
-    rows = data.rows
+    rows = data.readable
     row_ids = rows[ROW_ID].to_numpy()
     chunk = (row_ids // rows_per_row_group) // split.row_groups_per_sub_split
     in_split = (chunk % split.num_splits) == split.split_id

@@ -10,6 +10,7 @@ so a failed transaction leaves no trace.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import threading
@@ -124,6 +125,16 @@ class TableData:
     @property
     def num_rows(self) -> int:
         return self.rows.num_rows
+
+    @functools.cached_property
+    def readable(self) -> pa.Table:
+        """The rows in one chunk per column, made once per version: taking a page of rows from a
+        column of many chunks copies the whole column first, which made every page of a wide
+        table cost a read of all of it (a real cluster reads a page, not the table)."""
+        return self.rows.combine_chunks()
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "readable"}  # persisted without the copy
 
 
 def _rows_schema(schema: pa.Schema) -> pa.Schema:
