@@ -216,6 +216,35 @@ def test_facets_count_the_matches_without_their_own_filter(cat):
     assert nothing == [{"value": "NOPE", "label": "NOPE", "n": 0}]  # a choice matching nothing stays
 
 
+
+def band_counts_of(df: pl.DataFrame) -> dict[str, int]:
+    q = df["data_quality_score"]
+    return {key: int(q.is_null().sum() if low is None else
+                     ((q >= low) & (q < high) if high is not None else q >= low).sum())
+            for key, (_, low, high) in Q.QUALITY_BANDS.items()}
+
+
+def test_quality_band_counts_come_from_the_histogram_and_equal_the_rows(tmp_path):
+    import pyarrow as pa
+
+    from cosmoscope import schema as S
+    from cosmoscope.ui.facets import quality_band_counts
+
+    cat, _ = build_catalog(f"sqlite://{tmp_path}/own.sqlite")  # this test writes to its catalog
+    df = everything(cat)
+    for f in (Q.Filters(), Q.Filters(missions=("LYRA", "AURORA-2")), Q.Filters(start=dt.date(2026, 11, 8))):
+        assert cat.route(**f.search_kwargs()).rollups
+        assert quality_band_counts(cat, f) == band_counts_of(df.filter(f.expr(cat)) if f.active else df), f
+    # A score outside 0-1 (only a raw store write can make one) is left out of the histogram:
+    # the bands are then counted from the rows, and "high" still counts 1.5.
+    first = df.filter(pl.col("data_quality_score").is_not_null())["dataset_id"][0]
+    cat.store.update(S.OBSERVATIONS.name, pa.table({"dataset_id": [first], "data_quality_score": [1.5]}),
+                     S.OBSERVATIONS.key)
+    df = everything(cat)
+    assert quality_band_counts(cat, Q.Filters()) == band_counts_of(df)
+    cat.close()
+
+
 # -- what a row says ---------------------------------------------------------------------------------
 
 def test_rows_say_what_the_file_is_and_unreadable_files_say_so(cat):

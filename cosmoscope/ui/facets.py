@@ -60,13 +60,11 @@ def facet_items(cat: Catalog, facet: Facet, filters: Filters) -> list[dict]:
     """The values of ``facet`` with their counts among the matches of ``filters`` (without the
     facet's own filter): ``[{"value": text, "label": ..., "n": count}]``, most first; values
     chosen but matching nothing are kept (with 0) so they can be un-chosen."""
-    from cosmoscope.ui.query import count
-
     others = filters.without(facet.field)
     chosen = [str(v) for v in getattr(filters, facet.field)]
     if facet.column is None:
-        items = [{"value": k, "label": facet.label(k), "n": count(cat, others.but(quality_bands=(k,)))}
-                 for k in QUALITY_BANDS]
+        counts = quality_band_counts(cat, others)
+        items = [{"value": k, "label": facet.label(k), "n": counts[k]} for k in QUALITY_BANDS]
         return [i for i in items if i["n"] or i["value"] in chosen]
     df = facet_counts(cat, facet.column, others)
     items = [{"value": str(v), "label": facet.label(v), "n": int(n)} for v, n in df.iter_rows() if v is not None]
@@ -74,3 +72,29 @@ def facet_items(cat: Catalog, facet: Facet, filters: Filters) -> list[dict]:
         items.sort(key=lambda i: int(i["value"]))
     present = {i["value"] for i in items}
     return items + [{"value": v, "label": facet.label(facet.parse(v)), "n": 0} for v in chosen if v not in present]
+
+
+def quality_band_counts(cat: Catalog, filters: Filters) -> dict[str, int]:
+    """Matches of ``filters`` per quality band (:data:`~cosmoscope.ui.query.QUALITY_BANDS`): sums
+    of the quality histogram (one read of the rollups when the filters allow), or a count per
+    band where some score lies outside 0-1 (the histogram leaves those out)."""
+    from cosmoscope import schema as S
+    from cosmoscope.summaries import raw_grouped
+    from cosmoscope.ui.query import count, filter_expr
+
+    raw, _ = raw_grouped(cat, filter_expr(cat, filters), [])
+    if raw.height and int(raw["q_odd"].sum() or 0) > 0:
+        return {k: count(cat, filters.but(quality_bands=(k,))) for k in QUALITY_BANDS}
+
+    def total(column: str) -> int:
+        return int(raw[column].sum() or 0) if raw.height else 0
+
+    out = {}
+    for key, (_, low, high) in QUALITY_BANDS.items():
+        if low is None:
+            out[key] = total("n") - total("q_n")
+            continue
+        first = round(low * 20)
+        last = round(high * 20) if high is not None else len(S.QUALITY_BINS)
+        out[key] = sum(total(b) for b in S.QUALITY_BINS[first:last])
+    return out
