@@ -661,7 +661,8 @@ class Catalog:
 
         ``records`` is a dict, a list of dicts, a polars DataFrame or an Arrow table with
         observation columns. ``dataset_id`` defaults to a hash of ``file_path``. New rows get
-        ``processing_status='raw'`` unless given; existing rows keep their status and
+        ``processing_status='processed'`` when they are calibrated or derived products (ObsCore
+        level 2 and up), ``'raw'`` otherwise, unless given; existing rows keep their status and
         ``ingested_at``. The audit trail gets one ``action`` event per new row, and one
         ``change_action`` event (field, from, to) per value that changed in an existing row;
         writing a row again unchanged records nothing. Writes are atomic per batch of
@@ -683,7 +684,7 @@ class Catalog:
         data = _set(data, "ingested_at", R.constant(stamp, n, S.UTC_TS))
         data = _set(data, "updated_at", R.constant(stamp, n, S.UTC_TS))
         if "processing_status" not in data.column_names:
-            data = _set(data, "processing_status", R.constant(S.ProcessingStatus.RAW.value, n, pa.string()))
+            data = _set(data, "processing_status", _initial_status(data))
             preserve.append("processing_status")
         if "file_status" not in data.column_names and "file_path" in data.column_names:
             data = _set(data, "file_status", R.constant(S.FileStatus.PRESENT.value, n, pa.string()))
@@ -880,6 +881,20 @@ def _changes(chunk: pa.Table, columns: list[str], before: dict[str, dict], actio
                 out.append(dict(action=action, dataset_id=i, run_id=run_id, field=name, from_value=_text(old[name]),
                                 to_value=_text(new), details=details))
     return out
+
+
+def _initial_status(data: pa.Table) -> pa.Array:
+    """The processing status of new rows: a file that is itself a calibrated or derived product
+    (ObsCore level 2 and up, or calibrated) was processed to be made; anything else is raw."""
+    import pyarrow.compute as pc
+
+    n = data.num_rows
+    level = data.column("calib_level") if "calib_level" in data.column_names else pa.nulls(n, pa.int32())
+    calibrated = (data.column("calibration_status") if "calibration_status" in data.column_names
+                  else pa.nulls(n, pa.string()))
+    product = pc.or_kleene(pc.greater_equal(level, 2), pc.equal(calibrated, S.CalibrationStatus.CALIBRATED.value))
+    return pc.if_else(pc.fill_null(product, False), S.ProcessingStatus.PROCESSED.value,
+                      S.ProcessingStatus.RAW.value).cast(pa.string())
 
 
 def _set(data: pa.Table, name: str, column: pa.Array) -> pa.Table:

@@ -1,15 +1,27 @@
-"""What the report notebooks show: plain HTML tables of polars frames and a verdict banner.
+"""What the report notebooks show: plain HTML tables of polars frames and a verdict banner,
+and the set-up every report notebook starts with.
 
 >>> from cosmoscope.notebook_display import table, verdict
 >>> table(cat.mission_summary())                       # doctest: +SKIP
 >>> verdict(False, "FAIL: 3 of 80 datasets have problems")  # doctest: +SKIP
 
-Both are re-exported by :mod:`cosmoscope.reports`, which is where the notebooks import them from.
+A long table shows its first rows; when the notebook runs as a report (``cosmoscope report``
+sets ``$COSMOSCOPE_REPORT_ATTACHMENTS``), the whole table is also written beside the report as
+CSV and Parquet and the page links to both. All three are re-exported by :mod:`cosmoscope.reports`,
+which is where the notebooks import them from.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from html import escape
 from typing import Any
+
+#: Where a report's attachments go (a directory), and the link to it from the report's page.
+ATTACHMENTS_ENV, ATTACHMENTS_URL_ENV = "COSMOSCOPE_REPORT_ATTACHMENTS", "COSMOSCOPE_REPORT_ATTACHMENTS_URL"
+#: Rows a table shows before it is summarised.
+MAX_ROWS = 25
 
 _TABLE_CSS = """<style>
 table.cosmoscope-report-table {border-collapse: collapse; font-size: 12.5px; margin: 4px 0 10px 0;}
@@ -25,14 +37,17 @@ table.cosmoscope-report-table tr:nth-child(even) td {background: rgba(127, 127, 
 class Table:
     """A frame shown as a plain HTML table in notebooks and their HTML exports: times in UTC
     to the second, numbers with thousands separators, missing values blank, long text wrapped
-    rather than cut, and at most ``max_rows`` rows (the rest counted)."""
+    rather than cut, and at most ``max_rows`` rows (the rest counted, and attached whole when
+    the notebook runs as a report)."""
 
-    def __init__(self, df, max_rows: int = 100, caption: str | None = None):
+    def __init__(self, df, max_rows: int = MAX_ROWS, caption: str | None = None, name: str | None = None):
         self.df, self.max_rows, self.caption = df, max_rows, caption
+        self.name = name or caption
+        self.attached: list[str] = []
+        if df.height > max_rows:
+            self.attached = attach(df, self.name or "table")
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         df = self.df
         shown = df.head(self.max_rows)
         numeric = [dtype.is_numeric() for dtype in shown.dtypes]
@@ -45,7 +60,12 @@ class Table:
                             for t, num in zip(texts, numeric))
             body.append(f"<tr>{cells}</tr>")
         caption = f"<p><b>{escape(self.caption)}</b></p>" if self.caption else ""
-        more = (f"<p><i>... and {df.height - self.max_rows:,} more rows</i></p>" if df.height > self.max_rows else "")
+        more = ""
+        if df.height > self.max_rows:
+            links = " ".join(f'<a href="{escape(url)}" download>{escape(url.rsplit(".", 1)[-1].upper())}</a>'
+                             for url in self.attached)
+            more = (f"<p><i>The first {self.max_rows:,} of {df.height:,} rows"
+                    + (f"; the whole table: {links}" if links else f"; {df.height - self.max_rows:,} more") + "</i></p>")
         if not df.height:
             more = "<p><i>(no rows)</i></p>"
         return (f'{_TABLE_CSS}{caption}<table class="cosmoscope-report-table"><thead><tr>{head}</tr></thead>'
@@ -55,9 +75,57 @@ class Table:
         return repr(self.df)
 
 
-def table(df, max_rows: int = 100, caption: str | None = None) -> Table:
-    """Show a polars frame as a plain HTML table (see :class:`Table`)."""
-    return Table(df, max_rows=max_rows, caption=caption)
+def table(df, max_rows: int = MAX_ROWS, caption: str | None = None, name: str | None = None) -> Table:
+    """Show a polars frame as a plain HTML table (see :class:`Table`); ``name`` names its
+    attached files (default: the caption)."""
+    return Table(df, max_rows=max_rows, caption=caption, name=name)
+
+
+_taken: dict[str, set] = {}
+
+
+def attach(df, name: str) -> list[str]:
+    """Write ``df`` as CSV and Parquet into the report's attachments directory (if the notebook
+    runs as a report); returns the links to them, relative to the report's page."""
+    directory = os.environ.get(ATTACHMENTS_ENV)
+    if not directory:
+        return []
+    import polars as pl
+
+    os.makedirs(directory, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "table"
+    taken = _taken.setdefault(directory, set())
+    stem, k = slug, 1
+    while stem in taken:
+        k += 1
+        stem = f"{slug}-{k}"
+    taken.add(stem)
+    base = os.environ.get(ATTACHMENTS_URL_ENV, os.path.basename(directory.rstrip("/")))
+    flat = df.with_columns(pl.col(pl.List).cast(pl.List(pl.String)).list.join(", ")) if any(
+        isinstance(t, pl.List) for t in df.dtypes) else df
+    flat.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")).write_csv(
+        os.path.join(directory, f"{stem}.csv"))
+    df.write_parquet(os.path.join(directory, f"{stem}.parquet"))
+    return [f"{base}/{stem}.csv", f"{base}/{stem}.parquet"]
+
+
+def setup_notebook(*, rows: int = 50) -> None:
+    """What every report notebook does first: polars tables that read well, and charts whose
+    JavaScript and styles are put into the notebook itself (so its HTML opens without internet)
+    unless ``$COSMOSCOPE_BOKEH_RESOURCES`` is ``cdn``."""
+    import polars as pl
+
+    pl.Config.set_tbl_rows(rows)
+    pl.Config.set_fmt_str_lengths(100)
+    pl.Config.set_tbl_hide_dataframe_shape(True)
+    if os.environ.get("COSMOSCOPE_BOKEH_RESOURCES", "inline") == "cdn":
+        import holoviews as hv
+
+        hv.extension("bokeh", logo=False)
+    else:
+        from cosmoscope.ui.plots import load_bokeh
+
+        load_bokeh()
 
 
 def _cell(value) -> str:

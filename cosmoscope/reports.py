@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,10 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from cosmoscope.errors import CosmoscopeError, InvalidArgumentError, UnknownNameError
-from cosmoscope.notebook_display import Table, table, verdict  # noqa: F401 - the notebooks import them from here
+from cosmoscope.notebook_display import (  # noqa: F401 - the notebooks import them from here
+    ATTACHMENTS_ENV, ATTACHMENTS_URL_ENV, Table, setup_notebook, table, verdict)
 
 #: Where the shipped notebooks live.
 NOTEBOOK_DIR = Path(__file__).resolve().parent / "notebooks"
+#: nbconvert templates: ``cosmoscope`` is JupyterLab's without the scripts it would fetch from CDNs.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 
 class CheckFailed(CosmoscopeError):
@@ -259,6 +263,11 @@ def kernel_manager_class(kernel: str | None = None):
     return ThisPythonKernelManager
 
 
+def attachments_dir(html: Path) -> Path:
+    """Where the whole of each long table of a report goes: ``report_files/`` beside ``report.html``."""
+    return html.with_name(html.stem + "_files")
+
+
 def output_paths(name: str, out: str | os.PathLike | None) -> tuple[Path, Path]:
     """The HTML file and the executed notebook beside it: ``NAME.html`` in the current
     directory by default; ``--out report.html`` gives ``report.html`` and ``report.ipynb``."""
@@ -273,8 +282,8 @@ def output_paths(name: str, out: str | os.PathLike | None) -> tuple[Path, Path]:
 
 def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None, *,
                out: str | os.PathLike | None = None, kernel: str | None = None, progress: bool = True,
-               html: bool = True, no_input: bool = False, self_contained: bool = True,
-               timeout: float | None = None,
+               html: bool = True, no_input: bool = True, self_contained: bool = True,
+               timeout: float | None = None, force: bool = False,
                cwd: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> ReportResult:
     """Execute a report notebook with papermill and export it to HTML.
 
@@ -291,13 +300,17 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
     html
         Also export HTML (False: the executed notebook only).
     no_input
-        Leave the code cells out of the HTML.
+        Leave the code cells out of the HTML (the default: a report is read for its results; the
+        executed notebook beside it keeps the code).
     self_contained
         Put BokehJS into the report so its charts show without internet (adds about 3 MB);
         False loads it from cdn.bokeh.org when the page is opened. The notebooks read this as
         ``$COSMOSCOPE_BOKEH_RESOURCES``.
     timeout
         Longest a single cell may run, seconds (default: no limit).
+    force
+        Replace files of an earlier report of the same name (by default they are left alone and
+        :class:`~cosmoscope.errors.InvalidArgumentError` says which are in the way).
     cwd
         Working directory of the kernel (default: the current one, so relative paths work).
     env
@@ -319,12 +332,22 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
     if unknown:
         raise UnknownNameError(f"parameter of {info.name}", unknown[0], info.parameters)
     html_path, nb_path = output_paths(info.name, out)
+    files = attachments_dir(html_path)
+    in_the_way = [p for p in ((nb_path, html_path, files) if html else (nb_path,)) if p.exists()]
+    if in_the_way and not force:
+        raise InvalidArgumentError(f"{', '.join(map(str, in_the_way))} already exist(s); choose another --out, or "
+                                   "replace them with --force")
+    if force and files.exists():
+        import shutil
+
+        shutil.rmtree(files)
     if kernel is not None:
         _check_kernel(kernel)
     nb_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     failure = None
-    env = {**(env or {}), "COSMOSCOPE_BOKEH_RESOURCES": "inline" if self_contained else "cdn"}
+    env = {**(env or {}), "COSMOSCOPE_BOKEH_RESOURCES": "inline" if self_contained else "cdn",
+           ATTACHMENTS_ENV: str(files.resolve()), ATTACHMENTS_URL_ENV: files.name}
     with _environ(env):
         try:
             pm.execute_notebook(
@@ -336,7 +359,7 @@ def run_report(name: str | os.PathLike, parameters: dict[str, Any] | None = None
             # papermill saved the notebook up to the failing cell, which _failed names.
             failure = exc
     if html and nb_path.exists():
-        export_html(nb_path, html_path, no_input=no_input)
+        export_html(nb_path, html_path, no_input=no_input, offline=self_contained)
     seconds = time.perf_counter() - started
     if failure is not None:
         raise _failed(info, failure, nb_path, html_path if html and html_path.exists() else None, timeout)
@@ -400,15 +423,35 @@ def _failed(info: NotebookInfo, exc, nb_path: Path, html_path: Path | None,
                           notebook=nb_path, html=html_path)
 
 
-def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, no_input: bool = False) -> Path:
-    """Write an executed notebook as one HTML page (nbconvert's lab template)."""
+def export_html(notebook: str | os.PathLike, html: str | os.PathLike, *, no_input: bool = True,
+                offline: bool = True) -> Path:
+    """Write an executed notebook as one HTML page that opens without internet: JupyterLab's
+    look, none of the scripts it would fetch from CDNs, and each widget as the static picture it
+    offers beside itself (widgets would need their JavaScript from a CDN). With ``offline``
+    False the charts' own loaders may still fetch from CDNs (``cosmoscope report --cdn``)."""
+    import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", exclude_input=no_input, exclude_input_prompt=no_input)
+    nb = nbformat.read(os.fspath(notebook), as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+                if "text/html" in data:
+                    data.pop("text/plain", None)  # the picture, not "VBox(children=...)"
+    exporter = HTMLExporter(template_name="cosmoscope", extra_template_basedirs=[str(TEMPLATE_DIR)],
+                            exclude_input=no_input, exclude_input_prompt=no_input)
     with warnings.catch_warnings():
         # holoviews leaves an empty display output after loading its extension: nothing is lost.
         warnings.filterwarnings("ignore", message="Your element with mimetype", category=UserWarning)
-        body, _ = exporter.from_filename(os.fspath(notebook))
+        body, _ = exporter.from_notebook_node(nb)
+    if offline:
+        # Panel's loader asks its CDN for the ES-module shim even when the notebook already holds
+        # it inline (a harmless request online, a failed one offline): ask for nothing instead.
+        body = re.sub(r'const js_urls = \["https://cdn\.holoviz\.org/[^"\]]*es-module-shims[^"\]]*"\];',
+                      "const js_urls = [];", body)
     path = Path(html)
     path.write_text(body, encoding="utf-8")
     return path

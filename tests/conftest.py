@@ -25,6 +25,27 @@ TEST_VAST_URL = os.environ.get("COSMOSCOPE_TEST_VAST_URL")
 FAKE_VAST_OPTIONS = "retry_wait=0.01&retry_seconds=20"
 
 
+#: Debian's Chromium, headless (Playwright's own browser download does not work here).
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    import shutil
+
+    return {**browser_type_launch_args, "executable_path": shutil.which("chromium"), "args": CHROMIUM_FLAGS}
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """Where screenshots go: $COSMOSCOPE_TEST_ARTIFACTS, else a temporary directory."""
+    path = os.environ.get("COSMOSCOPE_TEST_ARTIFACTS") or str(tmp_path_factory.mktemp("screenshots"))
+    os.makedirs(path, exist_ok=True)
+    print(f"\nscreenshots: {path}")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _no_user_catalog(tmp_path, monkeypatch):
     """Keep every test away from the user's real catalog and home directory."""

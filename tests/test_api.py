@@ -218,7 +218,7 @@ def test_preflight_over_http(api):
 # -- writing ---------------------------------------------------------------------------------
 
 def test_writes_need_the_token(api):
-    some = ids_of(api.cat, mission="COSMOS-7")[0]
+    some = ids_of(api.cat, mission="COSMOS-7", status="raw")[0]
     body = {"status": "queued"}
     missing = api.client.post(f"/datasets/{some}/status", json=body)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"

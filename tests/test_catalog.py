@@ -51,7 +51,11 @@ def test_search_accepts_lists_strings_dates_and_target_patterns(filled):
     assert set(cat.search(target="NGC*").collect()["target_object"]) == {"NGC 253"}
     assert set(cat.search(target="*27*").collect()["target_object"]) == {"3C 273"}
     assert set(cat.search(target="Sgr A*").collect()["target_object"]) == {"Sgr A*"}  # a literal star
-    assert cat.search(status="raw").collect().height == 400
+    # New rows are raw, except calibrated and derived products, which were processed to be made.
+    df = cat.observations().collect()
+    product = (pl.col("calib_level") >= 2) | (pl.col("calibration_status") == "calibrated")
+    assert cat.search(status="raw").collect().height == df.filter(~product).height > 0
+    assert cat.search(status="processed").collect().height == df.filter(product).height > 0
     assert cat.search(calibration="calibrated", instrument="WFI").collect().height > 0
 
 
@@ -95,7 +99,8 @@ def test_mission_summary_matches_polars(filled):
         assert row["mean_quality"] == pytest.approx(sub["data_quality_score"].mean())
         assert row["min_quality"] == sub["data_quality_score"].min()
         assert row["n_calibrated"] == (sub["calibration_status"] == "calibrated").sum()
-        assert row["n_raw"] == sub.height and row["n_processed"] == 0
+        products = sub.filter((pl.col("calib_level") >= 2) | (pl.col("calibration_status") == "calibrated")).height
+        assert row["n_processed"] == products and row["n_raw"] == sub.height - products
     one = cat.mission_summary("LYRA")
     assert one["mission_id"].to_list() == ["LYRA"]
 
@@ -126,11 +131,11 @@ def test_add_records_is_idempotent_and_keeps_status_and_ingest_time(filled):
     rec = make_records(1)[0]
     did = cosmoscope.records.dataset_id_for(rec["file_path"])
     first = cat.get(did)
-    cat.set_status(did, "processed", reason="test")
+    cat.set_status(did, "archived", reason="test")
     assert cat.add_records([rec]) == 1
     again = cat.get(did)
     assert cat.count() == 400
-    assert again["processing_status"] == "processed"
+    assert again["processing_status"] == "archived"
     assert again["ingested_at"] == first["ingested_at"] and again["updated_at"] >= first["updated_at"]
     history = cat.history(did)  # written again unchanged: no event (the status change is one)
     assert history["action"].to_list() == ["add", "update"] and history["field"][1] == "processing_status"
@@ -184,7 +189,7 @@ def test_unknown_field_lists_valid_names(catalog):
 
 def test_update_records_changes_as_events_and_refuses_unknown_ids(filled):
     cat, _ = filled
-    ids = sorted(ids_of(cat.search(mission="LYRA")))[:3]
+    ids = sorted(ids_of(cat.search(mission="LYRA", status="raw")))[:3]
     assert cat.update(ids, processing_status="queued", data_quality_score=0.1, reason="re-run") == 3
     assert cat.update(ids, processing_status="queued", data_quality_score=0.1) == 0  # no change, no event
     h = cat.history(ids[0]).filter(pl.col("action") == "update")

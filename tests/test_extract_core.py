@@ -43,7 +43,8 @@ def assert_contract(rec: dict) -> None:
     assert pickle.loads(pickle.dumps(rec)) == rec
     rec["file_path"].encode("utf-8")  # storable text
     if rec["extraction_status"] == "error":
-        assert rec["extraction_error"] and rec["data_quality_score"] == 0.0
+        # Nothing was read to judge: no score, so no quality statistic counts it.
+        assert rec["extraction_error"] and rec["data_quality_score"] is None
     else:
         assert 0.0 <= rec["data_quality_score"] <= 1.0
 
@@ -380,3 +381,20 @@ def test_damaged_files_never_raise(tmp_path_factory, offset, junk, product, cut)
     assert_contract(rec)
     if rec["extraction_status"] == "error":
         assert rec["extraction_error"][0].islower() and len(rec["extraction_error"]) > 10
+
+
+def test_an_unreadable_file_keeps_no_score_and_takes_its_mission_from_the_path(tmp_path):
+    path = tmp_path / "archive" / "lyra" / "reduced" / "2026-11-25" / "LY000022_red.fits"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"<html><body>502 Bad Gateway</body></html>\n" * 80)
+    rec = extract_file(path)
+    assert rec["extraction_status"] == "error" and rec["data_quality_score"] is None
+    # The LYRA profile's path template and defaults still say what the file is.
+    assert (rec["mission_id"], rec["instrument_type"], rec["calib_level"]) == ("LYRA", "LYCAM", 2)
+    assert rec["observation_timestamp"] == datetime(2026, 11, 25, tzinfo=UTC)
+    assert rec["field_sources"]["mission_id"] == "profile:lyra:default"
+    assert rec["field_sources"]["observation_timestamp"].startswith("path:")
+    nowhere = tmp_path / "elsewhere" / "x.fits"
+    nowhere.parent.mkdir()
+    nowhere.write_bytes(b"")
+    assert "mission_id" not in extract_file(nowhere)  # no profile matches: nothing is made up

@@ -105,15 +105,20 @@ def test_preflight_notebook_blocks_the_missing_and_changed_files(jupyter_env, sk
         cat.set_status(spare[0], "archived", reason="test")
         cat.update(spare[1], data_quality_score=0.3, reason="test")
         offered = cat.available_datasets(min_quality=0.8, window=None, until=SKY_END).select(pl.len()).collect().item()
+        # Unreadable files are in the window too (their path says when), and never offered.
+        unreadable = cat.search(start=SKY_START, end=SKY_END).filter(
+            pl.col("extraction_status") == "error").select(pl.len()).collect().item()
 
     result, _ = run("pipeline_preflight", tmp_path, catalog_url=sky.catalogs["preflight"], start=SKY_START,
                     end=SKY_END, output_dir=str(tmp_path))
     assert result["go"] is False and result["summary"].startswith("NO-GO")
-    assert result["in_window"] == len(ids) > 70 and result["offered"] == offered == len(ids) - 2
+    assert result["in_window"] == len(ids) > 70 and result["offered"] == offered == len(ids) - 2 - unreadable
+    assert unreadable > 0
     assert result["reasons"] == {"file_missing": 1, "file_changed": 1}
     assert result["blocked"] == 2 and result["ready"] == offered - 2
     assert ids[sky.missing] not in result["ready_ids"] and ids[sky.changed] not in result["ready_ids"]
-    assert result["left_out"] == 2 and result["left_out_reasons"] == {"low_quality": 1, "status": 1}
+    assert result["left_out"] == 2 + unreadable
+    assert result["left_out_reasons"] == {"low_quality": 1, "status": 1, "unreadable": unreadable}
 
 
 def test_explore_builds_a_demo_catalog_when_given_nothing(jupyter_env, tmp_path):

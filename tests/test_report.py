@@ -127,6 +127,23 @@ def test_an_unknown_kernel_is_refused_before_anything_runs(jupyter_env, tmp_path
     assert not list(tmp_path.iterdir())
 
 
+def test_a_long_table_in_a_report_shows_its_first_rows_and_attaches_the_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv("COSMOSCOPE_REPORT_ATTACHMENTS", str(tmp_path / "daily_files"))
+    monkeypatch.setenv("COSMOSCOPE_REPORT_ATTACHMENTS_URL", "daily_files")
+    df = pl.DataFrame({"file": [f"/d/{i}.fits" for i in range(240)], "n": range(240),
+                       "reasons": [["a", "b"]] * 240,
+                       "t": [dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)] * 240})
+    html = table(df, caption="Files missing or changed")._repr_html_()
+    assert html.count("<tr>") == 26  # the header and 25 rows
+    assert "The first 25 of 240 rows; the whole table:" in html
+    assert 'href="daily_files/files-missing-or-changed.csv"' in html
+    assert pl.read_parquet(tmp_path / "daily_files/files-missing-or-changed.parquet").height == 240
+    assert pl.read_csv(tmp_path / "daily_files/files-missing-or-changed.csv")["reasons"][0] == "a, b"
+    again = table(df, caption="Files missing or changed")._repr_html_()  # a second table of that name
+    assert 'href="daily_files/files-missing-or-changed-2.csv"' in again
+    assert "the whole table" not in table(df.head(25))._repr_html_()
+
+
 def test_tables_show_values_as_people_read_them():
     df = pl.DataFrame({"file": ["<a&b>.fits", None], "n": [1234567, 5], "q": [0.98765, None], "ok": [True, False],
                        "t": [dt.datetime(2026, 11, 25, 8, 30, tzinfo=dt.timezone.utc), None],
@@ -136,7 +153,7 @@ def test_tables_show_values_as_people_read_them():
     for text in ("1,234,567", "0.988", "yes", "2026-11-25 08:30:00", "file_missing, low_quality"):
         assert text in html
     assert "<td class=\"num\"></td>" in html  # missing values are blank, not "None"
-    assert "2 more rows" in table(pl.DataFrame({"a": range(5)}), max_rows=3)._repr_html_()
+    assert "The first 3 of 5 rows; 2 more" in table(pl.DataFrame({"a": range(5)}), max_rows=3)._repr_html_()
     assert "(no rows)" in table(df.clear())._repr_html_()
 
 
@@ -205,3 +222,38 @@ def test_any_notebook_file_runs_and_a_cell_past_the_timeout_is_named(jupyter_env
     ran = nbformat.read(work / "mine.ipynb", as_version=4)
     assert ran.cells[2].outputs[0]["text"].strip() == os.getcwd()  # the kernel ran where the command was run
     assert (work / "mine.html").exists()
+
+
+def test_a_report_opens_offline_with_its_charts_and_explorers_and_no_code(jupyter_env, sky, tmp_path, page,
+                                                                          artifacts, capsys):
+    out = tmp_path / "tour.html"
+    assert main(["--catalog", sky.catalogs["preflight"], "report", "explore", "--out", str(out), "-q"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "setup_notebook" not in html  # code is left out unless --show-code
+    outside = []
+
+    def only_local(route):
+        if route.request.url.startswith(("file:", "data:")):
+            return route.continue_()
+        outside.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", only_local)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    page.locator(".bk-Figure").first.wait_for(timeout=60_000)
+    assert page.locator("table.cosmoscope-table").count() == 1  # the search explorer, as a picture
+    assert page.locator("svg.cs-graph").count() == 1  # the lineage explorer's graph
+    assert page.locator(".jp-CodeCell .jp-InputArea").count() == 0
+    page.screenshot(path=os.path.join(artifacts, "report-explore.png"), full_page=True)
+    assert outside == [] and errors == []
+
+    # An earlier report is never overwritten by accident.
+    with pytest.raises(SystemExit) as stop:
+        main(["--catalog", sky.catalogs["preflight"], "report", "explore", "--out", str(out), "-q"])
+    assert stop.value.code == 2 and "replace them with --force" in capsys.readouterr().err
+    before = out.stat().st_mtime_ns
+    assert main(["--catalog", sky.catalogs["preflight"], "report", "explore", "--out", str(out), "-q",
+                 "--force", "--show-code"]) == 0
+    assert out.stat().st_mtime_ns != before and "setup_notebook" in out.read_text(encoding="utf-8")

@@ -546,3 +546,45 @@ def test_cli_as_a_module_and_help_teaches(tmp_path):
     proc = subprocess.run([*run, str(tmp_path / "t"), "--missions", "COSMOS-7", "--files", "300000",
                            "--days", "1"], capture_output=True, text=True)
     assert proc.returncode == 2 and "more days" in proc.stderr and not (tmp_path / "t").exists()
+
+
+def test_quirks_lower_quality_as_recorded_and_change_nothing_else(tmp_path):
+    import polars as pl
+
+    import cosmoscope
+    from cosmoscope.simulate.history import play_history
+
+    plain = list(iter_file_specs(files=80, days=2, seed=4))
+    quirky = list(iter_file_specs(files=80, days=2, seed=4, quirks=0.5))
+    assert [s.relpath for s in plain] == [s.relpath for s in quirky]  # the same tree
+    changed = [q for q in quirky if q.quirks]
+    assert 0 < len(changed) < len(quirky)
+    assert all(dataclasses.replace(p, quirks=q.quirks, exposure=q.exposure) == q
+               for p, q in zip(plain, quirky) if q.quirks)
+
+    sim = simulate(tmp_path / "sky", files=80, days=2, seed=4, quirks=0.5, progress=False, workers=0)
+    with cosmoscope.open_catalog(f"sqlite://{tmp_path}/c.sqlite") as cat:
+        cat.ingest([sim.root], workers=0, progress=False)
+        rows = cat.observations().select("file_path", "data_quality_score", "quality_flags", "target_object",
+                                         "processing_status").collect()
+        both = rows.join(sim.manifest.select(pl.col("path").alias("file_path"), "quirks", "target"), on="file_path")
+        imperfect = both.filter(pl.col("quirks").is_not_null())
+        clean = simulate(tmp_path / "clean", files=80, days=2, seed=4, progress=False, workers=0)
+        cat.ingest([clean.root], workers=0, progress=False)
+        scores = dict(cat.observations().select("file_path", "data_quality_score").collect().iter_rows())
+        for path in imperfect["file_path"]:  # every imperfection costs the file something
+            assert scores[path] < scores[path.replace(str(sim.root), str(clean.root))], path
+        no_target = imperfect.filter(pl.col("quirks").str.contains("no_target"))
+        assert no_target.height and no_target["target_object"].null_count() == no_target.height
+        assert (no_target["target"].null_count() == no_target.height)  # the ground truth says so too
+        for quirk, flag in (("long_exposure", "exposure_exceeds_duration"),
+                            ("garbled_end", "time_unparseable:observation_end")):
+            flagged = imperfect.filter(pl.col("quirks") == quirk)["quality_flags"]  # that one alone
+            assert flagged.len() and all(flag in f for f in flagged), quirk
+
+        played = play_history(cat)
+        statuses = dict(cat.observations().group_by("processing_status").len().collect().iter_rows())
+        assert {"raw", "processed", "queued", "failed", "archived"} <= set(statuses)
+        assert statuses["queued"] == played["queued"] > 0 and statuses["failed"] == played["failed"] > 0
+        failed = cat.search(status="failed").select("dataset_id").head(1).collect()["dataset_id"][0]
+        assert "calibration failed" in cat.history(failed)["details"].to_list()[-1]

@@ -69,7 +69,12 @@ def register(sub, common) -> None:
     p.add_argument("--list", action="store_true",
                    help="list the notebooks and their parameters (only NAME's, if given) and exit")
     p.add_argument("--kernel", metavar="NAME", help="run in this installed Jupyter kernel instead of this Python")
-    p.add_argument("--no-input", action="store_true", help="leave the code out of the HTML")
+    p.add_argument("--show-code", action="store_true",
+                   help="put the code cells in the HTML too (by default it shows results only; the executed "
+                        "notebook beside it always has the code)")
+    p.add_argument("--no-input", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
+    p.add_argument("--force", action="store_true",
+                   help="replace the files of an earlier report of the same name (otherwise they are left alone)")
     p.add_argument("--cdn", action="store_true",
                    help="load the charts' JavaScript from cdn.bokeh.org when the page opens (a smaller file "
                         "that needs internet) instead of carrying it inside the HTML")
@@ -120,7 +125,7 @@ def cmd_report(args) -> int:
               file=sys.stderr, flush=True)
     try:
         result = run_report(info.path, parameters, out=args.out, kernel=args.kernel, progress=progress,
-                            html=not args.no_html, no_input=args.no_input, self_contained=not args.cdn,
+                            html=not args.no_html, no_input=not args.show_code, self_contained=not args.cdn, force=args.force,
                             timeout=args.timeout, env=env)
     except NotebookFailed as exc:
         print(f"cosmoscope report: error: {exc}", file=sys.stderr)

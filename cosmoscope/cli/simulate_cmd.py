@@ -34,7 +34,8 @@ instrument, times, target, calibration level, inputs, fault) goes to DIR/manifes
 
 examples:
   cosmoscope simulate /tmp/sky
-  cosmoscope simulate /tmp/sky --missions COSMOS-7 HELIOS-X --files 20000 --days 7 --faults 0.02
+  cosmoscope simulate /tmp/sky --missions COSMOS-7 HELIOS-X --files 20000 --days 7 --faults 0.05
+  cosmoscope simulate /tmp/clean --faults 0 --quirks 0          # every file perfect
   cosmoscope simulate /data/load --files 100000 --days 1 --sparse-bytes 500MB   # 50 TB apparent"""
 
 _EPILOG = """\
@@ -105,8 +106,12 @@ def register(subparsers, common: argparse.ArgumentParser | None = None) -> argpa
     p.add_argument("--sparse-bytes", type=_size, metavar="BYTES",
                    help="make each FITS/HDF5/netCDF file about this large, as holes that cost no disk "
                         "(e.g. 500MB, 1.5GB, 64MiB)")
-    p.add_argument("--faults", type=argtypes.fraction, default=0.0, metavar="FRACTION",
-                   help="fraction of files to break deliberately, e.g. 0.02 (default: 0)")
+    p.add_argument("--faults", type=argtypes.fraction, default=0.02, metavar="FRACTION",
+                   help="fraction of files to break deliberately: unreadable, truncated, wrong checksums "
+                        "(default: 0.02; 0 for none)")
+    p.add_argument("--quirks", type=argtypes.fraction, default=0.2, metavar="FRACTION",
+                   help="fraction of the other files with everyday header imperfections that lower their "
+                        "quality score: no target, no or a garbled end time, too long an exposure (default: 0.2)")
     if common is None:
         p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")
     p.set_defaults(func=run)
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         result = simulate(args.dir, missions=args.missions, files=args.files, days=args.days,
                           start=args.start, seed=args.seed, sparse_bytes=args.sparse_bytes,
-                          faults=args.faults, progress=not getattr(args, "quiet", False))
+                          faults=args.faults, quirks=args.quirks, progress=not getattr(args, "quiet", False))
     for w in caught:
         print(f"cosmoscope simulate: warning: {w.message}", file=sys.stderr)
     print(_summary(result))
@@ -143,6 +148,9 @@ def _summary(result) -> str:
         lines.append(f"  JSON sidecars: {result.sidecars}")
     if result.faults:
         lines.append("  deliberate faults: " + ", ".join(f"{n} {k}" for k, n in result.faults.items()))
+    quirky = result.manifest["quirks"].drop_nulls().len() if result.manifest.height else 0
+    if quirky:
+        lines.append(f"  header imperfections (lower quality): {quirky} files")
     if result.manifest_path:
         lines.append(f"  ground truth: {result.manifest_path}")
     return "\n".join(lines)

@@ -100,17 +100,42 @@ def _unrecognised(guess: str | None, head: bytes, path: str) -> str:
     return "not a data file cosmoscope can read: unknown binary format (FITS, HDF5, netCDF and CSV are supported)"
 
 
+#: What the path and the mission profile may say of a file that cannot be read.
+PATH_FIELDS = ("mission_id", "satellite_name", "instrument_type", "observation_timestamp", "calib_level",
+               "calibration_status", "dataproduct_type")
+
+
 def _error(rec: dict, reason: str, flags: list[str] | None = None) -> dict:
-    if rec.get("file_format") is None and rec.get("file_path"):
+    path = rec.pop("_path", rec.get("file_path"))
+    if rec.get("file_format") is None and path:
         try:
-            rec["file_format"] = registry.guess_by_suffix(rec.pop("_path", rec["file_path"]))
+            rec["file_format"] = registry.guess_by_suffix(path)
         except Exception:  # noqa: BLE001 - a guess is only a courtesy
             pass
-    rec.pop("_path", None)
-    rec.update(extraction_status="error", extraction_error=reason, data_quality_score=0.0,
+    # No score: nothing was read to judge, and a 0.0 would count in every quality statistic.
+    rec.update(extraction_status="error", extraction_error=reason, data_quality_score=None,
                quality_flags=["unreadable"] + (flags or []), field_sources={}, _parents=[])
     rec.setdefault("mission_specific", {})
     return rec
+
+
+def from_path(path: str, profiles: Any = None, fmt: str | None = None) -> dict[str, Any]:
+    """What the path of a file that cannot be read tells: the mission, instrument, start, level
+    and product type its profile's path template and defaults give (with ``field_sources``
+    saying so), so an unreadable file still shows under its mission. Never raises."""
+    try:
+        profile = _resolve_profile(profiles, path, fmt or registry.guess_by_suffix(path) or "")
+        if profile is None:
+            return {}
+        from cosmoscope.extract.base import Metadata
+
+        mapped = map_fields(Metadata(format=fmt or ""), path, profile, profile.match_path(path), [])
+    except Exception as exc:  # noqa: BLE001 - only a courtesy to an unreadable file
+        log.debug("no fields from the path of %s: %s", path, exc)
+        return {}
+    out = {f: mapped[f] for f in PATH_FIELDS if mapped.get(f) is not None}
+    out["field_sources"] = {f: src for f, src in mapped["field_sources"].items() if f in out}
+    return out
 
 
 def _resolve_profile(profiles: Any, path: str, fmt: str):
@@ -170,6 +195,8 @@ def extract_file(path: str | os.PathLike | bytes, profiles: Any = None,
     except Exception as exc:  # noqa: BLE001 - the contract: never raise into the ingest loop
         log.debug("extraction of %s failed", shown, exc_info=True)
         rec = _error(rec, f"cosmoscope could not extract metadata: {type(exc).__name__}: {exc}", flags)
+    if rec["extraction_status"] == "error" and "mission_id" not in rec:
+        rec.update(from_path(abspath, profiles, rec.get("file_format")))
     if rec["extraction_status"] == "error" and not os.path.exists(abspath):
         rec["file_status"] = "missing"  # it went away while being read: say so now, not at the next validate
     return rec

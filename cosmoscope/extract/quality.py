@@ -34,7 +34,8 @@ path/header agreement      0.05    the path disagrees with the header
 Some things are noted with a flag but no deduction: structural oddities the reader saw (bytes
 after the last HDU: ``fits_structure``), a file name that is not UTF-8 (``path_not_utf8``; the
 stored path shows those bytes as backslash escapes), a sidecar that could not be parsed
-(``sidecar_unreadable``). A file that cannot be read scores 0.0 with the flag ``unreadable``.
+(``sidecar_unreadable``). A file that cannot be read has no score (nothing was read to judge, and a
+0.0 would drag every quality statistic down) and the flag ``unreadable``.
 """
 
 from __future__ import annotations

@@ -258,12 +258,14 @@ def crashed_record(entry: FileEntry, exitcode: str) -> dict:
     from cosmoscope.extract import EXTRACTOR_VERSION
     from cosmoscope.records import display_path
 
+    from cosmoscope.extract.core import from_path
+
     return {"file_path": display_path(entry.path), "_path": entry.path, "file_size": entry.size,
-            "extraction_status": "error", "extractor_version": EXTRACTOR_VERSION, "data_quality_score": 0.0,
+            "extraction_status": "error", "extractor_version": EXTRACTOR_VERSION, "data_quality_score": None,
             "quality_flags": ["unreadable", "reader_crashed"], "field_sources": {}, "mission_specific": {},
             "extraction_error": f"reading this file crashed the format library ({exitcode}); the file is "
                                 "probably corrupt or uses a feature the library mishandles",
-            "_parents": []}
+            "_parents": [], **from_path(entry.path)}
 
 
 def default_workers() -> int:

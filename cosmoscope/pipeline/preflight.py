@@ -289,7 +289,8 @@ def preflight(catalog: Catalog, datasets_or_query, *, min_quality: float | None 
         q = row["data_quality_score"]
         if min_quality is not None:
             if q is None:
-                v.block("low_quality", "it has no quality score")
+                if row["extraction_status"] != S.ExtractionStatus.ERROR.value:  # "unreadable" says why
+                    v.block("low_quality", "it has no quality score")
             elif q < min_quality:
                 v.block("low_quality", f"quality {q:.2f} is below {min_quality:g}")
         if require_calibrated and row["calibration_status"] != S.CalibrationStatus.CALIBRATED.value:

@@ -65,6 +65,19 @@ def drop(items, missing: tuple[str, ...]):
     return [item for item in items if item[0] not in missing]
 
 
+#: What a garbled time looks like in a header written by hand or by a buggy tool.
+GARBLED_TIME = "2026-13-45T25:61:00"
+
+
+def imperfect(items, spec):
+    """``items`` ((key, value, ...) tuples) with the everyday imperfections the spec was given
+    (``spec.extra["drop"]``: keys left out; ``spec.extra["garble"]``: time keys written wrong)."""
+    gone = spec.extra.get("drop", ())
+    garbled = spec.extra.get("garble", ())
+    return [(item[0], GARBLED_TIME, *item[2:]) if item[0] in garbled else item
+            for item in items if item[0] not in gone]
+
+
 def ensure_parent(path) -> None:
     """Create the directory of ``path`` if needed."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

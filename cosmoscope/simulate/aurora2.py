@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from cosmoscope.simulate._common import drop, iso, later
+from cosmoscope.simulate._common import drop, imperfect, iso, later
 from cosmoscope.simulate.plan import CALIBRATED_TO_DERIVED, RAW_TO_CALIBRATED, FileSpec, GroupContext
 
 MISSION = "AURORA-2"
@@ -28,6 +28,12 @@ def group_size(rnd) -> int:
 def missing_keys(spec: FileSpec) -> tuple[str, ...]:
     """Metadata keys a ``missing_keywords`` fault removes."""
     return _MISSING
+
+
+def quirk_keys(spec: FileSpec) -> dict[str, tuple[str, ...]]:
+    """Keys each everyday imperfection (see ``plan.QUIRK_KINDS``) leaves out or garbles (the
+    mission observes the Earth: no target; a missing end is read from the time column)."""
+    return {"no_target": (), "no_end": (), "garbled_end": ("end_time",)}
 
 
 def plan_group(ctx: GroupContext) -> list[FileSpec]:
@@ -71,7 +77,7 @@ def metadata(spec: FileSpec) -> list[tuple[str, str]]:
               ("creation_date", iso(spec.extra["created"], z=True))]
     if spec.fault == "missing_keywords":
         items = drop(items, _MISSING)
-    return items
+    return imperfect(items, spec)
 
 
 def _columns(spec: FileSpec, rng):

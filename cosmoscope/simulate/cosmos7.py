@@ -9,7 +9,7 @@ storage is allocated but never written, so it reads as zeros and costs no disk.
 
 from __future__ import annotations
 
-from cosmoscope.simulate._common import iso, later, obs_window, rows_for, written_rows
+from cosmoscope.simulate._common import imperfect, iso, later, obs_window, rows_for, written_rows
 from cosmoscope.simulate.plan import CALIBRATED_TO_DERIVED, RAW_TO_CALIBRATED, FileSpec, GroupContext
 from cosmoscope.simulate.targets import IMAGING, SPECTRO, TARGETS
 
@@ -31,6 +31,13 @@ def group_size(rnd) -> int:
 def missing_keys(spec: FileSpec) -> tuple[str, ...]:
     """Attributes a ``missing_keywords`` fault removes."""
     return _MISSING_H5 if spec.file_format == "hdf5" else _MISSING_NC
+
+
+def quirk_keys(spec: FileSpec) -> dict[str, tuple[str, ...]]:
+    """Attributes each everyday imperfection (see ``plan.QUIRK_KINDS``) leaves out or garbles."""
+    if spec.file_format == "hdf5":
+        return {"no_target": ("TARGET",), "no_end": ("OBS_END",), "garbled_end": ("OBS_END",)}
+    return {"no_target": ("target_name",), "no_end": ("time_coverage_end",), "garbled_end": ("time_coverage_end",)}
 
 
 def plan_group(ctx: GroupContext) -> list[FileSpec]:
@@ -80,7 +87,7 @@ def packed_header(spec: FileSpec) -> str:
               ("MODE", spec.extra["mode"]), ("GAIN", spec.extra["gain"])]
     if spec.fault == "missing_keywords":
         fields = [f for f in fields if f[0] not in _MISSING_H5]
-    return "".join(f"{k}={v};" for k, v in fields)
+    return "".join(f"{k}={v};" for k, v in imperfect(fields, spec))
 
 
 def _write_l0(spec: FileSpec, path) -> None:
@@ -166,7 +173,7 @@ def _write_nc(spec: FileSpec, path) -> None:
         }
         if spec.fault == "missing_keywords":
             attrs = {k: v for k, v in attrs.items() if k not in _MISSING_NC}
-        ds.setncatts(attrs)
+        ds.setncatts(dict(imperfect(list(attrs.items()), spec)))
         if wfi:
             side = 32
             if spec.size_hint:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 from cosmoscope.simulate._common import (
     drop,
+    imperfect,
     iso,
     later,
     obs_window,
@@ -50,6 +51,11 @@ def group_size(rnd) -> int:
 def missing_keys(spec: FileSpec) -> tuple[str, ...]:
     """Keywords a ``missing_keywords`` fault removes."""
     return _MISSING
+
+
+def quirk_keys(spec: FileSpec) -> dict[str, tuple[str, ...]]:
+    """Keywords each everyday imperfection (see ``plan.QUIRK_KINDS``) leaves out or garbles."""
+    return {"no_target": ("OBJECT",), "no_end": ("DATE-END", "TSTOP"), "garbled_end": ("DATE-END",)}
 
 
 def plan_group(ctx: GroupContext) -> list[FileSpec]:
@@ -146,7 +152,7 @@ def _meta_cards(spec: FileSpec) -> list[tuple]:
         cards.append(("PARENT" if i == 0 else f"PARENT{i + 1}", name, "input file"))
     if spec.fault == "missing_keywords":
         cards = drop(cards, _MISSING)
-    return cards
+    return imperfect(cards, spec)
 
 
 def _events(spec: FileSpec, rng, raw: bool) -> tuple[list, bytes, int]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 
-from cosmoscope.simulate._common import drop, iso, later, obs_window, side_for, sparse_prefix, written_rows
+from cosmoscope.simulate._common import (drop, imperfect, iso, later, obs_window, side_for, sparse_prefix,
+                                         written_rows)
 from cosmoscope.simulate._fits import HDU, tile_compressed_image, write_fits
 from cosmoscope.simulate.plan import CALIBRATED_TO_DERIVED, RAW_TO_CALIBRATED, FileSpec, GroupContext
 from cosmoscope.simulate.targets import OPTICAL, TARGETS
@@ -51,6 +52,15 @@ def group_size(rnd) -> int:
 def missing_keys(spec: FileSpec) -> tuple[str, ...]:
     """Keywords a ``missing_keywords`` fault removes."""
     return _MISSING
+
+
+def quirk_keys(spec: FileSpec) -> dict[str, tuple[str, ...]]:
+    """Keywords each everyday imperfection (see ``plan.QUIRK_KINDS``) leaves out or garbles (a
+    missing end costs nothing here, and a raw frame has none: the profile takes it from the
+    exposure, which is then never too long)."""
+    raw = spec.product == "raw"
+    return {"no_target": ("OBJECT",), "no_end": (), "garbled_end": () if raw else ("DATE-END",),
+            **({"long_exposure": ()} if raw else {})}
 
 
 def plan_group(ctx: GroupContext) -> list[FileSpec]:
@@ -144,7 +154,7 @@ def _cards(spec: FileSpec, naxis1: int, naxis2: int, reduced: bool) -> list[tupl
         cards += [(f"IMCMB{i:03d}", name, "input frame") for i, name in enumerate(names, 1)]
     if spec.fault == "missing_keywords":
         cards = drop(cards, _MISSING)
-    return cards
+    return imperfect(cards, spec)
 
 
 def write(spec: FileSpec, path) -> None:

@@ -23,6 +23,10 @@ DAY = 86400.0
 RAW_TO_CALIBRATED = "raw->calibrated"
 CALIBRATED_TO_DERIVED = "calibrated->derived"
 
+#: Everyday imperfections of readable files (``quirks=``), which cost quality points: no target
+#: name recorded, no end time, a garbled end time, an exposure longer than the observation.
+QUIRK_KINDS = ("no_target", "no_end", "garbled_end", "long_exposure")
+
 #: Ways a file can be deliberately broken (``faults=``), and the formats each applies to.
 FAULT_KINDS = ("truncated", "zero_bytes", "bad_checksum", "missing_keywords", "wrong_format")
 _FAULTS_BY_FORMAT = {
@@ -101,6 +105,7 @@ class FileSpec:
     sidecar: str | None = None
     fault: str | None = None
     fault_detail: str | None = None
+    quirks: tuple[str, ...] = ()
     size_hint: int | None = None
     data_seed: int = 0
     extra: dict = field(default_factory=dict, compare=False)
@@ -177,7 +182,7 @@ def allocate(missions: Sequence[Mission], files: int, days: int) -> dict[str, in
     return alloc
 
 
-def check_arguments(files, days, seed, sparse_bytes, faults) -> None:
+def check_arguments(files, days, seed, sparse_bytes, faults, quirks=0.0) -> None:
     """Raise :class:`InvalidArgumentError` with a one-sentence reason for an unusable value."""
     if isinstance(files, bool) or not isinstance(files, int) or files < 1:
         raise InvalidArgumentError(f"files must be a whole number of at least 1, not {files!r}")
@@ -192,6 +197,8 @@ def check_arguments(files, days, seed, sparse_bytes, faults) -> None:
             f"not {sparse_bytes!r}")
     if isinstance(faults, bool) or not isinstance(faults, (int, float)) or not 0.0 <= faults <= 1.0:
         raise InvalidArgumentError(f"faults must be a fraction between 0 and 1, not {faults!r}")
+    if isinstance(quirks, bool) or not isinstance(quirks, (int, float)) or not 0.0 <= quirks <= 1.0:
+        raise InvalidArgumentError(f"quirks must be a fraction between 0 and 1, not {quirks!r}")
 
 
 def _rng(seed: int, mission: str, index: int) -> random.Random:
@@ -214,7 +221,7 @@ def _first_of_day(day: int, count: int, days: int) -> int:
 
 
 def _mission_streams(mission: Mission, order: int, n_files: int, days: int, t0: datetime,
-                     seed: int, sparse_bytes: int | None, faults: float) -> list[Iterator]:
+                     seed: int, sparse_bytes: int | None, faults: float, quirks: float = 0.0) -> list[Iterator]:
     sizes = _group_sizes(mission, n_files, seed)
     n_groups = len(sizes)
     ninstr = len(mission.instruments)
@@ -241,7 +248,7 @@ def _mission_streams(mission: Mission, order: int, n_files: int, days: int, t0: 
             rnd = _rng(seed, mission.name, g)
             mission.writer.group_size(rnd)  # replay the draw _group_sizes made
             ctx = GroupContext(mission, g, instrument, slot_start, slot, rnd, before[g], sizes[g])
-            specs = _finish(mission.writer.plan_group(ctx), rnd, sparse_bytes, faults)
+            specs = _finish(mission.writer.plan_group(ctx), rnd, sparse_bytes, faults, quirks)
             specs = specs[: takes[g]]
             # A group's observation starts inside its slot, before the next slot: sorted keys.
             yield (specs[0].start, order, g), specs
@@ -259,7 +266,7 @@ def _mission_streams(mission: Mission, order: int, n_files: int, days: int, t0: 
 
 
 def _finish(specs: list[FileSpec], rnd: random.Random, sparse_bytes: int | None,
-            faults: float) -> list[FileSpec]:
+            faults: float, quirks: float = 0.0) -> list[FileSpec]:
     out = []
     for spec in specs:
         # Always draw the same numbers, so that a different `faults` or `sparse_bytes` changes
@@ -274,8 +281,32 @@ def _finish(specs: list[FileSpec], rnd: random.Random, sparse_bytes: int | None,
             changes["fault"] = kind
             changes["fault_detail"] = _fault_detail(spec, kind, u_cut)
             changes["extra"] = {**spec.extra, "cut": u_cut}
+        elif quirks:
+            changes.update(_quirks(spec, quirks))
         out.append(replace(spec, **changes))
     return out
+
+
+def _quirks(spec: FileSpec, fraction: float) -> dict:
+    """The everyday imperfections of one file (none for most), drawn from a generator of its
+    own so that asking for them changes nothing else in the plan."""
+    rnd = random.Random(f"cosmoscope-simulate-quirks:{spec.relpath}")
+    if rnd.random() >= fraction:
+        return {}
+    kinds = tuple(k for k in QUIRK_KINDS if rnd.random() < 0.45) or (QUIRK_KINDS[rnd.randrange(len(QUIRK_KINDS))],)
+    # A writer lists the keys each imperfection touches; an empty list: it cannot have that one.
+    keys = {"long_exposure": ("exposure",) if spec.exposure else (), **MISSIONS[spec.mission].writer.quirk_keys(spec)}
+    if "no_end" in kinds:
+        kinds = tuple(k for k in kinds if k != "garbled_end")  # one or the other
+    kinds = tuple(k for k in kinds if keys.get(k))
+    if not kinds:
+        return {}
+    extra = {**spec.extra, "drop": tuple(key for k in ("no_target", "no_end") if k in kinds for key in keys[k]),
+             "garble": keys["garbled_end"] if "garbled_end" in kinds else ()}
+    changes: dict = {"quirks": kinds, "extra": extra}
+    if "long_exposure" in kinds:
+        changes["exposure"] = round((spec.end - spec.start).total_seconds() * 1.25, 1)
+    return changes
 
 
 def _fault_detail(spec: FileSpec, kind: str, cut: float) -> str:
@@ -293,7 +324,7 @@ def _fault_detail(spec: FileSpec, kind: str, cut: float) -> str:
 
 def iter_file_specs(missions: Sequence[str] = tuple(MISSIONS), files: int = 200, days: int = 3,
                     start="2026-11-25", seed: int = 0, sparse_bytes: int | None = None,
-                    faults: float = 0.0) -> Iterator[FileSpec]:
+                    faults: float = 0.0, quirks: float = 0.0) -> Iterator[FileSpec]:
     """Plan a simulated tree without writing it, one :class:`FileSpec` at a time.
 
     Files come in order of observation start across missions; within an observation, inputs
@@ -307,13 +338,13 @@ def iter_file_specs(missions: Sequence[str] = tuple(MISSIONS), files: int = 200,
     ['evt1', 'evt2', 'img', 'spec']
     """
     chosen = resolve_missions(missions)
-    check_arguments(files, days, seed, sparse_bytes, faults)
+    check_arguments(files, days, seed, sparse_bytes, faults, quirks)
     t0 = _utc(start)
     alloc = allocate(chosen, files, days)
     streams = []
     for order, mission in enumerate(chosen):
         if alloc[mission.name]:
             streams += _mission_streams(mission, order, alloc[mission.name], days, t0, seed,
-                                        sparse_bytes, float(faults))
+                                        sparse_bytes, float(faults), float(quirks))
     # Arguments are checked above, when called; the files are planned lazily, when iterated.
     return (spec for _key, specs in heapq.merge(*streams, key=lambda item: item[0]) for spec in specs)

@@ -28,7 +28,7 @@ _PARALLEL_FROM = 2000  # below this, starting worker processes costs more than i
 _MANIFEST_COLUMNS = ("path", "relpath", "mission", "satellite", "instrument", "product",
                      "calib_level", "file_format", "compression", "start", "end", "target", "ra",
                      "dec", "exposure", "version", "dataproduct_type", "parents", "relationship",
-                     "sidecar", "fault", "fault_detail", "apparent_bytes", "disk_bytes")
+                     "sidecar", "fault", "fault_detail", "quirks", "apparent_bytes", "disk_bytes")
 
 
 @dataclass
@@ -52,7 +52,8 @@ class SimulationResult:
         One row per data file: absolute ``path``, ``relpath``, mission, satellite, instrument,
         product, calib_level, file_format, compression, start, end (UTC), target, ra, dec,
         exposure, version, dataproduct_type, ``parents`` (absolute paths), relationship,
-        sidecar, fault, fault_detail, apparent_bytes, disk_bytes.
+        sidecar, fault, fault_detail, ``quirks`` (the everyday imperfections, comma separated), apparent_bytes,
+        disk_bytes. A file whose target name was left out has no target here either.
     lineage : polars.DataFrame
         ``parent_path, child_path, relationship_type``, one row per edge.
     """
@@ -144,7 +145,7 @@ def _default_workers() -> int:
 
 def simulate(root, missions: Sequence[str] = tuple(MISSIONS), files: int = 200, days: int = 3,
              start="2026-11-25", seed: int = 0, sparse_bytes: int | None = None,
-             faults: float = 0.0, progress: bool = True, workers: int | None = None,
+             faults: float = 0.0, quirks: float = 0.0, progress: bool = True, workers: int | None = None,
              write_manifest: bool = True) -> SimulationResult:
     """Write a realistic multi-mission tree of observation files, and return its ground truth.
 
@@ -171,6 +172,10 @@ def simulate(root, missions: Sequence[str] = tuple(MISSIONS), files: int = 200, 
     faults : float
         Fraction of files deliberately broken (truncated, empty, wrong CHECKSUM, missing
         required keywords, an HTML page under a data file's name); see ``manifest["fault"]``.
+    quirks : float
+        Fraction of the other files given the everyday imperfections of real archives, which
+        lower their quality score: no target name, no end time or a garbled one, an exposure
+        longer than the observation; see ``manifest["quirks"]``.
     progress : bool
         Show a progress bar (tqdm).
     workers : int, optional
@@ -192,7 +197,7 @@ def simulate(root, missions: Sequence[str] = tuple(MISSIONS), files: int = 200, 
     from tqdm.auto import tqdm
 
     chosen = resolve_missions(missions)
-    check_arguments(files, days, seed, sparse_bytes, faults)
+    check_arguments(files, days, seed, sparse_bytes, faults, quirks)
     alloc = allocate(chosen, files, days)
     planned = sum(alloc.values())
     notes = []
@@ -201,7 +206,7 @@ def simulate(root, missions: Sequence[str] = tuple(MISSIONS), files: int = 200, 
         notes.append(f"only {planned} of {files} files fit: {names} write daily files "
                      "(at most 6 a day); add days or another mission for more")
         warnings.warn(notes[-1], stacklevel=2)
-    specs = iter_file_specs([m.name for m in chosen], files, days, start, seed, sparse_bytes, faults)
+    specs = iter_file_specs([m.name for m in chosen], files, days, start, seed, sparse_bytes, faults, quirks)
     root = Path(root).absolute()
     if root.exists() and not root.is_dir():
         raise InvalidArgumentError(f"{root} is a file; give a directory to write the tree into")
@@ -291,9 +296,11 @@ class _Accumulator:
             parents = [p + q for q in s.parents]
             self._rows.append((
                 p + s.relpath, s.relpath, s.mission, s.satellite, s.instrument, s.product,
-                s.calib_level, s.file_format, s.compression, s.start, s.end, s.target, s.ra, s.dec,
+                s.calib_level, s.file_format, s.compression, s.start, s.end,
+                None if "no_target" in s.quirks else s.target, s.ra, s.dec,
                 s.exposure, s.version, s.dataproduct_type, parents, s.relationship,
-                p + s.sidecar if s.sidecar else None, s.fault, s.fault_detail, apparent, disk))
+                p + s.sidecar if s.sidecar else None, s.fault, s.fault_detail, ",".join(s.quirks) or None,
+                apparent, disk))
             self._edges += [(q, p + s.relpath, s.relationship) for q in parents]
         if len(self._rows) >= 20_000:
             self._flush()

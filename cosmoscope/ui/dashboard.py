@@ -1,4 +1,5 @@
-"""The read-only Panel dashboard: search, mission summaries, charts, lineage and problems.
+"""The read-only Panel dashboard: find observations by what they are, see them charted and on
+the sky, follow their lineage, and act on their problems.
 
 Served by ``cosmoscope serve`` (which runs ``panel serve`` on this file)::
 
@@ -9,9 +10,12 @@ or from Python, ``pn.serve({"dashboard": lambda: create_app(url)})``. The catalo
 ``--catalog`` after ``--args``, else ``$COSMOSCOPE_CATALOG``, else the default catalog. The
 catalog is opened read-only; nothing on the page writes.
 
-Each session asks the catalog for one page of results at a time; the charts and the problems
-list are computed only while their tab is open. A periodic check of a cheap freshness token (row
-count and newest audit event) refreshes whatever is on show when new data arrives.
+The whole view (filters, order, page, tab, columns, the dataset in focus) is a
+:class:`~cosmoscope.ui.state.ViewState` kept in the page's URL, so a link reproduces it. Each
+session asks the catalog for one page of results at a time; facet counts, charts and problems
+are computed off the page's thread, and only for what is on show. A periodic check of a cheap
+freshness token (row count and newest audit event) refreshes what is on show when new data arrive.
+All JavaScript and CSS come from the server itself: the page needs no internet.
 """
 
 from __future__ import annotations
@@ -19,36 +23,54 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from html import escape
 from typing import TYPE_CHECKING
 
-from cosmoscope import schema as S
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ui import query as Q
-from cosmoscope.ui.panel_lineage import LineageView, md as _md, note as _note
+from cosmoscope.ui.facets import FACETS
+from cosmoscope.ui.panel_filters import FiltersPanel
+from cosmoscope.ui.panel_lineage import LineageView
+from cosmoscope.ui.panel_results import DetailDrawer, ResultsView
+from cosmoscope.ui.panel_views import ChartsView, ProblemsView, SummaryView
+from cosmoscope.ui.state import TABS as TAB_NAMES
+from cosmoscope.ui.state import ViewState
 
 if TYPE_CHECKING:
     from cosmoscope.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
-#: Columns of the results table (the page keeps dataset_id for the lineage view).
-RESULT_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_timestamp", "target_object",
-                  "data_quality_score", "processing_status", "file_size", "file_path"]
-#: Most problem rows sent to the browser per kind.
-PROBLEMS_SHOWN = 500
-TABS = ("Search", "Summary", "Charts", "Lineage", "Problems")
+#: Tab titles, in order.
+TABS = tuple(TAB_NAMES.values())
+_TAB_KEYS = tuple(TAB_NAMES)
+#: The view-state fields that are search filters.
+FILTER_FIELDS = (*(f.field for f in FACETS), "target", "start", "end", "near", "radius")
 
 _CSS = """
 .cs-caption {font-size: 15px; margin: 4px 0;}
 .cs-muted {color: #6c757d; font-size: 12px;}
+.cs-error {color: #b02a37; font-size: 12px; font-weight: 600;}
 .cs-badge {display: inline-block; padding: 4px 10px; margin: 0 8px 6px 0; border-radius: 12px;
            background: #f1f3f5; font-size: 13px;}
 .cs-badge b {font-size: 15px;}
 .cs-bad b {color: #c92a2a;}
 .cs-url {word-break: break-all;}
 .cs-note {padding: 10px 14px; border-radius: 6px; background: #e7f1ff; color: #084298; margin: 6px 0;}
+.cs-ok {padding: 10px 14px; border-radius: 6px; background: #ebfbee; color: #2b8a3e; margin: 6px 0; font-size: 14px;}
+.cs-legend {font-size: 12.5px; color: #343a40; line-height: 2;}
+.cs-legend b {margin: 0 6px 0 0; color: #495057;}
+.cs-swatch {margin-right: 14px; white-space: nowrap;}
+.cs-swatch i {display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 4px;
+              vertical-align: -1px;}
+pre.cs-cmd {background: #212529; color: #f8f9fa; padding: 8px 12px; border-radius: 6px; font-size: 12.5px;
+            white-space: pre-wrap; overflow-wrap: anywhere;}
+h4.cs-sev {margin: 14px 0 4px 0; font-size: 16px; font-weight: 600;}
+h4.cs-sev-error {color: #b02a37;}
+h4.cs-sev-warning {color: #8a6d00;}
+h5 {margin: 14px 0 6px 0; font-size: 14px;}
 """
 
 
@@ -63,22 +85,26 @@ class Dashboard:
         How often to check for new data (0: never).
     page_size
         Rows per results page.
+    state
+        The view to open on (a :class:`ViewState` or a URL query); default: the page's own URL.
     """
 
     def __init__(self, url: str | None = None, *, refresh_seconds: float = 10, page_size: int = 25,
-                 catalog: Catalog | None = None):
+                 catalog: Catalog | None = None, state: ViewState | str | None = None):
         import panel as pn
 
         self.refresh_seconds = refresh_seconds
         self.page_size = page_size
-        self.page_number = 1
-        self.results: Q.ResultSet | None = None
-        self.page: Q.Page | None = None
         self.token = None
         self.error: str | None = None
         self.catalog = catalog
         self._owns_catalog = catalog is None
         self._dirty = set(TABS)
+        self._jobs: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self.colors: dict[str, str] = {}
+        self.filters: Q.Filters | None = None
+        self.filters_error: str | None = None
         if catalog is None:
             from cosmoscope.catalog import open_catalog
 
@@ -87,134 +113,143 @@ class Dashboard:
             except CosmoscopeError as exc:
                 self.error = str(exc)
         self.url = self.catalog.url if self.catalog is not None else (url or "")
+        self.state = state if isinstance(state, ViewState) else ViewState.from_query(state or "")
 
-        # Filters.
-        self.mission = pn.widgets.MultiChoice(label="Mission", options=[], placeholder="any mission")
-        self.instrument = pn.widgets.MultiChoice(label="Instrument", options=[], placeholder="any instrument")
-        self.start = pn.widgets.DatePicker(label="From")
-        self.end = pn.widgets.DatePicker(label="To (inclusive)")
-        self.min_quality = pn.widgets.FloatSlider(label="Minimum quality", start=0, end=1, step=0.05, value=0)
-        self.target = pn.widgets.TextInput(label="Target", placeholder="NGC 253, NGC* or *253*")
-        self.status = pn.widgets.MultiChoice(label="Processing status", placeholder="any status",
-                                             options=[s.value for s in S.ProcessingStatus])
-        self.sort = pn.widgets.Select(label="Order", options=list(Q.SORTS), value="newest first")
-        self.reset_button = pn.widgets.Button(label="Clear filters", color="light")
-        for w in (self.mission, self.instrument, self.start, self.end, self.min_quality, self.target, self.status,
-                  self.sort):
-            w.sizing_mode = "stretch_width"
-        for w in (self.mission, self.instrument, self.start, self.end, self.status, self.sort):
-            w.param.watch(self._on_filter, "value")
-        self.min_quality.param.watch(self._on_filter, "value_throttled")
-        self.target.param.watch(self._on_filter, "value")
-        self.reset_button.on_click(lambda _: self.reset())
-
-        # Search tab.
-        self.caption = _md("", css_classes=["cs-caption"], margin=(12, 10))
-        self.message = pn.pane.Alert("", alert_type="warning", visible=False)
-        # Header sorting is off: it would sort only the page in the browser, not the results.
-        self.table = pn.widgets.Tabulator(
-            None, disabled=True, show_index=False, selectable=1, sizing_mode="stretch_width",
-            layout="fit_data_stretch", titles=Q.HEADINGS, hidden_columns=["dataset_id"],
-            configuration={"columnDefaults": {"tooltip": True, "headerSort": False}})
-        self.prev_button = pn.widgets.Button(label="◀ Previous", width=110)
-        self.next_button = pn.widgets.Button(label="Next ▶", width=110)
-        self.lineage_button = pn.widgets.Button(label="Show lineage of selected row", color="primary",
-                                                disabled=True, width=240)
-        self.prev_button.on_click(lambda _: self.go(self.page_number - 1))
-        self.next_button.on_click(lambda _: self.go(self.page_number + 1))
-        self.lineage_button.on_click(lambda _: self._lineage_of_selection())
-        self.table.param.watch(lambda e: setattr(self.lineage_button, "disabled", not e.new), "selection")
-
-        # Other tabs.
-        self.summary_table = pn.widgets.Tabulator(None, disabled=True, show_index=False,
-                                                  sizing_mode="stretch_width", layout="fit_data_table")
-        self.summary_caption = _md("")
-        self.charts = pn.Column(sizing_mode="stretch_width")
-        self.charts_caption = _md("", css_classes=["cs-muted"])
-        self.lineage = LineageView(self.catalog)
-        self.problem_badges = _md("")
-        self.problem_table = pn.widgets.Tabulator(None, disabled=True, show_index=False, pagination="local",
-                                                  page_size=20, sizing_mode="stretch_width",
-                                                  layout="fit_data_stretch", titles=Q.HEADINGS)
-        self.updated = _md("", css_classes=["cs-muted"])
-
+        self.side = FiltersPanel(self)
+        self.results = ResultsView(self)
+        self.drawer = DetailDrawer(self)
+        self.charts = ChartsView(self)
+        self.summary = SummaryView(self)
+        self.lineage = LineageView(self.catalog, on_open=lambda i: self.update(focus=i, open=True),
+                                   on_focus=lambda i: self.update(focus=i))
+        self.problems = ProblemsView(self)
+        self.updated = pn.pane.HTML("", css_classes=["cs-muted"], sizing_mode="stretch_width")
+        self.banner_text = pn.pane.HTML("", margin=(12, 10))
+        self.banner_button = pn.widgets.Button(label="Show the new data", color="primary", width=170)
+        self.banner_button.on_click(lambda _: self.refresh())
+        self.banner = pn.Row(self.banner_text, self.banner_button, visible=False, sizing_mode="stretch_width",
+                             styles={"background": "#e7f1ff", "border-radius": "6px"})
         self.tabs = pn.Tabs(
-            ("Search", pn.Column(self.message,
-                                 pn.Row(self.prev_button, self.next_button, self.caption, pn.HSpacer(),
-                                        self.lineage_button, sizing_mode="stretch_width"),
-                                 self.table, sizing_mode="stretch_width")),
-            ("Summary", pn.Column(self.summary_caption, self.summary_table, sizing_mode="stretch_width")),
-            ("Charts", pn.Column(self.charts_caption, self.charts, sizing_mode="stretch_width")),
-            ("Lineage", self.lineage.panel),
-            ("Problems", pn.Column(self.problem_badges, self.problem_table, sizing_mode="stretch_width")),
+            ("Search", self.results.panel), ("Charts", self.charts.panel), ("Summary", self.summary.panel),
+            ("Lineage", self.lineage.panel), ("Problems", self.problems.panel),
+            # Every tab reaches the page with the first view (charts and problems are filled behind
+            # it), so a tab shows at once when opened.
             dynamic=False, sizing_mode="stretch_width")
-        self.tabs.param.watch(lambda e: self._render_tab(), "active")
+        self.tabs.param.watch(lambda e: self.update(tab=_TAB_KEYS[e.new]), "active")
 
     # -- layout ------------------------------------------------------------------------------
 
     def servable(self, title: str = "cosmoscope"):
-        """The page: filters in the sidebar, tabs in the main area."""
+        """The page: filters in the sidebar, tabs in the main area, the record drawer over them."""
         import panel as pn
 
-        pn.extension("tabulator", raw_css=[_CSS], notifications=False)
-        sidebar = [self.mission, self.instrument, self.start, self.end, self.min_quality, self.target,
-                   self.status, self.sort, self.reset_button,
-                   _md(f"<div class='cs-muted cs-url'>catalog <code>{escape(self.url)}</code> · read-only</div>"),
-                   self.updated]
+        from cosmoscope.ui.detail import CSS as DETAIL_CSS
+
+        pn.extension("tabulator", raw_css=[_CSS, DETAIL_CSS], notifications=False)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and not self.state.to_query():
+            self.state = ViewState.from_query(pn.state.session_args or {})
+        # One root each for the sidebar and the main area: a page of few roots is built faster.
+        sidebar = [pn.Column(*self.side.panel(),
+                             pn.pane.HTML(f"<div class='cs-muted cs-url'>catalog <code>{escape(self.url)}</code> · "
+                                          "read-only</div>", sizing_mode="stretch_width"),
+                             self.updated, sizing_mode="stretch_width")]
         # The icon is inlined from a file: Panel serves /favicon.ico outside a --prefix, while the
         # page asks for it inside, which a proxy answers with a 404.
-        template = pn.template.BootstrapTemplate(title=title, sidebar=sidebar, main=[self.tabs],
-                                                 sidebar_width=300, header_background="#1f3a5f",
+        template = pn.template.BootstrapTemplate(title=title, sidebar=sidebar,
+                                                 main=[pn.Column(self.banner, self.tabs, self.drawer.panel,
+                                                                 sizing_mode="stretch_width")],
+                                                 sidebar_width=310, header_background="#1f3a5f",
                                                  favicon=os.path.join(os.path.dirname(pn.__file__), "dist",
                                                                       "images", "favicon.ico"))
         if self.error is not None:
             self._show_unavailable()
         else:
             self.refresh()
+            # Once the first view is on the page, charts and problems are prepared behind it, so
+            # their tabs open at once.
+            pn.state.onload(self._prepare_other_tabs)
             if self.refresh_seconds:
                 pn.state.onload(self._start_watching)
-        if self._owns_catalog:
-            pn.state.on_session_destroyed(lambda ctx: self.close())
+        pn.state.on_session_destroyed(lambda ctx: self.close())
         return template
 
+    _closed = False
+    _running = 0  # background reads under way (the catalog is closed after the last)
+
     def close(self) -> None:
-        if self.catalog is not None and self._owns_catalog:
+        with self._lock:
+            self._closed = True
+            now = self.catalog is not None and self._owns_catalog and not self._running
+        if now:
             self.catalog.close()
+
+    def _prepare_other_tabs(self) -> None:
+        for name in ("Charts", "Problems"):
+            self._render_tab(name)
 
     def _start_watching(self) -> None:
         import panel as pn
 
         pn.state.add_periodic_callback(self.check_for_new_data, period=int(self.refresh_seconds * 1000))
 
-    # -- state -------------------------------------------------------------------------------
+    # -- the view ----------------------------------------------------------------------------
 
     @property
-    def filters(self) -> Q.Filters:
-        return Q.Filters(missions=tuple(self.mission.value), instruments=tuple(self.instrument.value),
-                         start=self.start.value, end=Q.day_after(self.end.value),
-                         min_quality=self.min_quality.value_throttled or 0.0, target=self.target.value or "",
-                         statuses=tuple(self.status.value))
+    def page(self) -> Q.Page | None:
+        """The page of results on show."""
+        return self.results.page
+
+    @property
+    def page_number(self) -> int:
+        return self.page.number if self.page is not None else self.state.page
 
     @property
     def empty(self) -> bool:
         return self.token is not None and self.token[0] == 0
 
+    def update(self, **changes) -> None:
+        """Move to a new view: the given parts of :class:`ViewState` changed."""
+        if self.catalog is None:
+            return
+        old = self.state
+        new = old.but(**changes)
+        if any(getattr(old, f) != getattr(new, f) for f in FILTER_FIELDS) and "page" not in changes:
+            new = new.but(page=1)
+        if "focus" in changes and not new.focus:
+            new = new.but(open=False)
+        if new == old:
+            return
+        self.state = new
+        self._apply(old, new)
+
+    def clear_filters(self) -> None:
+        """Clear every filter (one query, not one per control)."""
+        blank = ViewState()
+        self.update(**{f: getattr(blank, f) for f in FILTER_FIELDS})
+
+    def open_record(self, dataset_id: str) -> None:
+        """Open the details drawer on ``dataset_id`` (and make it the focus)."""
+        self.update(focus=dataset_id, open=True)
+
+    def show_lineage(self, dataset_id: str | None = None) -> None:
+        """Show the lineage of ``dataset_id`` (default: the focus) in the Lineage tab."""
+        self.update(focus=dataset_id or self.state.focus, tab="lineage", open=False)
+
     def refresh(self) -> None:
-        """Re-read everything on show (choices, results, the open tab)."""
+        """Re-read everything on show (choices, counts, results, the open tab)."""
+        from cosmoscope.ui.plots import catalog_colors
+
         self.token = Q.freshness(self.catalog)
-        summary = self.catalog.mission_summary()
-        missions = [m for m in summary["mission_id"].to_list() if m is not None]
-        _keep(self.mission, missions)
-        _keep(self.instrument, Q.distinct_values(self.catalog, "instrument_type"))
-        self._summary = summary
-        self.results = None
-        self._dirty = set(TABS)
-        self._show_results()
-        self._render_tab()
+        self.colors = catalog_colors(self.catalog)
+        self.results.results = None
+        self._apply(None, self.state)
         self.updated.object = f"updated {time.strftime('%H:%M:%S')} · {self.token[0]:,} observations"
 
     def check_for_new_data(self) -> bool:
-        """Refresh if the catalog changed since the last look; returns whether it did."""
+        """Refresh if the catalog changed since the last look; returns whether it did.
+
+        Beyond the first page the rows on show stay as they are (new data would shift them under
+        the reader's eyes): a banner offers to show the new data instead."""
         try:
             token = Q.freshness(self.catalog)
         except CosmoscopeError as exc:  # e.g. the file went away: say so, keep what is shown
@@ -223,219 +258,188 @@ class Dashboard:
         if token == self.token:
             return False
         log.info("new data in %s: %s -> %s", self.url, self.token, token)
+        if self.state.page > 1 and self.state.tab == "search":
+            self._new_data_banner(token)
+            return True
         self.refresh()
         return True
 
-    def reset(self) -> None:
-        """Clear every filter (one query, not one per control)."""
-        import param
+    def _new_data_banner(self, token) -> None:
+        n = token[0] - (self.token[0] if self.token else 0)
+        words = f"{n:,} new observation{'s' if n != 1 else ''} arrived" if n > 0 else "The catalog changed"
+        self.banner_text.object = f"<b>{words}</b> since this page was shown; the rows here stay as they were."
+        self.banner.visible = True
 
-        self._quiet = True
-        try:
-            self.mission.value = self.instrument.value = self.status.value = []
-            self.start.value = self.end.value = None
-            self.min_quality.value = 0
-            with param.edit_constant(self.min_quality):  # set by the browser when a drag ends
-                self.min_quality.value_throttled = 0
-            self.target.value = ""
-        finally:
-            self._quiet = False
-        self._on_filter(None)
+    # -- applying a view ---------------------------------------------------------------------
 
-    def go(self, number: int) -> None:
-        self.page_number = number
-        self._show_results()
+    def _apply(self, old: ViewState | None, new: ViewState) -> None:
+        """Show ``new``; ``old`` None: everything is new."""
+        self.banner.visible = False
+        self.side.show(new)
+        tab = _TAB_KEYS.index(new.tab)
+        if self.tabs.active != tab:
+            self.tabs.active = tab
+        filters_changed = old is None or any(getattr(old, f) != getattr(new, f) for f in FILTER_FIELDS)
+        if filters_changed:
+            try:
+                self.filters, self.filters_error = new.filters(), None
+                self.filters.expr(self.catalog)  # an end before the start, an unknown name: said here
+            except CosmoscopeError as exc:
+                self.filters, self.filters_error = None, str(exc)
+            self._dirty |= {"Charts", "Problems"}
+            self.side.show_cone(self.filters, self.filters_error)
+            self._count_facets()
+        if old is None or filters_changed or (old.sort, old.page, old.columns, old.focus) != (
+                new.sort, new.page, new.columns, new.focus):
+            self.results.show(new, self.filters, self.filters_error)
+        if old is None or (old.focus, old.open) != (new.focus, new.open):
+            self.drawer.show(new.focus if new.open else "")
+            if old is not None and old.focus != new.focus:
+                self._dirty.add("Lineage")
+        self._render_tab()
+        self._to_url(new)
+        if new.notes and old is None:
+            self.results._alert("Some parts of the link could not be used: " + "; ".join(new.notes) + ".", "info")
 
-    _quiet = False
+    def _to_url(self, state: ViewState) -> None:
+        import panel as pn
 
-    def _on_filter(self, event) -> None:
-        if self._quiet or self.catalog is None:
+        loc = pn.state.location
+        if loc is None:
             return
-        self.results = None
-        self.page_number = 1
-        self._dirty |= {"Charts"}
-        self._show_results()
-        if self.tabs.active == TABS.index("Charts"):
-            self._render_tab()
+        query = state.to_query()
+        search = f"?{query}" if query else ""
+        if loc.search != search:
+            loc.search = search
 
-    # -- search ------------------------------------------------------------------------------
+    def _later(self, key: str, compute, apply) -> None:
+        """``apply(compute())``, with ``compute`` off the page's thread when served; a newer job
+        of the same ``key`` makes an older one's result go unused."""
+        import panel as pn
 
-    def _show_results(self) -> None:
+        job = object()
+        self._jobs[key] = job
+
+        def finish(result):
+            if self._jobs.get(key) is job and not self._closed:  # not overtaken, the page still open
+                apply(result)
+
+        doc = pn.state.curdoc
+        if doc is not None and doc.session_context is not None:
+            def background():
+                with self._lock:
+                    self._running += 1
+                try:
+                    return compute()
+                finally:
+                    with self._lock:
+                        self._running -= 1
+                        last = self._closed and not self._running and self._owns_catalog
+                    if last:
+                        self.catalog.close()  # the page closed while this read ran: closed now, not under it
+
+            async def run():
+                try:
+                    result = await asyncio.to_thread(background)
+                except CosmoscopeError as exc:
+                    result = exc
+                except Exception:
+                    if self._closed:  # the page closed meanwhile, and its catalog with it
+                        return
+                    raise
+                finish(result)
+
+            pn.state.execute(run)
+            return
         try:
-            if self.results is None:
-                self.results = Q.ResultSet(self.catalog, self.filters, self.sort.value,
-                                           columns=list(RESULT_COLUMNS))
-            page = self.results.page(self.page_number, self.page_size)
+            result = compute()
         except CosmoscopeError as exc:
-            self.results = self.page = None
-            self._alert(str(exc), "danger")
-            self.caption.object = ""
-            self.table.value = None
+            result = exc
+        finish(result)
+
+    def _count_facets(self) -> None:
+        filters = self.filters
+        if filters is None:
             return
-        self.page, self.page_number = page, page.number
-        self.prev_button.disabled = page.number <= 1
-        self.next_button.disabled = page.number >= page.n_pages
-        self.caption.object = f"<b>{escape(page.caption())}</b>"
-        if page.total == 0:
-            if not self.filters.active:
-                self._alert("This catalog is empty. Add files with `cosmoscope ingest PATH` (or try "
-                            "`cosmoscope demo`); this page refreshes by itself when data arrives.", "info")
-            else:
-                self._alert(f"No observations match {self.filters.describe()}. Loosen a filter or clear them.",
-                            "warning")
-        else:
-            self.message.visible = False
-        self.table.value = Q.display_frame(page.rows).to_pandas()
-        self.table.selection = []
+        self.side.counting()
 
-    def _alert(self, text: str, kind: str) -> None:
-        self.message.object = text
-        self.message.alert_type = kind
-        self.message.visible = True
+        def apply(result):
+            if isinstance(result, Exception):
+                log.warning("facet counts: %s", result)
+                return
+            self.side.show_counts(result, self.colors)
 
-    def _lineage_of_selection(self) -> None:
-        if not self.table.selection or self.page is None:
-            return
-        dataset_id = self.page.rows["dataset_id"][self.table.selection[0]]
-        self.show_lineage(dataset_id)
-        self.tabs.active = TABS.index("Lineage")
+        self._later("facets", lambda: self.side.count_all(filters), apply)
 
-    # -- the other tabs ----------------------------------------------------------------------
-
-    def _render_tab(self) -> None:
+    def _render_tab(self, name: str | None = None) -> None:
+        """Fill the open tab (or tab ``name``) if what it shows is out of date."""
         if self.catalog is None:
             return
-        name = TABS[self.tabs.active]
+        name = name or TABS[self.tabs.active]
         if name not in self._dirty:
             return
         self._dirty.discard(name)
-        try:
-            if name == "Summary":
-                self._show_summary()
-            elif name == "Charts":
-                self._show_charts()
-            elif name == "Problems":
-                self._show_problems()
-            elif name == "Lineage":
-                self.lineage.show(self.lineage.id_input.value, remember=False)
-        except CosmoscopeError as exc:
-            log.warning("%s tab: %s", name, exc)
-
-    def _show_summary(self) -> None:
-        import polars as pl
-
-        s = self._summary
-        if s.height == 0:
-            self.summary_caption.object = _note("This catalog is empty: no missions to summarise yet.")
-            self.summary_table.value = None
-            return
-        n, size = int(s["n_datasets"].sum()), int(s["total_bytes"].sum())
-        self.summary_caption.object = (f"<p class='cs-caption'><b>{n:,}</b> observations from <b>{s.height}</b> "
-                                       f"mission(s), <b>{Q.human_bytes(size)}</b> in all.</p>")
-        counts = [pl.when(pl.col(f"n_{st.value}") > 0).then(pl.format(f"{st.value} {{}}", pl.col(f"n_{st.value}")))
-                  for st in S.ProcessingStatus]
-        table = s.select(
-            pl.col("mission_id").alias("mission"), pl.col("n_datasets").alias("observations"),
-            pl.col("total_bytes").map_elements(Q.human_bytes, return_dtype=pl.String).alias("size"),
-            pl.col("first_observation").dt.strftime("%Y-%m-%d").alias("first"),
-            pl.col("last_observation").dt.strftime("%Y-%m-%d").alias("last"),
-            pl.format("{} / {}", pl.col("mean_quality").round(2), pl.col("min_quality").round(2))
-            .alias("quality mean / min"),
-            pl.col("n_calibrated").alias("calibrated"), pl.col("n_extraction_errors").alias("unreadable"),
-            pl.concat_str(counts, separator=", ", ignore_nulls=True).alias("processing status"))
-        self.summary_table.value = table.to_pandas()
-
-    def _show_charts(self) -> None:
-        import panel as pn
-
-        from cosmoscope.ui import plots
-
         filters = self.filters
-        doc = pn.state.curdoc
-        if doc is not None and doc.session_context is not None:
-            # In a server the scan runs in a thread, so other pages are not held up meanwhile.
-            self.charts_caption.object = "Drawing charts…"
+        if name == "Summary":
+            self.summary.show(self.catalog.mission_summary())
+        elif name == "Lineage":
+            if self.state.focus:
+                self.lineage.show(self.state.focus, remember=False)
+            else:
+                self.lineage.clear()
+        elif filters is None:
+            target = self.charts if name == "Charts" else self.problems
+            from cosmoscope.ui.panel_lineage import note
 
-            async def draw():
-                try:
-                    data = await asyncio.to_thread(plots.chart_data, self.catalog, filters)
-                except CosmoscopeError as exc:
-                    data = exc
-                if filters == self.filters:  # not overtaken by another filter change
-                    self._fill_charts(data, filters)
+            (target.caption if name == "Charts" else target.badges).object = note(self.filters_error or "")
+        elif name == "Charts":
+            from cosmoscope.ui import plots
 
-            pn.state.execute(draw)
-            return
-        try:
-            data = plots.chart_data(self.catalog, filters)
-        except CosmoscopeError as exc:
-            data = exc
-        self._fill_charts(data, filters)
+            self.charts.drawing()
+            colors = self.colors
 
-    def _fill_charts(self, data, filters: Q.Filters) -> None:
-        import panel as pn
+            def compute():
+                data = plots.chart_data(self.catalog, filters)
+                data.colors = colors or data.colors
+                return data
 
-        from cosmoscope.ui import plots
+            self._later("charts", compute, lambda data: self.charts.show(data, filters))
+        elif name == "Problems":
+            self._show_problems(filters)
 
-        if isinstance(data, Exception):
-            self.charts_caption.object = _note(str(data))
-            self.charts.objects = []
-        elif data.total == 0:
-            self.charts_caption.object = _note(
-                f"No observations match {filters.describe()}, so there is nothing to chart."
-                if filters.active else "This catalog is empty: nothing to chart yet.")
-            self.charts.objects = []
-        else:
-            self.charts_caption.object = (
-                f"Charts of the {data.total:,} observations matching {escape(filters.describe())}."
-                if filters.active else f"Charts of all {data.total:,} observations.")
-            # Unlinked: the charts share dimension names ("observations") but not scales.
-            panes = [pn.pane.HoloViews(fn(data, responsive=True, height=340), sizing_mode="stretch_width",
-                                       linked_axes=False) for fn in plots.CHARTS.values()]
-            # Rows of two that stretch: a GridBox keeps each cell at its first width.
-            self.charts.objects = [pn.Row(*panes[i:i + 2], sizing_mode="stretch_width")
-                                   for i in range(0, len(panes), 2)]
+    def _show_problems(self, filters: Q.Filters) -> None:
+        from cosmoscope.ui.problems import problem_groups
 
-    def _show_problems(self) -> None:
-        counts = Q.problem_counts(self.catalog)
-        badges = "".join(f"<span class='cs-badge{' cs-bad' if n else ''}'>{escape(k)} <b>{n:,}</b></span>"
-                         for k, n in counts.items())
-        if not any(counts.values()):
-            self.problem_badges.object = badges + "<p>No problems: every file was read, validated and found.</p>"
-            self.problem_table.value = None
-            return
-        df = Q.problems(self.catalog, limit=PROBLEMS_SHOWN)
-        more = " (the first of each kind)" if any(n > PROBLEMS_SHOWN for n in counts.values()) else ""
-        self.problem_badges.object = badges + f"<p class='cs-muted'>{df.height:,} datasets listed{more}.</p>"
-        self.problem_table.value = Q.display_frame(df).to_pandas()
+        self.problems.loading()
 
-    def show_lineage(self, dataset_id: str) -> None:
-        """Show the lineage of ``dataset_id`` in the Lineage tab."""
-        self._dirty.discard("Lineage")
-        self.lineage.show(dataset_id)
+        def compute():
+            counts = Q.problem_counts(self.catalog, filters)
+            return counts, (problem_groups(self.catalog, filters) if any(counts.values()) else [])
+
+        def apply(result):
+            if isinstance(result, Exception):
+                self.problems.badges.object = f"<p class='cs-error'>{escape(str(result))}</p>"
+                return
+            counts, groups = result
+            if self.problems.show_counts(counts, filters):
+                self.problems.show_groups(groups)
+
+        self._later("problems", compute, apply)
 
     def _show_unavailable(self) -> None:
-        self._alert(f"The catalog cannot be shown: {self.error}", "danger")
-        for w in (self.mission, self.instrument, self.start, self.end, self.min_quality, self.target, self.status,
-                  self.sort, self.reset_button, self.prev_button, self.next_button):
+        self.results._alert(f"The catalog cannot be shown: {self.error}", "danger")
+        for w in (self.side.target, self.side.start, self.side.end, self.side.clear, self.results.prev_button,
+                  self.results.next_button):
             w.disabled = True
 
 
-def _keep(select, options: list[str]) -> None:
-    keep = [v for v in select.value if v in options]
-    select.options = options
-    if keep != list(select.value):
-        select.value = keep
-
-
 def create_app(url: str | None = None, *, refresh_seconds: float = 10, page_size: int = 25):
-    """A new dashboard page for one browser session."""
+    """A new dashboard page for one browser session (its view read from the page's URL)."""
     return Dashboard(url, refresh_seconds=refresh_seconds, page_size=page_size).servable()
 
 
 def _args(argv: list[str]):
     import argparse
-    import os
 
     ap = argparse.ArgumentParser(prog="dashboard.py")
     ap.add_argument("--catalog", default=os.environ.get("COSMOSCOPE_CATALOG"))

@@ -1,10 +1,15 @@
-"""hvplot charts of the matching observations: observations over time per mission, quality
-distribution, data volume per day, processing status per mission, and sky positions.
+"""Charts of the matching observations: observations over time per mission, quality
+distribution, data volume per day, processing status per mission, and an all-sky map.
 
-:func:`chart_data` reads only the few columns the charts need, with the search filters pushed
-down to the store, in one scan, and reduces them with polars to small frames (a few thousand rows
-at most whatever the catalog's size); the chart functions draw those frames. The frames are
-useful on their own (they are what the tests check).
+:func:`chart_data` reads the catalog's rollups when the filters allow (a few thousand rows
+whatever the catalog's size), else only the few columns the charts need, with the search filters
+pushed down to the store, in one scan, reduced by polars to the same small frames; the chart
+functions draw those frames with holoviews' Bokeh backend. The frames are useful on their own (they are what the tests check).
+
+Every chart colours a mission the same way (:func:`mission_colors`, from the catalog's whole
+list of missions, so a filter never changes a colour), daily bins sit between day ticks, byte
+axes pick their unit, and unreadable files, which have no score, stay out of the quality chart
+and show as their own status.
 
 Examples
 --------
@@ -15,7 +20,9 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+import zlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
@@ -29,20 +36,56 @@ if TYPE_CHECKING:
 
 #: The only columns the charts read.
 CHART_COLUMNS = ["mission_id", "observation_timestamp", "data_quality_score", "file_size", "processing_status",
-                 "ra", "dec"]
+                 "extraction_status", "ra", "dec", "target_object"]
 
-#: Up to this many positions are drawn as points; more are binned into a density map.
+#: Up to this many distinct positions are drawn as points; more are binned into a density map.
 SKY_POINTS_MAX = 5_000
-#: Size of a density-map cell, degrees.
+#: Positions are read (to find the distinct ones) only up to this many observations with one.
+SKY_READ_MAX = 50_000
+#: Size of a density-map cell, degrees: RA/Dec boxes, those of the catalog's sky rollup.
 SKY_BIN_DEG = 3.0
 #: Width of a quality histogram bin.
 QUALITY_BIN = 0.05
 
-#: Whole-number axis labels with thousands separators instead of 1.2e+5.
-_COUNT = "%d"
+#: Colour-blind-safe colours for missions (Okabe-Ito, then Tableau's); grey is for "no mission".
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+           "#4E79A7", "#F28E2B", "#59A14F", "#B07AA1", "#9C755F", "#EDC948", "#76B7B2", "#FF9DA7")
+NO_MISSION = "(no mission)"
+NO_MISSION_COLOR = "#adb5bd"
 
 _PERIODS = [(62, "1d", "day"), (2 * 366, "1w", "week"), (25 * 366, "1mo", "month"), (None, "1y", "year")]
 _EVERY = {p: e for _, e, p in _PERIODS}
+
+
+def mission_colors(missions) -> dict[str, str]:
+    """One colour per mission, the same in every chart and view.
+
+    Each mission takes the palette slot its name hashes to, or the next free one (missions in
+    name order), so a mission keeps its colour whatever else a catalog holds, until there are
+    more missions than colours.
+
+    >>> mission_colors(["LYRA"])["LYRA"] == mission_colors(["LYRA", "AURORA-2"])["LYRA"]
+    True
+    """
+    out: dict[str, str] = {}
+    taken: set[int] = set()
+    for name in sorted({m for m in missions if m is not None and m != NO_MISSION}):
+        slot = zlib.crc32(name.encode()) % len(PALETTE)
+        for k in range(len(PALETTE)):
+            if (slot + k) % len(PALETTE) not in taken or len(taken) >= len(PALETTE):
+                slot = (slot + k) % len(PALETTE)
+                break
+        taken.add(slot)
+        out[name] = PALETTE[slot]
+    out[NO_MISSION] = NO_MISSION_COLOR
+    return out
+
+
+def catalog_colors(cat: Catalog) -> dict[str, str]:
+    """:func:`mission_colors` of every mission of the catalog."""
+    from cosmoscope.ui.query import distinct_values
+
+    return mission_colors(distinct_values(cat, "mission_id"))
 
 
 @dataclass
@@ -54,55 +97,70 @@ class ChartData:
     timeline: pl.DataFrame  # period, mission_id, n
     quality: pl.DataFrame  # bin (lower edge), n
     volume: pl.DataFrame  # day, bytes
-    status: pl.DataFrame  # mission_id, processing_status, n
-    sky: pl.DataFrame  # ra, dec, mission_id (points) or ra, dec, n (density cells, centres)
+    status: pl.DataFrame  # mission_id, processing_status (or "unreadable"), n
+    sky: pl.DataFrame  # ra, dec, mission_id, target_object, n (points) or ra, dec, n (density cells, centres)
     sky_density: bool
     n_positions: int
     n_without_quality: int
+    #: Mission -> colour (see :func:`mission_colors`).
+    colors: dict[str, str] = field(default_factory=dict)
+    #: Files that could not be read (they have no quality score).
+    n_unreadable: int = 0
+
+    def color(self, mission: str | None) -> str:
+        return self.colors.get(mission or NO_MISSION) or mission_colors([mission]).get(mission, NO_MISSION_COLOR)
 
 
 def chart_data(cat: Catalog, filters: Filters | None = None) -> ChartData:
     """The :class:`ChartData` of the matching observations: from the rollups when the filters
-    allow (a few thousand rows whatever the catalog's size), else from one pushed-down scan of
-    :data:`CHART_COLUMNS` reduced by polars; the two give the same frames."""
+    allow (a few thousand rows whatever the catalog's size, and the positions themselves when
+    there are few), else from one pushed-down scan of :data:`CHART_COLUMNS` reduced by polars;
+    the two give the same frames."""
     import polars as pl
 
-    from cosmoscope.summaries import raw_grouped, route_of
+    from cosmoscope.summaries import grouped, raw_grouped, route_of
     from cosmoscope.ui.query import Filters, filter_expr
 
     filters = filters or Filters()
-    expr = filter_expr(filters)
+    colors = catalog_colors(cat)
+    expr = filter_expr(cat, filters)
     r = route_of(cat, expr, _CHART_BY)
-    if not r.rollups or r.counts_only:
-        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect())
-    groups, r = raw_grouped(cat, expr, _CHART_BY)
-    if not r.rollups:  # scores outside 0-1: the rows say what to draw
-        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect())
+    if r.rollups and not r.counts_only:
+        groups, r = raw_grouped(cat, expr, _CHART_BY)
+    if not r.rollups or r.counts_only:  # (or scores outside 0-1: the rows say what to draw)
+        return summarize(filters.frame(cat).select(CHART_COLUMNS).collect(), colors=colors)
+    states = grouped(cat, expr, _STATE_BY, counts_only=True).select(*_STATE_BY, "n")
     sky = _sky_from_rollups(cat, r)
     if sky is None:
         sky = _sky_of(filters.frame(cat).select("mission_id", "ra", "dec").collect())
     points = None
-    if int(sky["n"].sum() or 0) <= SKY_POINTS_MAX:
+    if int(sky["n"].sum() or 0) <= SKY_READ_MAX:
         points = (filters.frame(cat).filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
-                  .select("ra", "dec", "mission_id").collect())
-    return _chart_data(groups, sky, points)
+                  .select(_POINT_COLUMNS).collect())
+    return _chart_data(groups, states, sky, points, colors)
 
 
-#: What the charts group the observations by.
+#: What the charts group the observations by: the timeline, volume and quality...
 _CHART_BY = ["day", "mission_id", "processing_status"]
+#: ... and the status chart, where an unreadable file is its own status.
+_STATE_BY = ["mission_id", "processing_status", "extraction_status"]
+_POINT_COLUMNS = ["ra", "dec", "mission_id", "target_object"]
 
 
-def summarize(df: pl.DataFrame) -> ChartData:
-    """The :class:`ChartData` of a frame holding (at least) :data:`CHART_COLUMNS`."""
+def summarize(df: pl.DataFrame, colors: dict[str, str] | None = None) -> ChartData:
+    """The :class:`ChartData` of a frame holding (at least) :data:`CHART_COLUMNS` (the
+    missions' colours are those of the frame's missions unless ``colors``)."""
     import polars as pl
 
     from cosmoscope.store.rollup import frame
     from cosmoscope.summaries import grouped_rows
 
     groups = grouped_rows(frame(df).lazy(), None, _CHART_BY)
+    states = df.group_by(_STATE_BY).agg(pl.len().cast(pl.Int64).alias("n"))
     positions = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null())
-    points = positions.select("ra", "dec", "mission_id") if positions.height <= SKY_POINTS_MAX else None
-    return _chart_data(groups, _sky_of(df), points)
+    points = positions.select(_POINT_COLUMNS) if positions.height <= SKY_READ_MAX else None
+    colors = colors or mission_colors(df["mission_id"].unique().to_list())
+    return _chart_data(groups, states, _sky_of(df), points, colors)
 
 
 def _sky_of(df: pl.DataFrame) -> pl.DataFrame:
@@ -116,7 +174,6 @@ def _sky_from_rollups(cat: Catalog, r) -> pl.DataFrame | None:
     """The sky rollup's cells, when the route filters on nothing but the mission."""
     import polars as pl
 
-    from cosmoscope import schema as S
     from cosmoscope.store.base import Agg, aggregate
 
     if any(c.column != "mission_id" for c in r.predicate.clauses):
@@ -125,9 +182,11 @@ def _sky_from_rollups(cat: Catalog, r) -> pl.DataFrame | None:
                                    [Agg("n", "isum", "n")], r.predicate)).filter(pl.col("n") > 0)
 
 
-def _chart_data(groups: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | None) -> ChartData:
-    """The chart frames from raw rollup measures per day, mission and processing status, sky
-    cells per mission, and (when there are few) the positions themselves."""
+def _chart_data(groups: pl.DataFrame, states: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | None,
+                colors: dict[str, str]) -> ChartData:
+    """The chart frames from raw rollup measures per day, mission and processing status, counts
+    per mission, processing and extraction status, sky cells per mission, and (when there are
+    few) the positions themselves."""
     import polars as pl
 
     from cosmoscope.summaries import finish
@@ -139,7 +198,7 @@ def _chart_data(groups: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | 
     if timed.height:
         span = (timed["last_start"].max() - timed["first_observation"].min()).days
         every, period = next((e, p) for limit, e, p in _PERIODS if limit is None or span <= limit)
-    mission = pl.col("mission_id").fill_null("(unknown)")
+    mission = pl.col("mission_id").fill_null(NO_MISSION)
     day = pl.col("day").cast(pl.Datetime("us"))
     timeline = (timed.group_by(day.dt.truncate(every).alias("period"), mission).agg(pl.col("n").sum())
                 .sort("period", "mission_id"))
@@ -148,33 +207,64 @@ def _chart_data(groups: pl.DataFrame, sky: pl.DataFrame, points: pl.DataFrame | 
     nbins = len(bins)
     quality = pl.DataFrame({"bin": [round(k / nbins, 2) for k in range(nbins)], "n": bins},
                            schema={"bin": pl.Float64, "n": pl.Int64})
-    volume = (timed.group_by(day.alias("day")).agg(pl.col("total_bytes").sum().alias("bytes")).sort("day"))
-    status = (g.group_by(mission, pl.col("processing_status").fill_null("(none)")).agg(pl.col("n").sum())
+    volume = timed.group_by(day.alias("day")).agg(pl.col("total_bytes").sum().alias("bytes")).sort("day")
+    unreadable = pl.col("extraction_status") == S.ExtractionStatus.ERROR.value
+    state = pl.when(unreadable).then(pl.lit("unreadable")).otherwise(pl.col("processing_status").fill_null("(none)"))
+    status = (states.group_by(mission, state.alias("processing_status")).agg(pl.col("n").sum())
               .sort("mission_id", "processing_status"))
+    n_unreadable = int(states.filter(unreadable)["n"].sum() or 0)
     n_positions = int(sky["n"].sum() or 0)
-    density = n_positions > SKY_POINTS_MAX
+    if points is not None:
+        # Observations of one target share a position: one point each, sized by how many there are.
+        points = (points.group_by(pl.col("ra").round(3), pl.col("dec").round(3), pl.col("target_object"))
+                  .agg(pl.len().cast(pl.Int64).alias("n"), mission.mode().first().alias("mission_id"))
+                  .sort("n", "ra", "dec", descending=[True, False, False]))
+    density = points is None or points.height > SKY_POINTS_MAX
     if density:
         half = SKY_BIN_DEG / 2
         sky = (sky.group_by((pl.col("ra_cell") * SKY_BIN_DEG + half).alias("ra"),
                             (pl.col("dec_cell") * SKY_BIN_DEG + half).alias("dec")).agg(pl.col("n").sum())
                .sort("ra", "dec"))
     else:
-        sky = points.select("ra", "dec", mission) if points is not None else pl.DataFrame(
-            schema={"ra": pl.Float64, "dec": pl.Float64, "mission_id": pl.String})
+        sky = points.select("ra", "dec", "mission_id", "target_object", "n")
     return ChartData(total=total, period=period, timeline=timeline, quality=quality, volume=volume,
                      status=status, sky=sky, sky_density=density, n_positions=n_positions,
-                     n_without_quality=total - int(g["n_quality"].sum() or 0))
+                     n_without_quality=total - int(g["n_quality"].sum() or 0), colors=colors,
+                     n_unreadable=n_unreadable)
 
 
 # -- charts -------------------------------------------------------------------------------
 
 def _hv():
     import holoviews as hv
-    import hvplot.pandas  # noqa: F401  - registers .hvplot on pandas frames
 
     if not hv.Store.renderers:
         hv.extension("bokeh", logo=False)
     return hv
+
+
+def load_bokeh() -> None:
+    """Put BokehJS, Panel's and holoviews' JavaScript into the notebook from the installed
+    packages, and every chart's styles into the chart, so charts show without internet
+    (holoviews' default loads the scripts, and Panel the styles, from CDNs)."""
+    import holoviews as hv
+    import panel as pn
+    from panel.viewable import Viewable
+
+    pn.config.inline = True
+    if _inline_styles not in Viewable._preprocessing_hooks:
+        Viewable._preprocessing_hooks.append(_inline_styles)
+    hv.extension("bokeh", logo=False, inline=True)
+
+
+def _inline_styles(viewable, root) -> None:
+    """A Panel pre-processing hook: style sheets the models would fetch from Panel's CDN are put
+    into them instead (as Panel itself does for its own objects shown in a notebook)."""
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    for model in root.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
 
 
 def _empty(title: str, message: str = "No observations to chart", **opts):
@@ -184,97 +274,172 @@ def _empty(title: str, message: str = "No observations to chart", **opts):
                                            xlim=(0, 1), ylim=(0, 1), **size)
 
 
-def _fill_gaps(df: pl.DataFrame, column: str, every: str) -> pl.DataFrame:
-    """Add the empty bins between the first and last as zeros, so areas drop to zero there."""
-    return df.upsample(column, every=every).fill_null(0)
+def _size(opts: dict) -> dict:
+    return {k: v for k, v in opts.items() if k in ("width", "height", "responsive", "min_height", "min_width")}
 
 
-def _pandas(df: pl.DataFrame):
-    return df.to_pandas()
+def _time_axis(period: str, first, last) -> dict:
+    """Bokeh axis options for bins of ``period``: ticks on bin edges (midnights for days),
+    labelled as dates, never as hours of a day."""
+    from bokeh.models import DatetimeTickFormatter, DaysTicker, MonthsTicker, YearsTicker
+
+    fmt = DatetimeTickFormatter(days="%d %b", months="%b %Y", years="%Y", hours="%d %b %H:%M")
+    days = max(1, (last - first).days + 1)
+    if period == "day" and days <= 310:
+        step = next(s for s in (1, 2, 3, 7, 14, 31) if days / s <= 10)
+        ticker = DaysTicker(days=list(range(1, 32, step)) if step > 1 else list(range(1, 32)))
+    elif period in ("day", "week") and days <= 800:
+        ticker = MonthsTicker(months=list(range(12)))
+    elif period == "month":
+        ticker = MonthsTicker(months=list(range(0, 12, max(1, round(days / 30 / 10)))))
+    else:
+        ticker = YearsTicker()
+    return {"xformatter": fmt, "xticks": ticker}
 
 
-def timeline_chart(data: ChartData, **opts):
-    """Observations per day/week/month, stacked by mission."""
+def _bin_edges(period: str, start):
+    """The end of the bin of ``period`` that starts at ``start``."""
+    if period == "day":
+        return start + dt.timedelta(days=1)
+    if period == "week":
+        return start + dt.timedelta(days=7)
+    if period == "month":
+        return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return start.replace(year=start.year + 1)
+
+
+def timeline_chart(data: ChartData, *, legend: bool = True, **opts):
+    """Observations per day/week/month/year, a stacked bar per bin, coloured by mission."""
     import polars as pl
 
     title = f"Observations per {data.period}"
     if data.timeline.height == 0:
         return _empty(title, **opts)
-    wide = _fill_gaps(data.timeline.pivot(on="mission_id", index="period", values="n").sort("period"), "period",
-                      _EVERY[data.period])
-    missions = [c for c in wide.columns if c != "period"]
-    _hv()
-    peak = wide.select(pl.sum_horizontal(missions).max()).item() or 1
-    return _pandas(wide.with_columns(pl.col(missions).cast(pl.Int64))).hvplot.area(
-        x="period", y=missions, stacked=True, title=title, xlabel="start (UTC)", ylabel="observations",
-        group_label="mission", legend="top", line_width=0, alpha=0.85, ylim=(0, peak * 1.05),
-        yformatter=_COUNT, **opts)
+    hv = _hv()
+    tl = data.timeline.sort("period", "mission_id").with_columns(
+        pl.col("n").cum_sum().over("period").alias("top"))
+    tl = tl.with_columns((pl.col("top") - pl.col("n")).alias("base"),
+                         pl.col("period").map_elements(lambda t: _bin_edges(data.period, t),
+                                                       return_dtype=pl.Datetime("us")).alias("end"))
+    first, last = tl["period"].min(), tl["end"].max()
+    peak = int(tl["top"].max() or 1)
+    tooltips = [("mission", "@mission"), (data.period, "@bin"), ("observations", "@observations")]
+
+    def rects(part, **kw):
+        rows = [(r["period"], r["base"], r["end"], r["top"], r["mission_id"], r["n"], data.color(r["mission_id"]),
+                 _period_label(data.period, r["period"])) for r in part.iter_rows(named=True)]
+        return hv.Rectangles(rows, kdims=["start", "y0", "end", "y1"],
+                             vdims=["mission", "observations", "color", "bin"], **kw).opts(
+            color="color", line_color="white", line_width=0.5, tools=["hover"], hover_tooltips=tooltips)
+
+    if legend:  # one layer per mission, for the legend to name
+        chart = hv.Overlay([rects(tl.filter(pl.col("mission_id") == m), label=m)
+                            for m in tl["mission_id"].unique().sort().to_list()])
+    else:  # one layer: quicker to draw, where a legend stands beside the chart
+        chart = rects(tl)
+    return chart.opts(
+        title=title, xlabel="start (UTC)", ylabel="observations", ylim=(0, peak * 1.08), xlim=(first, last),
+        yformatter="%d", **({"show_legend": True, "legend_position": "top", "legend_opts": _FLAT_LEGEND}
+                            if legend else {}),
+        **_time_axis(data.period, first, last), **_size(opts))
+
+
+#: A legend in one line above the chart, so it takes no width from the chart itself.
+_FLAT_LEGEND = {"orientation": "horizontal", "label_text_font_size": "9pt", "glyph_width": 12, "spacing": 4,
+                "padding": 2, "margin": 0}
+
+
+def _period_label(period: str, t) -> str:
+    return t.strftime({"day": "%Y-%m-%d", "week": "week of %Y-%m-%d", "month": "%Y-%m"}.get(period, "%Y"))
 
 
 def quality_chart(data: ChartData, **opts):
-    """How many observations fall in each quality band (0.05 wide)."""
-    import polars as pl
-
+    """How many observations fall in each quality band (0.05 wide); files without a score
+    (unreadable ones) are left out and counted in the title."""
     title = "Quality distribution"
     if data.total == data.n_without_quality:
         return _empty(title, "No quality scores to chart", **opts)
-    _hv()
-    df = data.quality.with_columns(pl.format("{}", pl.col("bin").round(2)).alias("quality"))
+    hv = _hv()
     if data.n_without_quality:
         title += f" ({data.n_without_quality:,} without a score)"
-    return _pandas(df).hvplot.bar(x="quality", y="n", title=title, xlabel="quality score (lower edge)",
-                                  ylabel="observations", color="#4c72b0", rot=90,
-                                  yformatter=_COUNT, **opts)
+    rows = [(b, 0, round(b + QUALITY_BIN, 2), n, f"{b:.2f}-{b + QUALITY_BIN:.2f}")
+            for b, n in data.quality.iter_rows()]
+    return hv.Rectangles(rows, kdims=["low", "y0", "high", "observations"], vdims=["band"]).opts(
+        color="#4c72b0", line_color="white", line_width=1, title=title, xlabel="quality score",
+        ylabel="observations", xlim=(0, 1), yformatter="%d", tools=["hover"],
+        hover_tooltips=[("quality", "@band"), ("observations", "@observations")], **_size(opts))
+
+
+#: Byte units for axes: (divisor, name).
+_BYTE_UNITS = [(1, "B"), (1e3, "kB"), (1e6, "MB"), (1e9, "GB"), (1e12, "TB"), (1e15, "PB")]
+
+
+def byte_unit(largest: float) -> tuple[float, str]:
+    """The unit an axis whose largest value is ``largest`` bytes reads best in.
+
+    >>> byte_unit(3_400_000)
+    (1000000.0, 'MB')
+    """
+    return next(((d, u) for d, u in reversed(_BYTE_UNITS) if largest >= d), _BYTE_UNITS[0])
 
 
 def volume_chart(data: ChartData, **opts):
-    """Bytes of data observed per day."""
+    """Bytes of data observed per day (per week, month or year over longer spans, as the
+    observations chart), in the unit that suits the largest bin."""
     import polars as pl
 
-    title = "Data volume per day"
+    title = f"Data volume per {data.period}"
     if data.volume.height == 0:
         return _empty(title, **opts)
-    _hv()
-    df = _fill_gaps(data.volume, "day", "1d").with_columns((pl.col("bytes") / 1e9).alias("GB"))
-    return _pandas(df).hvplot.area(x="day", y="GB", title=title, xlabel="day (UTC)", ylabel="GB",
-                                   color="#dd8452", line_width=0, yformatter="%.0f", **opts)
+    hv = _hv()
+    volume = data.volume
+    if data.period != "day":
+        volume = (volume.group_by(pl.col("day").dt.truncate(_EVERY[data.period])).agg(pl.col("bytes").sum())
+                  .sort("day"))
+    div, unit = byte_unit(float(volume["bytes"].max() or 0))
+    df = volume.with_columns((pl.col("bytes") / div).alias("v"))
+    rows = [(d, 0, _bin_edges(data.period, d), v, _period_label(data.period, d), _human(b))
+            for d, v, b in zip(df["day"], df["v"], df["bytes"])]
+    first, last = df["day"].min(), _bin_edges(data.period, df["day"].max())
+    return hv.Rectangles(rows, kdims=["day", "y0", "end", "volume"], vdims=["date", "size"]).opts(
+        color="#dd8452", line_color="white", line_width=0.5, title=title, xlabel="start (UTC)",
+        ylabel=f"data volume ({unit})", xlim=(first, last), ylim=(0, float(df["v"].max() or 1) * 1.08),
+        yformatter="%.3g", tools=["hover"], hover_tooltips=[(data.period, "@date"), ("volume", "@size")],
+        **_time_axis(data.period, first, last), **_size(opts))
 
 
-def status_chart(data: ChartData, **opts):
-    """Processing status per mission, stacked bars."""
+def _human(n) -> str:
+    from cosmoscope.ui.columns import human_bytes
+
+    return human_bytes(n)
+
+
+def status_chart(data: ChartData, *, legend: bool = True, **opts):
+    """Processing status per mission (unreadable files apart), stacked bars."""
     title = "Processing status by mission"
     if data.status.height == 0:
         return _empty(title, **opts)
-    _hv()
-    statuses = [s.value for s in S.ProcessingStatus]
+    hv = _hv()
+    statuses = [s.value for s in S.ProcessingStatus] + ["unreadable"]
     present = data.status["processing_status"].unique().to_list()
     order = [s for s in statuses if s in present] + sorted(s for s in present if s not in statuses)
-    wide = data.status.pivot(on="processing_status", index="mission_id", values="n").fill_null(0)
-    colors = [STATUS_COLORS.get(s, STATUS_COLORS[None]) for s in order]
-    return _pandas(wide.select("mission_id", *order)).hvplot.barh(
-        x="mission_id", y=order, stacked=True, title=title, xlabel="mission", ylabel="observations",
-        color=colors, legend="top", group_label="status", xformatter=_COUNT, **opts)
+    bars = hv.Bars(data.status.rename({"processing_status": "status"}).to_pandas(), kdims=["mission_id", "status"],
+                   vdims=["n"]).redim.values(status=order)
+    colors = {s: STATUS_COLORS.get(s, STATUS_COLORS[None]) for s in order}
+    return bars.opts(stacked=True, invert_axes=True, cmap=colors, title=title, xlabel="mission",
+                     ylabel="observations", xformatter="%d", show_legend=legend, legend_position="top",
+                     legend_opts=_FLAT_LEGEND, tools=["hover"], line_color="white", **_size(opts))
 
 
 def sky_chart(data: ChartData, **opts):
-    """RA/Dec of the observations that have them: points, or a density map when there are many."""
-    if data.n_positions == 0:
-        return _empty("Sky positions", "No RA/Dec known for these observations", **opts)
-    _hv()
-    common = dict(x="ra", y="dec", xlabel="RA (deg)", ylabel="Dec (deg)", xlim=(0, 360), ylim=(-90, 90),
-                  flip_xaxis=True)
-    if data.sky_density:
-        title = f"Sky density ({data.n_positions:,} positions, {SKY_BIN_DEG:g}° cells)"
-        return _pandas(data.sky).hvplot.points(
-            **common, c="n", cmap="viridis", marker="square", size=9, title=title, colorbar=True,
-            clabel="observations", **opts)
-    title = f"Sky positions ({data.n_positions:,})"
-    return _pandas(data.sky.rename({"mission_id": "mission"})).hvplot.points(
-        **common, by="mission", size=12, alpha=0.7, title=title, legend="top", **opts)
+    """The observed sky on an all-sky projection (see :mod:`cosmoscope.ui.skymap`)."""
+    from cosmoscope.ui.skymap import sky_map
+
+    return sky_map(data, **opts)
 
 
-#: The chart functions by name. Each takes a :class:`ChartData` and hvplot options (``width``,
-#: ``height``, ``responsive``, ...) and returns a holoviews object.
+#: The chart functions by name. Each takes a :class:`ChartData` and holoviews options
+#: (``width``, ``height``, ``responsive``, ...) and returns a holoviews object.
 CHARTS = {"timeline": timeline_chart, "quality": quality_chart, "volume": volume_chart,
           "status": status_chart, "sky": sky_chart}
 

@@ -14,17 +14,22 @@ Examples
 >>> rs = ResultSet(cat, Filters(missions=("XMM",), min_quality=0.8))
 >>> rs.total, rs.page(1).rows.height
 (0, 0)
+>>> print(Filters(levels=(2, 3), quality_bands=("high",)).describe())
+level L2 or L3, quality 0.9-1
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+import functools
+import operator
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.ui.columns import HEADINGS, display_frame, human_bytes  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,6 +41,7 @@ PAGE_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "observation_time
                 "data_quality_score", "processing_status", "calibration_status", "file_size", "file_path"]
 
 #: Orderings offered by the explorers: label -> (column, descending). Missing values sort last.
+#: Any stored column sorts too: ``"file_size"`` ascending, ``"-file_size"`` descending.
 SORTS = {
     "newest first": ("observation_timestamp", True),
     "oldest first": ("observation_timestamp", False),
@@ -56,13 +62,41 @@ PROBLEM_KINDS = {
     "file missing": ("file_status", (S.FileStatus.MISSING.value,)),
 }
 
+#: Quality bands the explorers filter by: key -> (label, lowest score, score it stays below).
+#: The edges are those of the catalog's quality histogram, so counts can come from it.
+QUALITY_BANDS = {
+    "high": ("0.9-1", 0.9, None),
+    "good": ("0.7-0.9", 0.7, 0.9),
+    "fair": ("0.5-0.7", 0.5, 0.7),
+    "poor": ("below 0.5", 0.0, 0.5),
+    "none": ("no score", None, None),
+}
+
+#: The radius of a cone search given without one.
+DEFAULT_RADIUS = "1deg"
+#: How a file's metadata reading went, in words (values of ``extraction_status``).
+EXTRACTION_WORDS = {"ok": "read", "partial": "incomplete", "error": "unreadable"}
+
+
+def parse_sort(sort: str) -> tuple[str, bool]:
+    """``(column, descending)`` of an ordering: a label of :data:`SORTS`, or a stored column
+    name, with ``-`` in front for descending."""
+    if sort in SORTS:
+        return SORTS[sort]
+    column = sort.lstrip("-")
+    if column not in S.OBSERVATIONS.schema.names:
+        raise InvalidArgumentError(f"unknown order {sort!r}; choose one of {', '.join(SORTS)}, or a column "
+                                   "name (with - in front for descending)")
+    return column, sort.startswith("-")
+
 
 @dataclass(frozen=True)
 class Filters:
     """The explorers' search filters; empty ones are left out of the query.
 
     ``end`` is exclusive, as in :meth:`Catalog.search`; a date picker that means "up to and
-    including this day" should pass the next day (see :func:`day_after`).
+    including this day" should pass the next day (see :func:`day_after`). Values of one filter
+    are alternatives (mission A or B), different filters all apply.
     """
 
     missions: tuple[str, ...] = ()
@@ -72,9 +106,26 @@ class Filters:
     min_quality: float = 0.0
     target: str = ""
     statuses: tuple[str, ...] = ()
+    #: Exact ObsCore calibration levels (0-4).
+    levels: tuple[int, ...] = ()
+    product_types: tuple[str, ...] = ()
+    calibrations: tuple[str, ...] = ()
+    #: Keys of :data:`QUALITY_BANDS`.
+    quality_bands: tuple[str, ...] = ()
+    #: Values of ``extraction_status`` (ok, partial, error).
+    extraction: tuple[str, ...] = ()
+    #: A cone: a position or target name, and a radius (see :meth:`Catalog.search`).
+    near: str = ""
+    radius: str = ""
+
+    def __post_init__(self):
+        for band in self.quality_bands:
+            if band not in QUALITY_BANDS:
+                raise InvalidArgumentError(f"unknown quality band {band!r}; choose from {', '.join(QUALITY_BANDS)}")
 
     def search_kwargs(self) -> dict:
-        """The keyword arguments of :meth:`Catalog.search` these filters stand for."""
+        """The keyword arguments of :meth:`Catalog.search` these filters stand for (the
+        filters :meth:`Catalog.search` has no argument for are in :meth:`extra_expr`)."""
         return {
             "mission": list(self.missions) or None,
             "instrument": list(self.instruments) or None,
@@ -85,15 +136,59 @@ class Filters:
             "target": self.target.strip() if "*" in self.target else None,
             "name": self.target.strip() if self.target.strip() and "*" not in self.target else None,
             "status": list(self.statuses) or None,
+            "calibration": list(self.calibrations) or None,
+            "product_type": list(self.product_types) or None,
+            **({"near": self.near.strip(), "radius": self.radius.strip() or DEFAULT_RADIUS}
+               if self.near.strip() else {}),
         }
+
+    def extra_expr(self) -> pl.Expr | None:
+        """The filters beyond :meth:`Catalog.search`'s arguments: exact levels, quality bands,
+        extraction status. Each is an OR of tests on one column, so it reaches the store."""
+        import polars as pl
+
+        terms = []
+        if self.levels:
+            terms.append(pl.col("calib_level").is_in([int(v) for v in self.levels]))
+        if self.extraction:
+            terms.append(pl.col("extraction_status").is_in(list(self.extraction)))
+        if self.quality_bands:
+            q = pl.col("data_quality_score")
+            tests = []
+            for band in self.quality_bands:
+                _, low, high = QUALITY_BANDS[band]
+                if low is None:
+                    tests.append(q.is_null())
+                elif high is None:
+                    tests.append(q >= low)
+                else:
+                    tests.append(q.is_between(low, high, closed="left"))
+            terms.append(_any(tests))
+        return _all(terms)
+
+    def expr(self, cat: Catalog | None = None) -> pl.Expr | None:
+        """Every filter as one polars expression (None: no filter); a cone needs the catalog,
+        which places target names on the sky."""
+        from cosmoscope.search import search_filter
+
+        kwargs = self.search_kwargs()
+        if "near" in kwargs:
+            if cat is None:
+                raise InvalidArgumentError("a search near a position needs the catalog to place it")
+            base = cat.search_filter(**kwargs)
+        else:
+            base = search_filter(**kwargs)
+        return _all([base, self.extra_expr()])
 
     def frame(self, cat: Catalog) -> pl.LazyFrame:
         """The matching observations as a lazy frame (every filter reaches the store)."""
-        return cat.search(**self.search_kwargs())
+        lf = cat.search(**self.search_kwargs())
+        extra = self.extra_expr()
+        return lf.filter(extra) if extra is not None else lf
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in self.search_kwargs().values())
+        return any(v is not None for v in self.search_kwargs().values()) or self.extra_expr() is not None
 
     def describe(self) -> str:
         """The filters in words, e.g. ``mission COSMOS-7, quality >= 0.8``."""
@@ -102,21 +197,47 @@ class Filters:
             parts.append(f"mission {' or '.join(self.missions)}")
         if self.instruments:
             parts.append(f"instrument {' or '.join(self.instruments)}")
+        if self.levels:
+            parts.append(f"level {' or '.join(f'L{v}' for v in self.levels)}")
+        if self.product_types:
+            parts.append(f"type {' or '.join(self.product_types)}")
         if self.target.strip():
             parts.append(f"target {self.target.strip()}")
+        if self.near.strip():
+            parts.append(f"within {self.radius.strip() or DEFAULT_RADIUS} of {self.near.strip()}")
         if self.start is not None:
             parts.append(f"from {_day(self.start)}")
         if self.end is not None:
             parts.append(f"before {_day(self.end)}")
         if self.min_quality:
             parts.append(f"quality >= {self.min_quality:g}")
+        if self.quality_bands:
+            parts.append(f"quality {' or '.join(QUALITY_BANDS[b][0] for b in self.quality_bands)}")
         if self.statuses:
             parts.append(f"status {' or '.join(self.statuses)}")
+        if self.calibrations:
+            parts.append(f"calibration {' or '.join(self.calibrations)}")
+        if self.extraction:
+            parts.append(f"metadata {' or '.join(EXTRACTION_WORDS.get(v, v) for v in self.extraction)}")
         return ", ".join(parts) or "no filters"
 
     def but(self, **changes) -> Filters:
         """A copy with some filters changed."""
         return replace(self, **changes)
+
+    def without(self, name: str) -> Filters:
+        """A copy with the filter ``name`` (a field name) cleared."""
+        default = next(f.default for f in fields(self) if f.name == name)
+        return replace(self, **{name: default})
+
+
+def _any(terms):
+    return functools.reduce(operator.or_, terms)
+
+
+def _all(terms):
+    terms = [t for t in terms if t is not None]
+    return functools.reduce(operator.and_, terms) if terms else None
 
 
 def day_after(day: dt.date | None) -> dt.date | None:
@@ -129,7 +250,35 @@ def day_after(day: dt.date | None) -> dt.date | None:
 
 
 def _day(value) -> str:
-    return value.isoformat() if not isinstance(value, dt.datetime) else value.strftime("%Y-%m-%d %H:%M")
+    if not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value.strftime("%Y-%m-%d" if value.time() == dt.time(0) else "%Y-%m-%d %H:%M")
+
+
+def read_when(text: str, *, end: bool = False, name: str = "time") -> dt.datetime | None:
+    """A time typed into a filter, as a UTC datetime (None for blank text).
+
+    Takes ISO 8601 (``2026-11-25``, ``2026-11-25 08:30``, ``2026-11-25T08:30Z``), a day of the
+    year (``2026-329``, ``2026:329:08:30``) or an age before now (``24h``, ``7d``, ``90 min``).
+    As an ``end``, a whole day counts in full: ``2026-11-25`` ends at midnight after it.
+
+    >>> read_when("2026-329", end=True).isoformat()
+    '2026-11-26T00:00:00+00:00'
+    """
+    from cosmoscope.times import _DURATION, has_time_of_day, now, to_duration, to_utc
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    if _DURATION.match(text):
+        return now() - to_duration(text, name=name)
+    try:
+        t = to_utc(text, name=name)
+    except InvalidArgumentError:
+        raise InvalidArgumentError(f"could not read {text!r} as the {name}: type a date (2026-11-25), a date and "
+                                   "time (2026-11-25 08:30), a day of the year (2026-329) or an age such as "
+                                   "24h or 7d") from None
+    return t + dt.timedelta(days=1) if end and not has_time_of_day(text) else t
 
 
 @dataclass
@@ -169,7 +318,8 @@ class ResultSet:
     :attr:`total` is counted from the rollups when the filters allow (see
     :mod:`cosmoscope.routing`); a page asks the store for the first ``number * size`` rows in
     order (``Catalog.search(sort=...)``), so it reads about that many rows where an index serves
-    the order (time, on SQLite), never every match.
+    the order (time, on SQLite), never every match. ``sort`` is a label of
+    :data:`SORTS` or a column name (``-`` in front: descending).
     """
 
     catalog: Catalog
@@ -178,8 +328,7 @@ class ResultSet:
     columns: list[str] = field(default_factory=lambda: list(PAGE_COLUMNS))
 
     def __post_init__(self):
-        if self.sort not in SORTS:
-            raise InvalidArgumentError(f"unknown order {self.sort!r}; choose one of {', '.join(SORTS)}")
+        parse_sort(self.sort)
 
     def frame(self) -> pl.LazyFrame:
         """Every matching observation, lazily, all columns, in no particular order."""
@@ -187,8 +336,11 @@ class ResultSet:
 
     def ordered(self) -> pl.LazyFrame:
         """Every matching observation, lazily, in this order (missing values last, ties by id)."""
-        column, descending = SORTS[self.sort]
-        return self.catalog.search(**self.filters.search_kwargs(), sort=column, descending=descending)
+        from cosmoscope.store.lazy import scan_table
+
+        column, descending = parse_sort(self.sort)
+        return scan_table(self.catalog.store, S.OBSERVATIONS.name, where=self.filters.expr(self.catalog),
+                          order=(column, descending))
 
     @cached_property
     def total(self) -> int:
@@ -206,38 +358,37 @@ class ResultSet:
         rows = self.ordered().select(self.columns).head(start + size).collect().slice(start, size)
         return Page(rows, self.total, number, size)
 
-    def collect(self, columns: list[str] | None = None) -> pl.DataFrame:
-        """Every matching row (all columns unless ``columns``), in this order."""
+    def collect(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame:
+        """Every matching row (all columns unless ``columns``; the first ``limit`` if given),
+        in this order."""
         lf = self.ordered()
-        return (lf.select(columns) if columns else lf).collect()
+        if columns:
+            lf = lf.select(columns)
+        return (lf.head(limit) if limit is not None else lf).collect()
 
-    def export(self, path, format: str | None = None) -> int:
-        """Write every matching row to ``path`` as CSV or Parquet (default: from the suffix);
-        returns the number of rows written."""
+    def export(self, path, format: str | None = None, *, limit: int | None = None) -> int:
+        """Write every matching row (the first ``limit`` if given) to ``path`` as CSV, Parquet or
+        VOTable (default: from the suffix: .csv, .parquet, .vot/.xml); returns the rows written."""
         import os
 
-        fmt = (format or os.path.splitext(os.fspath(path))[1].lstrip(".")).lower()
-        if fmt not in ("csv", "parquet"):
-            raise InvalidArgumentError(f"cannot export to {os.fspath(path)!r}: choose csv or parquet "
-                                       "(or end the file name in .csv or .parquet)")
-        df = self.collect()
-        if fmt == "csv":
-            import polars as pl
+        from cosmoscope.ui.export import EXPORT_FORMATS, write_table
 
-            # CSV has no nested types or time zones to keep; write times in ISO 8601 UTC.
-            df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")).write_csv(path)
-        else:
-            df.write_parquet(path)
+        suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+        fmt = (format or {"vot": "votable", "xml": "votable"}.get(suffix, suffix)).lower()
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidArgumentError(f"cannot export to {os.fspath(path)!r}: choose csv, parquet or votable "
+                                       "(or end the file name in .csv, .parquet or .vot)")
+        df = self.collect(limit=limit)
+        with open(path, "wb") as f:
+            write_table(df, f, fmt)
         return df.height
 
 
 # -- choices, counts and freshness --------------------------------------------------------
 
-def filter_expr(filters: Filters | None):
-    """The polars filter of ``filters`` (None for no filter)."""
-    from cosmoscope.search import search_filter
-
-    return search_filter(**filters.search_kwargs()) if filters is not None else None
+def filter_expr(cat: Catalog, filters: Filters | None):
+    """The polars filter of ``filters`` (None for no filter); ``cat`` places cone centres."""
+    return filters.expr(cat) if filters is not None else None
 
 
 def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Filters | None = None):
@@ -248,7 +399,7 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
     from cosmoscope.predicate import split_predicate
     from cosmoscope.store.base import aggregate, polars_aggregations
 
-    expr = filter_expr(filters)
+    expr = filter_expr(cat, filters)
     pushed, residual = split_predicate(expr, cat.frame(table).collect_schema())
     if residual is not None:  # pragma: no cover - search filters always push whole
         exprs = polars_aggregations(aggs)
@@ -268,7 +419,7 @@ def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> p
     from cosmoscope.summaries import facet_counts as from_rollups
 
     if column in S.ROLLUP_DIMENSIONS:
-        return from_rollups(cat, column, filter_expr(filters))
+        return from_rollups(cat, column, filter_expr(cat, filters))
     from cosmoscope.store.base import Agg
 
     df = _aggregate(cat, "observations", [column], [Agg("n", "count")], filters)
@@ -284,7 +435,7 @@ def count(cat: Catalog, filters: Filters | None = None) -> int:
     """How many observations match (from the rollups when the filters allow)."""
     from cosmoscope.summaries import count as counted
 
-    return counted(cat, filter_expr(filters))
+    return counted(cat, filter_expr(cat, filters))
 
 
 def freshness(cat: Catalog) -> tuple:
@@ -305,7 +456,7 @@ def problem_counts(cat: Catalog, filters: Filters | None = None) -> dict[str, in
     from cosmoscope.summaries import grouped
 
     columns = list(dict.fromkeys(column for column, _ in PROBLEM_KINDS.values()))
-    df = grouped(cat, filter_expr(filters), columns, counts_only=True)
+    df = grouped(cat, filter_expr(cat, filters), columns, counts_only=True)
     return {label: int(df.filter(pl.col(column).is_in(list(values)))["n"].sum())
             for label, (column, values) in PROBLEM_KINDS.items()}
 
@@ -332,43 +483,3 @@ def problems(cat: Catalog, filters: Filters | None = None, limit: int | None = N
             .select(["problem", *PROBLEM_COLUMNS]).sort("mission_id", "file_path", nulls_last=True))
 
 
-# -- display --------------------------------------------------------------------------------
-
-def human_bytes(n) -> str:
-    """``1.5 GB`` for 1.5e9 (decimal units, as file browsers show them)."""
-    if n is None:
-        return ""
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""  # pragma: no cover
-
-
-def display_frame(df: pl.DataFrame) -> pl.DataFrame:
-    """The same rows with values as people read them: times to the second (UTC), quality to two
-    decimals, sizes in kB/MB/GB, missing values blank."""
-    import polars as pl
-
-    exprs = []
-    for name, dtype in df.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.Datetime):
-            exprs.append(col.dt.strftime("%Y-%m-%d %H:%M:%S"))
-        elif name == "data_quality_score":
-            exprs.append(col.map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String))
-        elif name == "file_size":
-            exprs.append(col.map_elements(human_bytes, return_dtype=pl.String))
-        else:
-            exprs.append(col.cast(pl.String))
-    return df.select(exprs).fill_null("")
-
-
-#: Column headings of the results and problems tables.
-HEADINGS = {"dataset_id": "dataset", "mission_id": "mission", "instrument_type": "instrument",
-            "observation_timestamp": "start (UTC)", "target_object": "target", "data_quality_score": "quality",
-            "processing_status": "status", "calibration_status": "calibration", "file_size": "size",
-            "file_path": "file", "extraction_status": "extraction", "extraction_error": "extraction error",
-            "validation_status": "validation", "validation_problems": "validation problems",
-            "file_status": "file status", "last_validated": "validated", "problem": "problem"}

@@ -2,7 +2,13 @@
 
 Both show themselves when they are the last expression of a cell, and both work without a
 browser: set the controls' ``value``, call ``button.click()``, and read :attr:`SearchExplorer.page`,
-:attr:`SearchExplorer.selected` or :attr:`LineageExplorer.graph`.
+:attr:`SearchExplorer.selected` or :attr:`LineageExplorer.graph`. Where no widget can be drawn (a
+notebook exported to HTML, a plain console) they show a static picture of themselves instead:
+the page of results, the lineage graph.
+
+Everything they need ships with the package: the lineage graph is an anywidget whose
+JavaScript travels with it, and the charts' BokehJS is put into the notebook itself, so they
+work without internet.
 
 Examples
 --------
@@ -16,29 +22,27 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from html import escape
 from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import CosmoscopeError, DatasetNotFoundError
-from cosmoscope.ui.query import HEADINGS, SORTS, Filters, ResultSet, day_after, display_frame, distinct_values
+from cosmoscope.ui.columns import COMPACT_SHOWN, DEFAULT_SHOWN, LEVEL_NAMES, SHOWN, TITLES, shown_frame, stored_columns
+from cosmoscope.ui.query import SORTS, Filters, ResultSet, distinct_values, read_when
 
 if TYPE_CHECKING:
     import polars as pl
 
     from cosmoscope.catalog import Catalog
-    from cosmoscope.ui.graph import LineageGraph, Node
+    from cosmoscope.ui.graph import LineageGraph
     from cosmoscope.ui.query import Page
 
-#: Columns of the results table in the notebook (the page frame keeps all of PAGE_COLUMNS).
-TABLE_COLUMNS = ["mission_id", "instrument_type", "observation_timestamp", "target_object", "data_quality_score",
-                 "processing_status", "file_size", "file_path"]
-
 _TABLE_CSS = """<style>
-.cosmoscope-table {border-collapse: collapse; font-size: 12px; width: 100%;}
-.cosmoscope-table th {text-align: left; border-bottom: 2px solid #888; padding: 3px 8px; white-space: nowrap;}
-.cosmoscope-table td {border-bottom: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; max-width: 28em;
-                      overflow: hidden; text-overflow: ellipsis;}
+.cosmoscope-table {border-collapse: collapse; font-size: 12px;}
+.cosmoscope-table th {text-align: left !important; border-bottom: 2px solid #888; padding: 3px 8px; white-space: nowrap;}
+.cosmoscope-table td {border-bottom: 1px solid #ddd; padding: 3px 8px; white-space: nowrap; max-width: 40em;
+                      overflow: hidden; text-overflow: ellipsis; text-align: left !important;}
 .cosmoscope-table tr:nth-child(even) td {background: rgba(127, 127, 127, 0.07);}
 </style>"""
 
@@ -48,29 +52,36 @@ def _note(text: str, kind: str = "info") -> str:
     return f'<span style="color: {colors[kind]}">{escape(text, quote=False)}</span>'
 
 
-def html_table(df: pl.DataFrame, columns: list[str] | None = None) -> str:
-    """A small HTML table of a page of rows (values escaped, long paths cut with a tooltip)."""
-    columns = [c for c in (columns or df.columns) if c in df.columns]
-    shown = display_frame(df.select(columns))
-    head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in columns)
+def html_table(df: pl.DataFrame, shown=DEFAULT_SHOWN) -> str:
+    """A small HTML table of a page of stored rows, science first (values escaped; long values
+    cut, with a tooltip)."""
+    frame = shown_frame(df, shown)
+    head = "".join(f"<th>{escape(TITLES[c])}</th>" for c in shown)
     body = []
-    for row in shown.iter_rows():
+    for row in frame.select(list(shown)).iter_rows():
         cells = "".join(f'<td title="{escape(v)}">{escape(v)}</td>' for v in row)
         body.append(f"<tr>{cells}</tr>")
     return f'{_TABLE_CSS}<table class="cosmoscope-table"><tr>{head}</tr>{"".join(body)}</table>'
 
 
 class _Shown:
-    """Display the object's ``widget`` when it is the value of a notebook cell."""
+    """Display the object's ``widget`` when it is the value of a notebook cell, with a static
+    HTML picture beside it for where widgets cannot be drawn (nbconvert, a plain console)."""
 
     widget = None
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = self.static_html()
+        return bundle
+
+    def static_html(self) -> str:
+        return ""
 
 
 class SearchExplorer(_Shown):
-    """Filters, a paged results table and export, over a catalog.
+    """Filters, a paged results table, export, charts and lineage, over a catalog.
 
     Parameters
     ----------
@@ -90,15 +101,20 @@ class SearchExplorer(_Shown):
 
         self.catalog = catalog
         self.page_number = 1
+        self.shown = DEFAULT_SHOWN
         self._results: ResultSet | None = None
         self._page: Page | None = None
         wide = {"description_width": "80px"}
         self.mission = w.SelectMultiple(description="Mission", rows=4, style=wide)
         self.instrument = w.SelectMultiple(description="Instrument", rows=4, style=wide)
+        self.level = w.SelectMultiple(description="Level", rows=4, style=wide,
+                                      options=[(f"L{k} {v}", k) for k, v in LEVEL_NAMES.items()])
         self.status = w.SelectMultiple(description="Status", rows=4, style=wide,
                                        options=[s.value for s in S.ProcessingStatus])
-        self.start = w.DatePicker(description="From", style=wide)
-        self.end = w.DatePicker(description="To (incl.)", style=wide)
+        self.start = w.Text(description="From", placeholder="2026-11-25, 2026-329, 7d", continuous_update=False,
+                            style=wide)
+        self.end = w.Text(description="To", placeholder="2026-11-28 12:00", continuous_update=False, style=wide,
+                          tooltip="a date without a time counts in full")
         self.min_quality = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="Min quality",
                                          continuous_update=False, readout_format=".2f", style=wide)
         self.target = w.Text(description="Target", placeholder="NGC 253, NGC* or *253*", continuous_update=False,
@@ -112,10 +128,11 @@ class SearchExplorer(_Shown):
         self.count_label = w.HTML()
         self.message = w.HTML()
         self.table = w.HTML()
-        self.export_path = w.Text(value="selection.parquet", description="Export to", style=wide)
+        self.export_path = w.Text(value="selection.parquet", description="Export to", style=wide,
+                                  tooltip=".csv, .parquet or .vot (VOTable)")
         self.export_button = w.Button(description="Export", icon="download")
         self.export_status = w.HTML()
-        self.lineage_choice = w.Dropdown(description="Dataset", style=wide, layout=w.Layout(width="420px"))
+        self.lineage_choice = w.Dropdown(description="Dataset", style=wide, layout=w.Layout(width="480px"))
         self.lineage_button = w.Button(description="Show lineage", icon="sitemap")
         self.lineage_box = w.VBox()
         self.lineage: LineageExplorer | None = None
@@ -123,9 +140,10 @@ class SearchExplorer(_Shown):
         self.charts_output = w.Output()
         self.last_charts = None
 
-        for control in (self.mission, self.instrument, self.status, self.start, self.end, self.min_quality,
-                        self.target, self.sort, self.page_size):
+        for control in (self.mission, self.instrument, self.level, self.status, self.start, self.end,
+                        self.min_quality, self.target, self.sort, self.page_size):
             control.observe(self._on_filter, "value")
+        self.lineage_choice.observe(lambda _: self._selection_changed(), "value")
         self.reset_button.on_click(lambda _: self.reset())
         self.prev_button.on_click(lambda _: self.go(self.page_number - 1))
         self.next_button.on_click(lambda _: self.go(self.page_number + 1))
@@ -133,7 +151,7 @@ class SearchExplorer(_Shown):
         self.lineage_button.on_click(lambda _: self.show_lineage(self.lineage_choice.value))
         self.charts_button.on_click(lambda _: self.draw_charts())
 
-        filters = w.HBox([w.VBox([self.mission, self.instrument, self.status]),
+        filters = w.HBox([w.VBox([self.mission, self.instrument, self.level, self.status]),
                           w.VBox([self.start, self.end, self.min_quality, self.target, self.sort, self.reset_button])])
         pager = w.HBox([self.prev_button, self.next_button, self.page_size, self.count_label],
                        layout=w.Layout(align_items="center"))
@@ -149,16 +167,17 @@ class SearchExplorer(_Shown):
 
     @property
     def filters(self) -> Filters:
-        """The filters the controls currently say."""
+        """The filters the controls currently say (raises InvalidArgumentError for an unreadable time)."""
         return Filters(missions=tuple(self.mission.value), instruments=tuple(self.instrument.value),
-                       start=self.start.value, end=day_after(self.end.value), min_quality=self.min_quality.value,
+                       levels=tuple(self.level.value), start=read_when(self.start.value, name="start"),
+                       end=read_when(self.end.value, end=True, name="end"), min_quality=self.min_quality.value,
                        target=self.target.value, statuses=tuple(self.status.value))
 
     @property
     def results(self) -> ResultSet:
         """The current search (count, pages, every row)."""
         if self._results is None:
-            self._results = ResultSet(self.catalog, self.filters, self.sort.value)
+            self._results = ResultSet(self.catalog, self.filters, self.sort.value, columns=stored_columns(SHOWN))
         return self._results
 
     @property
@@ -185,8 +204,7 @@ class SearchExplorer(_Shown):
 
     def refresh(self) -> None:
         """Re-read the filter choices and the results (after new data arrived)."""
-        summary = self.catalog.mission_summary()
-        _keep_options(self.mission, [m for m in summary["mission_id"].to_list() if m is not None])
+        _keep_options(self.mission, distinct_values(self.catalog, "mission_id"))
         _keep_options(self.instrument, distinct_values(self.catalog, "instrument_type"))
         self._results = None
         self._show()
@@ -195,8 +213,8 @@ class SearchExplorer(_Shown):
         """Clear every filter."""
         self._quiet = True  # one query after all the controls are cleared, not one per control
         try:
-            self.mission.value = self.instrument.value = self.status.value = ()
-            self.start.value = self.end.value = None
+            self.mission.value = self.instrument.value = self.level.value = self.status.value = ()
+            self.start.value = self.end.value = ""
             self.min_quality.value = 0.0
             self.target.value = ""
         finally:
@@ -209,7 +227,7 @@ class SearchExplorer(_Shown):
         self._show()
 
     def export(self, path, format: str | None = None) -> int:
-        """Write every matching row to ``path`` (CSV or Parquet, from the suffix unless
+        """Write every matching row to ``path`` (CSV, Parquet or VOTable, from the suffix unless
         ``format``); returns the number of rows."""
         return self.results.export(path, format)
 
@@ -225,11 +243,13 @@ class SearchExplorer(_Shown):
         """The five charts of the current matches (a holoviews Layout)."""
         from cosmoscope.ui.plots import chart_data, charts
 
-        return charts(chart_data(self.catalog, self.filters))
+        return charts(chart_data(self.catalog, self.filters), width=460, height=280)
 
     def draw_charts(self) -> None:
         """Draw the charts into the Charts tab."""
         from IPython.display import display
+
+        from cosmoscope.ui.plots import load_bokeh
 
         self.charts_output.clear_output()
         try:
@@ -238,11 +258,19 @@ class SearchExplorer(_Shown):
             self.charts_output.append_stdout(f"{exc}\n")
             return
         with self.charts_output:
+            if not self._bokeh_loaded:  # into this output, once: later draws find BokehJS in the page
+                load_bokeh()
+                self._bokeh_loaded = True
             display(self.last_charts)
+
+    def static_html(self) -> str:
+        caption = self.count_label.value
+        return f"<div>{caption}</div>{self.message.value}{self.table.value}"
 
     # -- internals -------------------------------------------------------------------------
 
     _quiet = False
+    _bokeh_loaded = False
 
     def _on_filter(self, change) -> None:
         if self._quiet:
@@ -250,6 +278,12 @@ class SearchExplorer(_Shown):
         self._results = None
         self.page_number = 1
         self._show()
+
+    def _selection_changed(self) -> None:
+        """Another dataset chosen: the lineage of the one before goes away."""
+        if self.lineage is not None and self.lineage.dataset_id != self.lineage_choice.value:
+            self.lineage = None
+            self.lineage_box.children = []
 
     def _export_clicked(self) -> None:
         path = self.export_path.value.strip()
@@ -264,7 +298,7 @@ class SearchExplorer(_Shown):
         try:
             results = self.results
             page = results.page(self.page_number, self.page_size.value)
-        except CosmoscopeError as exc:  # e.g. an end date before the start date
+        except CosmoscopeError as exc:  # e.g. an end date before the start date, or a date unread
             self._results = self._page = None
             self.message.value = _note(str(exc), "error")
             self.table.value = self.count_label.value = ""
@@ -285,17 +319,15 @@ class SearchExplorer(_Shown):
                                            "Loosen a filter or clear them.", "warn")
         else:
             self.message.value = ""
-            self.table.value = html_table(page.rows, TABLE_COLUMNS)
-        rows = page.rows
-        self.lineage_choice.options = [
-            (f"{_basename(p) or i} ({m or '?'})", i)
-            for i, p, m in zip(rows["dataset_id"], rows["file_path"], rows["mission_id"])]
-
-
-def _basename(path: str | None) -> str:
-    import os
-
-    return os.path.basename(path) if path else ""
+            self.table.value = html_table(page.rows, self.shown)
+        frame = shown_frame(page.rows, COMPACT_SHOWN)
+        # The first row is chosen from the start, so "Show lineage" always has something to show.
+        options = [(f"{f} · {lvl} · {t or 'no target'}", i)
+                   for i, f, lvl, t in zip(frame["dataset_id"], frame["file"], frame["level"], frame["target"])]
+        keep = self.lineage_choice.value if self.lineage_choice.value in {i for _, i in options} else None
+        self.lineage_choice.options = options
+        self.lineage_choice.value = keep or (options[0][1] if options else None)
+        self._selection_changed()
 
 
 def _keep_options(select, options: list[str]) -> None:
@@ -305,11 +337,28 @@ def _keep_options(select, options: list[str]) -> None:
     select.value = keep
 
 
-class LineageExplorer(_Shown):
-    """The parents and children of a dataset as columns of clickable nodes.
+@functools.cache
+def _graph_widget_class():
+    """The anywidget that draws a lineage graph and reports clicks (made on first use)."""
+    import anywidget
+    import traitlets
 
-    Each node shows the file name, processing status and quality, coloured by status; its
-    tooltip has the rest. Clicking a node makes it the focus; *Back* returns.
+    from cosmoscope.ui.lineage_svg import ANYWIDGET_ESM
+
+    class LineageGraphWidget(anywidget.AnyWidget):
+        _esm = ANYWIDGET_ESM
+        svg = traitlets.Unicode("").tag(sync=True)
+
+    return LineageGraphWidget
+
+
+class LineageExplorer(_Shown):
+    """The ancestors and descendants of a dataset as a graph: generations left to right, arrows
+    labelled with the relationship, boxes coloured by status.
+
+    Clicking a box makes it the focus (*Back* returns); clicking its ``i`` shows the record
+    (every field and where it came from, and its audit trail) below. The same can be done
+    from code: :meth:`focus`, :meth:`back`, :meth:`open`.
 
     Parameters
     ----------
@@ -324,11 +373,12 @@ class LineageExplorer(_Shown):
     def __init__(self, catalog: Catalog, dataset_id: str, *, depth: int = 2):
         import ipywidgets as w
 
+        from cosmoscope.ui.lineage_svg import legend_html
+
         self.catalog = catalog
         self.dataset_id = dataset_id
         self.graph: LineageGraph | None = None
         self.history: list[str] = []
-        self.node_buttons: dict[str, object] = {}
         self.id_input = w.Text(value=dataset_id, description="Dataset", continuous_update=False,
                                layout=w.Layout(width="480px"))
         self.depth = w.BoundedIntText(value=depth, min=1, max=10, description="Generations",
@@ -336,13 +386,15 @@ class LineageExplorer(_Shown):
         self.back_button = w.Button(description="Back", icon="arrow-left", disabled=True,
                                     layout=w.Layout(width="90px"))
         self.message = w.HTML()
+        self.picture = _graph_widget_class()()
+        self.picture.on_msg(lambda _widget, content, _buffers: self.clicked(content))
+        self.legend = w.HTML(legend_html())
         self.details = w.HTML()
-        self.columns = w.HBox(layout=w.Layout(overflow="auto", align_items="flex-start"))
         self.id_input.observe(lambda ch: self.focus(ch["new"]), "value")
         self.depth.observe(lambda ch: self._show(), "value")
         self.back_button.on_click(lambda _: self.back())
-        self.widget = w.VBox([w.HBox([self.back_button, self.id_input, self.depth]), self.message, self.columns,
-                              self.details])
+        self.widget = w.VBox([w.HBox([self.back_button, self.id_input, self.depth]), self.message, self.picture,
+                              self.legend, self.details])
         self._show()
 
     def focus(self, dataset_id: str) -> None:
@@ -360,63 +412,50 @@ class LineageExplorer(_Shown):
             self.dataset_id = self.history.pop()
             self._show()
 
-    def _show(self) -> None:
-        import ipywidgets as w
+    def open(self, dataset_id: str) -> None:
+        """Show the record of ``dataset_id`` below the graph."""
+        from cosmoscope.ui.detail import CSS, record_detail
 
+        try:
+            detail = record_detail(self.catalog, dataset_id)
+        except DatasetNotFoundError:
+            self.details.value = _note(f"No dataset {dataset_id!r} in this catalog.", "error")
+            return
+        self.details.value = (f"<style>{CSS}</style><h4>{escape(detail.name)}</h4>"
+                              f"<p class='cs-muted'>{escape(detail.dataset_id)} · {escape(detail.path)}</p>"
+                              + detail.to_html())
+
+    def clicked(self, content: dict) -> None:
+        """What a click on the graph says: ``{"action": "focus" | "open", "id": dataset_id}``."""
+        if not isinstance(content, dict) or not content.get("id"):
+            return
+        (self.open if content.get("action") == "open" else self.focus)(content["id"])
+
+    def static_html(self) -> str:
+        from cosmoscope.ui.lineage_svg import graph_svg, legend_html
+
+        if self.graph is None:
+            return self.message.value
+        return f"<div style='overflow-x:auto'>{graph_svg(self.graph)}</div>{legend_html()}"
+
+    def _show(self) -> None:
         from cosmoscope.ui.graph import lineage_graph
+        from cosmoscope.ui.lineage_svg import graph_svg
 
         self.back_button.disabled = not self.history
         self.id_input.value = self.dataset_id  # its observer ignores the id already in focus
+        self.details.value = ""
         try:
             self.graph = lineage_graph(self.catalog, self.dataset_id, depth=self.depth.value)
         except DatasetNotFoundError:
             self.graph = None
-            self.node_buttons = {}
-            self.columns.children = []
-            self.details.value = ""
+            self.picture.svg = ""
             self.message.value = _note(f"No dataset {self.dataset_id!r} in this catalog. Check the id "
                                        "(it is the dataset_id column of a search).", "error")
             return
-        self.message.value = (_note("No recorded parents or children for this dataset.", "info")
-                              if self.graph.empty else "")
-        self.node_buttons = {}
-        cols = []
-        for title, nodes, hidden in self.graph.columns():
-            boxes = [w.HTML(f"<b>{escape(title)}</b>")]
-            boxes += [self._node_box(n) for n in nodes]
-            if hidden:
-                boxes.append(w.HTML(_note(f"... and {hidden:,} more")))
-            cols.append(w.VBox(boxes, layout=w.Layout(margin="0 18px 0 0", min_width="220px")))
-        self.columns.children = cols
-        self.details.value = _details(self.graph.focus)
-
-    def _node_box(self, node: Node):
-        import ipywidgets as w
-
-        is_focus = node.dataset_id == self.dataset_id
-        button = w.Button(description=_shorten(node.name, 34), tooltip=node.tooltip(),
-                          layout=w.Layout(width="260px", border="3px solid #222" if is_focus else ""))
-        button.style.button_color = node.color
-        button.style.text_color = "white"
-        if not is_focus:
-            button.on_click(lambda _, i=node.dataset_id: self.focus(i))
-        self.node_buttons[node.dataset_id] = button
-        edge = f" · via {', '.join(node.relationships)}" if node.relationships else ""
-        return w.VBox([button, w.HTML(f'<small>{escape(node.status_text)}{escape(edge)}</small>')],
-                      layout=w.Layout(margin="0 0 6px 0"))
-
-
-def _shorten(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n // 2 - 1] + "…" + text[-(n // 2):]
-
-
-def _details(node: Node) -> str:
-    rows = [("dataset", node.dataset_id), ("file", node.file_path or ""), ("mission", node.mission_id or ""),
-            ("instrument", node.instrument_type or ""), ("processing", node.processing_status or ""),
-            ("calibration", f"{node.calibration_status or ''} (level {node.calib_level if node.calib_level is not None else '?'})"),
-            ("quality", node.quality_text)]
-    if not node.cataloged:
-        rows = [("dataset", node.dataset_id), ("note", "named by lineage but not cataloged")]
-    body = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
-                   for k, v in rows)
-    return f"<table style='font-size:12px;margin-top:8px'>{body}</table>"
+        focus = self.graph.focus
+        what = f"<b>{escape(focus.name)}</b>" + (f" · {escape(focus.subtitle())}" if focus.subtitle() else "")
+        self.message.value = (f"{what}: " + _note("no recorded parents or children.", "info") if self.graph.empty
+                              else what + ". " + _note("Inputs on the left, products on the right; click a box "
+                                                       "to move there, its i to see the record."))
+        self.picture.svg = graph_svg(self.graph)

@@ -1,0 +1,182 @@
+"""An all-sky map of where the observations point, on the equal-area Mollweide projection.
+
+Astronomers' convention: right ascension grows to the left (east is left when looking up),
+0h in the middle, a grid every 2h of RA and 30° of Dec. Few distinct positions are drawn as one
+dot per target, sized by how many observations it has and coloured by its mission; hovering
+says target, position and count. Many are drawn as density cells coloured by count (log scale).
+
+:func:`to_sky` turns a point of the map back into RA/Dec, for clicks.
+
+>>> x, y = mollweide([0.0, 90.0], [0.0, 0.0])
+>>> abs(round(float(x[0]), 6)), bool(x[1] < 0)
+(0.0, True)
+>>> ra, dec = to_sky(*mollweide([123.0], [-45.0]))
+>>> round(float(ra[0]), 6), round(float(dec[0]), 6)
+(123.0, -45.0)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from cosmoscope.ui.plots import ChartData
+
+SQRT2 = math.sqrt(2.0)
+#: Half the width and height of the projected sky.
+X_MAX, Y_MAX = 2 * SQRT2, SQRT2
+
+
+def _theta(lat: np.ndarray) -> np.ndarray:
+    """Mollweide's auxiliary angle: 2θ + sin 2θ = π sin φ, by Newton's method."""
+    theta = lat.copy()
+    target = np.pi * np.sin(lat)
+    for _ in range(50):
+        f = 2 * theta + np.sin(2 * theta) - target
+        d = 2 + 2 * np.cos(2 * theta)
+        step = np.where(d > 1e-12, f / np.where(d > 1e-12, d, 1), 0)
+        theta = theta - step
+        if np.all(np.abs(step) < 1e-12):
+            break
+    return np.where(np.abs(lat) >= np.pi / 2 - 1e-12, np.sign(lat) * np.pi / 2, theta)
+
+
+def mollweide(ra, dec, centre: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Map RA/Dec (degrees) to Mollweide x/y, RA growing to the left, ``centre`` in the middle."""
+    ra = np.asarray(ra, dtype=float)
+    lat = np.radians(np.asarray(dec, dtype=float))
+    lon = -np.radians(((ra - centre + 180.0) % 360.0) - 180.0)
+    theta = _theta(lat)
+    return 2 * SQRT2 / np.pi * lon * np.cos(theta), SQRT2 * np.sin(theta)
+
+
+def to_sky(x, y, centre: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The RA/Dec (degrees) of map points (NaN outside the sky's ellipse)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    inside = (x / X_MAX) ** 2 + (y / Y_MAX) ** 2 <= 1 + 1e-9
+    theta = np.arcsin(np.clip(y / SQRT2, -1, 1))
+    lat = np.arcsin(np.clip((2 * theta + np.sin(2 * theta)) / np.pi, -1, 1))
+    cos = np.cos(theta)
+    lon = np.where(cos > 1e-12, np.pi * x / (2 * SQRT2 * np.where(cos > 1e-12, cos, 1)), 0.0)
+    ra = (centre - np.degrees(lon)) % 360.0
+    return np.where(inside, ra, np.nan), np.where(inside, np.degrees(lat), np.nan)
+
+
+def _graticule():
+    """Lines of the RA/Dec grid, as projected paths, and their labels."""
+    lines = []
+    decs = np.linspace(-90, 90, 181)
+    for ra in range(0, 360, 30):
+        x, y = mollweide(np.full_like(decs, ra if ra != 180 else 179.999), decs)
+        lines.append(np.column_stack([x, y]))
+    ras = np.linspace(-179.999, 179.999, 361)
+    for dec in (-60, -30, 0, 30, 60):
+        x, y = mollweide(ras, np.full_like(ras, dec))
+        lines.append(np.column_stack([x, y]))
+    labels = []
+    for ra in range(30, 360, 30):
+        x, y = mollweide([ra], [0])
+        labels.append((float(x[0]), float(y[0]) + 0.04, f"{ra // 15}h"))
+    for dec in (-60, -30, 30, 60):
+        x, y = mollweide([180.0001], [dec])
+        labels.append((float(x[0]) - 0.06, float(y[0]), f"{dec:+d}°"))
+    return lines, labels
+
+
+def _outline():
+    t = np.linspace(0, 2 * np.pi, 361)
+    return np.column_stack([X_MAX * np.cos(t), Y_MAX * np.sin(t)])
+
+
+#: Pixels across the density map's raster (its height is half that).
+RASTER_WIDTH = 720
+
+
+def density_raster(sky, width: int = RASTER_WIDTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The density cells of ``sky`` (RA/Dec boxes of :data:`~cosmoscope.ui.plots.SKY_BIN_DEG`,
+    by their centres) painted on a raster of the projection:
+    ``(xs, ys, counts)``, NaN off the sky and where nothing was observed. One image draws at once
+    however many cells there are, where a polygon per cell would not."""
+    from cosmoscope.ui.plots import SKY_BIN_DEG
+
+    height = width // 2
+    xs = np.linspace(-X_MAX, X_MAX, width)
+    ys = np.linspace(-Y_MAX, Y_MAX, height)
+    gx, gy = np.meshgrid(xs, ys)
+    ra, dec = to_sky(gx.ravel(), gy.ravel())
+    on_sky = ~np.isnan(ra)
+    keys = (np.floor((ra[on_sky] % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+            + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / SKY_BIN_DEG).astype(np.int64))
+    known = (np.floor((sky["ra"].to_numpy() % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
+             + np.floor((sky["dec"].to_numpy() + 90) / SKY_BIN_DEG).astype(np.int64))
+    order = np.argsort(known)
+    known, counts = known[order], sky["n"].to_numpy().astype(float)[order]
+    at = np.clip(np.searchsorted(known, keys), 0, max(len(known) - 1, 0))
+    found = known[at] == keys if len(known) else np.zeros(len(keys), bool)
+    image = np.full(gx.size, np.nan)
+    image[np.flatnonzero(on_sky)[found]] = counts[at[found]]
+    return xs, ys, image.reshape(gy.shape)
+
+
+def sky_map(data: ChartData, **opts):
+    """The all-sky map of :class:`~cosmoscope.ui.plots.ChartData` (a holoviews Overlay)."""
+    import holoviews as hv
+
+    from cosmoscope.ui.plots import SKY_BIN_DEG, _empty, _hv
+
+    _hv()
+    if data.n_positions == 0:
+        return _empty("Sky positions", "No RA/Dec known for these observations", **opts)
+    lines, labels = _graticule()
+    grid = hv.Path(lines).opts(color="#ced4da", line_width=0.8)
+    outline = hv.Path([_outline()]).opts(color="#868e96", line_width=1.2)
+    text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#495057")
+    if data.sky_density:
+        sky = data.sky
+        size = SKY_BIN_DEG
+        what = f"cells of {SKY_BIN_DEG:g}°"
+        title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} {what}"
+        xs, ys, image = density_raster(sky)
+        raster = hv.Image((xs, ys, image), kdims=["x", "y"], vdims=["observations"]).opts(
+            cmap="viridis", logz=True, colorbar=True, clabel="observations", clipping_colors={"NaN": "transparent"})
+        # Invisible dots at the cells' centres carry the hover text and the clicks.
+        cx, cy = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
+        centres = hv.Points({"x": cx, "y": cy, "observations": sky["n"].to_numpy(),
+                             "ra": [f"{v:.2f}" for v in sky["ra"]], "dec": [f"{v:+.2f}" for v in sky["dec"]],
+                             "size": [size] * sky.height},
+                            kdims=["x", "y"], vdims=["observations", "ra", "dec", "size"]).opts(
+            size=8, alpha=0, hover_alpha=0.6, color="white", tools=["hover", "tap"],
+            hover_tooltips=[("RA", "@ra°"), ("Dec", "@dec°"), ("observations", "@observations")],
+            nonselection_alpha=0, selection_alpha=0.8)
+        below, above = [raster], [centres]
+    else:
+        sky = data.sky
+        x, y = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
+        n = sky["n"].to_numpy()
+        rows = {"x": x, "y": y, "target": sky["target_object"].fill_null("(no target)").to_list(),
+                "mission": sky["mission_id"].to_list(), "observations": n,
+                "ra": [f"{v:.4f}" for v in sky["ra"]], "dec": [f"{v:+.4f}" for v in sky["dec"]],
+                "color": [data.color(m) for m in sky["mission_id"]],
+                "size": np.clip(5 + 3 * np.sqrt(n), 6, 34)}
+        title = (f"Sky positions: {data.n_positions:,} observations of {sky.height:,} "
+                 f"position{'s' if sky.height != 1 else ''}")
+        layer = hv.Points(rows, kdims=["x", "y"], vdims=["target", "mission", "observations", "ra", "dec", "color",
+                                                          "size"]).opts(
+            color="color", size="size", alpha=0.75, line_color="white", tools=["hover", "tap"],
+            hover_tooltips=[("target", "@target"), ("observations", "@observations"), ("mission", "@mission"),
+                            ("RA", "@ra°"), ("Dec", "@dec°")], nonselection_alpha=0.4)
+        below, above = [], [layer]
+    if opts.get("responsive"):
+        size = {"responsive": True, "aspect": 2.0, **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
+    else:
+        width = opts.get("width", 800)
+        # Half as high as wide (the sky's shape), with room for the title and the colour bar.
+        size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
+    # The view is the whole sky, whatever the data's extent.
+    view = {"x": (-X_MAX * 1.02, X_MAX * 1.02), "y": (-Y_MAX * 1.04, Y_MAX * 1.04)}
+    overlay = hv.Overlay([el.redim.range(**view) for el in (*below, grid, outline, text, *above)])
+    return overlay.opts(title=title, xaxis=None, yaxis=None, xlim=view["x"], ylim=view["y"], show_grid=False,
+                        toolbar="above", active_tools=["wheel_zoom"], **size)
