@@ -58,6 +58,15 @@ FILTER_CHANGES = {
 }
 
 
+def week_of(cat, mission: str) -> Q.Filters:
+    """The mission's filter and the last whole week it observed (any catalog's, not a fixed date)."""
+    import datetime as dt
+
+    last = cat.mission_summary(mission)["last_observation"]
+    day = last[0].date() if len(last) and last[0] is not None else dt.date(2023, 3, 7)
+    return Q.Filters(missions=(mission,), start=day - dt.timedelta(days=7), end=day)
+
+
 def fill(cat, rows: int) -> None:
     data = synthetic(rows)
     step = 50_000
@@ -229,6 +238,7 @@ def main(argv=None) -> int:
         print(f"filled {url} with {args.rows:,} rows in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     n = Q.count(cat)
     url = cat.url
+    FILTER_CHANGES["mission + one week"] = week_of(cat, "HELIOS-X")
     results = {"rows": n, "store": url.split("://")[0], "targets_s": TARGETS, "machine": machine(),
                "filter_change_s": {}, "other_s": {}, "browser_s": {}}
     rows: list = []
