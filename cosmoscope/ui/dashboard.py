@@ -101,6 +101,10 @@ class Dashboard:
         self._owns_catalog = catalog is None
         self._dirty = set(TABS)
         self._jobs: dict[str, object] = {}
+        # Served: results that came back before the browser had drawn the page, applied once it
+        # has (a facet list changed before then kept its empty look in the browser).
+        self._loaded = False
+        self._early: dict[str, tuple] = {}
         self._lock = threading.Lock()
         self.colors: dict[str, str] = {}
         self.filters: Q.Filters | None = None
@@ -167,7 +171,7 @@ class Dashboard:
             self.refresh()
             # Once the first view is on the page, charts and problems are prepared behind it, so
             # their tabs open at once.
-            pn.state.onload(self._prepare_other_tabs)
+            pn.state.onload(self._on_load)
             if self.refresh_seconds:
                 pn.state.onload(self._start_watching)
         pn.state.on_session_destroyed(lambda ctx: self.close())
@@ -182,6 +186,13 @@ class Dashboard:
             now = self.catalog is not None and self._owns_catalog and not self._running
         if now:
             self.catalog.close()
+
+    def _on_load(self) -> None:
+        self._loaded = True
+        early, self._early = self._early, {}
+        for apply, result in early.values():
+            apply(result)
+        self._prepare_other_tabs()
 
     def _prepare_other_tabs(self) -> None:
         for name in ("Charts", "Problems"):
@@ -321,8 +332,12 @@ class Dashboard:
         self._jobs[key] = job
 
         def finish(result):
-            if self._jobs.get(key) is job and not self._closed:  # not overtaken, the page still open
+            if self._jobs.get(key) is not job or self._closed:  # overtaken, or the page closed
+                return
+            if self._loaded:
                 apply(result)
+            else:
+                self._early[key] = (apply, result)
 
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
@@ -355,7 +370,8 @@ class Dashboard:
             result = compute()
         except CosmoscopeError as exc:
             result = exc
-        finish(result)
+        if self._jobs.get(key) is job and not self._closed:
+            apply(result)
 
     def _count_facets(self) -> None:
         filters = self.filters
