@@ -355,7 +355,7 @@ class Dashboard:
 
             async def run():
                 try:
-                    result = await asyncio.to_thread(background)
+                    result = await _in_daemon_thread(background, f"cosmoscope-{key}")
                 except CosmoscopeError as exc:
                     result = exc
                 except Exception:
@@ -447,6 +447,31 @@ class Dashboard:
         for w in (self.side.target, self.side.start, self.side.end, self.side.clear, self.results.prev_button,
                   self.results.next_button):
             w.disabled = True
+
+
+async def _in_daemon_thread(fn, name: str):
+    """``fn()`` run in a daemon thread, awaited. Not asyncio.to_thread: the default executor's
+    threads are joined at exit, and a `panel serve` stopped with Ctrl-C was seen waiting on one
+    for minutes; a read of the catalog is worth nothing once the server stops."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(result, error):
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(result)
+
+    def work():
+        try:
+            outcome = (fn(), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            outcome = (None, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the server stopped meanwhile: nobody waits for this any more
+            pass
+
+    threading.Thread(target=work, name=name, daemon=True).start()
+    return await done
 
 
 def create_app(url: str | None = None, *, refresh_seconds: float = 10, page_size: int = 25):
