@@ -13,6 +13,9 @@ import pytest
 UTC = dt.timezone.utc
 SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 CORPUS = os.path.join(SHARED, "corpus")
+#: For tests of real files that may not be copied into tests/data (no licence to redistribute):
+#: they run wherever ../shared is (CI has it) and skip only in a clone without it.
+needs_corpus = pytest.mark.skipif(not os.path.isdir(CORPUS), reason="../shared/corpus is not present")
 
 from tests.fakevast.fixtures import fake_vast  # noqa: E402,F401 - the session's fake VAST server
 

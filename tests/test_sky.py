@@ -19,7 +19,7 @@ from cosmoscope.errors import InvalidArgumentError
 from cosmoscope.sky import Box, Cone, Polygon
 from cosmoscope.sky.geometry import Polygons, format_polygon, parse_polygon, separation, unit
 
-from .conftest import CORPUS
+from .conftest import CORPUS, needs_corpus
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 
@@ -248,6 +248,7 @@ def test_coverage_is_a_moc_of_positions_and_footprints(sky_catalog, tmp_path):
     assert density["n"].sum() == 6 and set(density.columns) == {"cell", "ra", "dec", "n"}
 
 
+@needs_corpus
 @pytest.mark.parametrize("name, frame", [
     ("fits/optical_ir_radio/HorseHead.fits", "RA---TAN"),
     ("fits/optical_ir_radio/gc_msx_e.fits", "GLON-CAR"),
@@ -287,6 +288,7 @@ def test_no_footprint_is_invented_for_a_header_without_a_pixel_scale(tmp_path):
     assert (rec["ra"], rec["dec"]) == (10.6847, 41.269)
 
 
+@needs_corpus
 def test_maps_of_the_whole_sky_and_files_without_celestial_axes():
     from cosmoscope.extract import extract_file
 
