@@ -34,7 +34,7 @@ from _common import machine, markdown_table, median_time, write_results  # noqa:
 
 import cosmoscope  # noqa: E402
 from cosmoscope.records import dataset_id_for  # noqa: E402
-from cosmoscope.search import summarize_frame  # noqa: E402
+from cosmoscope.summaries import summarize_frame  # noqa: E402
 
 MISSIONS = ["COSMOS-7", "HELIOS-X", "LYRA", "AURORA-2", "CHANDRA", "XMM", "TESS", "GOES"]
 START = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
