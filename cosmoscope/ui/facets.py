@@ -94,7 +94,8 @@ def quality_band_counts(cat: Catalog, filters: Filters) -> dict[str, int]:
         if low is None:
             out[key] = total("n") - total("q_n")
             continue
-        first = round(low * 20)
-        last = round(high * 20) if high is not None else len(S.QUALITY_BINS)
+        # Band edges are histogram edges (a ValueError here if a band ever stops being one).
+        first = S.QUALITY_EDGES.index(low)
+        last = S.QUALITY_EDGES.index(high) if high is not None else len(S.QUALITY_BINS)
         out[key] = sum(total(b) for b in S.QUALITY_BINS[first:last])
     return out

@@ -4,7 +4,8 @@ distribution, data volume per day, processing status per mission, and an all-sky
 :func:`chart_data` reads the catalog's rollups when the filters allow (a few thousand rows
 whatever the catalog's size), else only the few columns the charts need, with the search filters
 pushed down to the store, in one scan, reduced by polars to the same small frames; the chart
-functions draw those frames with holoviews' Bokeh backend. The frames are useful on their own (they are what the tests check).
+functions draw those frames with holoviews' Bokeh backend. The frames are useful on their own
+(they are what the tests check).
 
 Every chart colours a mission the same way (:func:`mission_colors`, from the catalog's whole
 list of missions, so a filter never changes a colour), daily bins sit between day ticks, byte
