@@ -344,6 +344,46 @@ class Catalog:
 
         return search_filter(**filters, sky=shape_of(self, near, radius, box, polygon, footprints))
 
+    def search_page(self, n: int, *, offset: int = 0, after: str | None = None,
+                    columns: Sequence[str] | None = None, **filters) -> pl.DataFrame:
+        """``n`` rows of :meth:`search` in ``dataset_id`` order, skipping ``offset`` of them,
+        those after the id ``after`` (a cursor: the last id of the previous page).
+
+        The same rows as ``search(**filters, sort="dataset_id").filter(pl.col("dataset_id") >
+        after).slice(offset, n)``, read by one ordered, limited store query without a lazy
+        frame's planning when the store can evaluate every filter (an API's page, hundreds
+        of times a second).
+
+        >>> cat.search_page(100, mission="LYRA", min_quality=0.5)  # doctest: +SKIP
+        """
+        import polars as pl
+
+        from cosmoscope.predicate import split_predicate
+        from cosmoscope.store.lazy import polars_schema, scan_table
+
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or isinstance(offset, bool) \
+                or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"search_page() takes whole numbers n >= 0 and offset >= 0, got n={n!r}, "
+                                       f"offset={offset!r}")
+        spec = S.OBSERVATIONS
+        cols = list(dict.fromkeys(columns)) if columns else list(spec.schema.names)
+        S.check_columns(spec, cols)
+        expr = self.search_filter(**filters)
+        if after is not None:
+            expr = pl.col("dataset_id") > str(after) if expr is None else expr & (pl.col("dataset_id") > str(after))
+        pushed, residual = split_predicate(expr, polars_schema(self.store.tables()[spec.name]))
+        if residual is not None:  # polars must filter: a lazy frame it is
+            lf = scan_table(self.store, spec.name, where=expr, order=("dataset_id", False))
+            return lf.select(cols).slice(offset, n).collect()
+        needed = cols + [c for c in (expr.meta.root_names() if expr is not None else ()) if c not in cols]
+        schema = pa.schema([spec.schema.field(c) for c in needed])
+        batches = list(self.store.scan(spec.name, needed, pushed, offset + n, order_by=[("dataset_id", False)])) \
+            if n else []
+        df = pl.from_arrow(pa.Table.from_batches(batches, schema=schema))
+        if expr is not None:  # as the lazy frames do: polars' own filter has the last word
+            df = df.filter(expr)
+        return df.slice(offset, n).select(cols)
+
     def position_of(self, near) -> tuple[float, float]:
         """ICRS (ra, dec) in degrees of a position or a target name (see :meth:`search`).
 
@@ -412,7 +452,8 @@ class Catalog:
         S.check_columns(spec, cols)
         ids = tuple(dict.fromkeys(dataset_ids))
         pred = Predicate.of(Test("dataset_id", "is_in", ids))
-        batches = list(self.store.scan(spec.name, cols, pred)) if ids else []
+        # The limit (ids are keys: at most one row each) makes it one statement on a kept connection.
+        batches = list(self.store.scan(spec.name, cols, pred, len(ids))) if ids else []
         schema = pa.schema([spec.schema.field(c) for c in cols])
         return pl.from_arrow(pa.Table.from_batches(batches, schema=schema))
 

@@ -105,6 +105,10 @@ def test_search_pages_by_cursor_and_offset(api):
     assert [r["dataset_id"] for r in page["results"]] == every[3:6] and page["total"] == len(every)
     nxt = api.client.get(api.client.get("/datasets", params={"mission": "HELIOS-X", "limit": 2}).json()["next"])
     assert [r["dataset_id"] for r in nxt.json()["results"]] == every[2:4]
+    # The total counts every match on every page, not only those after the cursor.
+    later = api.client.get("/datasets", params={"mission": "HELIOS-X", "limit": 2, "cursor": every[1],
+                                                "total": True}).json()
+    assert [r["dataset_id"] for r in later["results"]] == every[2:4] and later["total"] == len(every)
 
 
 def test_search_filters_match_the_python_api(api):

@@ -326,6 +326,14 @@ def test_search_heads_and_orders_agree_with_polars(loaded):
              lambda: full.sort([column, "dataset_id"], descending=[descending, False], nulls_last=True)
              .slice(n, 7).select(column, "dataset_id"), None),
         ]
+        by_id = full.sort("dataset_id")
+        after = rng.choice([None, *df["dataset_id"].sample(2, seed=i).to_list()]) if df.height else None
+        if after is not None:
+            by_id = by_id.filter(pl.col("dataset_id") > after)
+        offset = rng.choice([0, 0, 2, 40])
+        cases.append(("search_page", Query("observations", ordered=True),
+                      lambda: cat.search_page(n, offset=offset, after=after, **kw).lazy(),
+                      lambda: by_id.slice(offset, n), None))
         if extra is not None:
             cases.append(("filtered head", Query("observations", any_rows=True),
                           lambda: cat.search(**kw).filter(extra).head(n), lambda: full.filter(extra).head(n),

@@ -188,25 +188,26 @@ def _columns(columns: list[str] | None) -> list[str] | None:
 
 def _page_of(cat, lf, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool,
              filters: dict | None = None) -> tuple:
-    """A page of ``lf`` ordered by dataset id: (rows, next_cursor, total). With the search
-    ``filters`` that made ``lf`` (``cat.search(**filters, sort="dataset_id")``, already in
-    order), the store reads about one page of ids and the total comes from the rollups."""
+    """A page ordered by dataset id: (rows, next_cursor, total). With the search ``filters``,
+    one ordered, limited store read (:meth:`~cosmoscope.catalog.Catalog.search_page`) and a
+    total from the rollups; else a page of the lazy frame ``lf``."""
     import polars as pl
 
-    if cursor is not None:
-        lf = lf.filter(pl.col("dataset_id") > cursor)
-    ids = lf.select("dataset_id")
-    if filters is None:
-        ids = ids.sort("dataset_id")
-    ids = ids.head(offset + limit + 1).collect()["dataset_id"].to_list()[offset:]
-    more = len(ids) > limit
-    ids = ids[:limit]
-    df = cat.lookup(ids, columns).sort("dataset_id") if ids else \
-        cat.observations().select(columns or S.OBSERVATIONS.schema.names).head(0).collect()
+    if filters is not None:
+        df = cat.search_page(limit + 1, offset=offset, after=cursor, columns=columns, **filters)
+    else:
+        if cursor is not None:
+            lf = lf.filter(pl.col("dataset_id") > cursor)
+        ids = lf.select("dataset_id").sort("dataset_id").head(offset + limit + 1).collect()["dataset_id"]
+        ids = ids.to_list()[offset:]
+        df = cat.lookup(ids, columns).sort("dataset_id") if ids else \
+            cat.observations().select(columns or S.OBSERVATIONS.schema.names).head(0).collect()
+    more = df.height > limit
+    df = df.head(limit)
     total = None
     if want_total:
-        total = cat.count(**filters) if filters is not None and cursor is None else cat.count(lf)
-    return df, (ids[-1] if more else None), total
+        total = cat.count(**filters) if filters is not None else cat.count(lf)  # every match, any page
+    return df, (df["dataset_id"][-1] if more else None), total
 
 
 def _search_response(request: Request, cat, lf, *, limit, offset, cursor, columns, total, fmt, accept,
