@@ -141,10 +141,11 @@ class Catalog:
         if plan.empty and version == S.SCHEMA_VERSION:
             return
         if self.readonly:
-            if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(plan.new_columns.values()):
-                # Only derived tables are missing: every read falls back to the rows meanwhile.
-                log.info("%s has no rollups yet (schema version %s); reads count the rows until it is opened "
-                         "writable once", self.url, version)
+            if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(
+                    fields for name, fields in plan.new_columns.items() if name not in S.DERIVED_TABLES):
+                # Only derived tables or their columns are missing: every read counts the rows meanwhile.
+                log.info("%s has no rollups of this release yet (schema version %s); reads count the rows until "
+                         "it is opened writable once", self.url, version)
                 return
             raise SchemaError(f"the catalog at {self.url} uses schema version {version} and needs "
                               f"upgrading to {S.SCHEMA_VERSION}; open it once without readonly")
@@ -162,7 +163,8 @@ class Catalog:
                     create_indexes(spec.name, spec.indexes)
             if "sky_index" in {f.name for f in plan.new_columns.get("observations", ())}:
                 self._backfill_sky_index()
-            if set(S.DERIVED_TABLES) & set(plan.new_tables):
+            if set(S.DERIVED_TABLES) & {*plan.new_tables, *(n for n, f in plan.new_columns.items() if f)}:
+                # new rollups, or new dimensions of one (schema 7): its groups are all counted again
                 self._build_rollups(progress=True)
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
@@ -448,7 +450,8 @@ class Catalog:
     def summarize(self, by: str | Sequence[str] = "mission_id", **filters) -> pl.DataFrame:
         """Per group of ``by`` (rollup dimensions: ``mission_id``, ``satellite_name``,
         ``instrument_type``, ``day`` (UTC date), ``processing_status``, ``calibration_status``,
-        ``extraction_status``, ``file_status``, ``validation_status``) of the observations
+        ``extraction_status``, ``file_status``, ``validation_status``, ``calib_level``,
+        ``dataproduct_type``) of the observations
         matching the search ``filters``: ``n``, ``total_bytes``, ``first_observation``,
         ``last_start``, ``last_observation``, ``n_quality``, ``mean_quality``, ``min_quality``
         and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
@@ -493,7 +496,7 @@ class Catalog:
         from cosmoscope.summaries import rollups_state
 
         missions = None if mission is None else ([mission] if isinstance(mission, str) else list(mission))
-        if not rollup.maintained(self.store.tables()):  # a catalog from before schema 6, opened read-only
+        if not rollup.maintained(self.store.tables()):  # a catalog from before schema 7, opened read-only
             return rollup.RollupCheck(mismatches=[{"rollup": "(all)", "group": "(all)", "measure": "tables",
                                                    "stored": None, "recount": "built when opened writable"}])
         result = self.store.atomically(

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 6  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
-                   # 5: s_region, s_fov, sky_index; 6: rollups
+SCHEMA_VERSION = 7  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
+                   # 5: s_region, s_fov, sky_index; 6: rollups; 7: rollup_statuses.calib_level, .dataproduct_type
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -317,8 +317,14 @@ QUALITY_BINS = tuple(f"q{k:02d}" for k in range(len(QUALITY_EDGES)))
 
 #: What the rollups can group the observations by (``day``: the UTC day of observation_timestamp).
 ROLLUP_DIMENSIONS = ("mission_id", "satellite_name", "instrument_type", "day", "processing_status",
-                     "calibration_status", "extraction_status", "file_status", "validation_status")
-_DIMENSION_DOCS = {"day": "UTC day of observation_timestamp (null: no start time)."}
+                     "calibration_status", "extraction_status", "file_status", "validation_status", "calib_level",
+                     "dataproduct_type")
+_DIMENSION_DOCS = {"day": "UTC day of observation_timestamp (null: no start time).",
+                   "calib_level": "calib_level of the group (schema 7).",
+                   "dataproduct_type": "dataproduct_type of the group (schema 7)."}
+#: Rollup dimensions that are not text (``day`` is the date of a time; levels are numbers, as in
+#: the observations, so a filter on them reads the same on either table).
+_DIMENSION_TYPES = {"day": pa.date32(), "calib_level": pa.int32()}
 
 
 def _rollup_spec(name: str, dims: tuple[str, ...], doc: str, *, extremes: bool = True) -> TableSpec:
@@ -333,7 +339,7 @@ def _rollup_spec(name: str, dims: tuple[str, ...], doc: str, *, extremes: bool =
             _field("entry_id", pa.string(), "Id of this entry (the group key where a group has one entry).",
                nullable=False),
             _field("group_key", pa.string(), "The group's dimension values as JSON (finds a group's entries)."),
-            *[_field(d, pa.date32() if d == "day" else pa.string(), _DIMENSION_DOCS.get(d, f"{d} of the group."))
+            *[_field(d, _DIMENSION_TYPES.get(d, pa.string()), _DIMENSION_DOCS.get(d, f"{d} of the group."))
               for d in dims],
             _field("n", pa.int64(), "Observations."),
             _field("bytes_hi", pa.int64(), "Sum of file_size // 2**32 (with bytes_lo: the exact byte total)."),
@@ -355,12 +361,16 @@ ROLLUP_DAYS = _rollup_spec("rollup_days", ("mission_id", "satellite_name", "inst
                                            "processing_status"),
                            "Derived: counts, bytes, time coverage and quality of the observations per mission, "
                            "satellite, instrument, UTC day and processing status, " + _KEPT)
-#: Derived: the observations per mission, satellite, instrument and every status (no time).
+#: Derived: the observations per mission, satellite, instrument, every status, ObsCore calibration
+#: level and product type (no time). The last two came with schema 7: each has a handful of
+#: values, nearly fixed per instrument, so they add few groups.
 ROLLUP_STATUSES = _rollup_spec("rollup_statuses", ("mission_id", "satellite_name", "instrument_type",
                                                    "processing_status", "calibration_status", "extraction_status",
-                                                   "file_status", "validation_status"),
-                               "Derived: the same sums per mission, satellite, instrument and every status (no "
-                               "minima or maxima: rollup_days keeps those), " + _KEPT, extremes=False)
+                                                   "file_status", "validation_status", "calib_level",
+                                                   "dataproduct_type"),
+                               "Derived: the same sums per mission, satellite, instrument, every status, "
+                               "calibration level and product type (no minima or maxima: rollup_days keeps "
+                               "those), " + _KEPT, extremes=False)
 
 ROLLUP_SKY = TableSpec(
     name="rollup_sky",

@@ -54,6 +54,8 @@ def _rows(draw_values) -> st.SearchStrategy:
         "extraction_status": st.sampled_from([s.value for s in S.ExtractionStatus] + [None]),
         "file_status": st.sampled_from([s.value for s in S.FileStatus] + [None]),
         "validation_status": st.sampled_from([None, "passed", "problems"]),
+        "calib_level": st.sampled_from([None, 0, 2, 3, 4]),
+        "dataproduct_type": st.sampled_from([None, "image", "spectrum", ""]),
         "ra": st.sampled_from([None, 0.0, -0.0, 359.99999999999994, 180.5, -1e-20]),
         "dec": st.sampled_from([None, -90.0, 0.0, 89.99999999, 90.0]),
     })
@@ -93,7 +95,8 @@ def write(cat, verb: str, arg) -> None:
             cat.set_status(ids, "processed")
     elif verb == "store_update":
         store.update("observations", table_of(arg, ["dataset_id", "data_quality_score", "observation_timestamp",
-                                                    "calibration_status"]), ["dataset_id"])
+                                                    "calibration_status", "calib_level", "dataproduct_type"]),
+                     ["dataset_id"])
     elif verb == "delete":
         store.delete("observations", pa.table({"dataset_id": pa.array(arg, pa.string())}))
     elif verb == "transaction":
@@ -114,6 +117,12 @@ def assert_rollups_exact(cat) -> None:
         assert cat.count(mission=mission) == want
     counts = cat.facet_counts(["validation_status", "file_status"])
     assert counts["n"].sum() == rows.height
+    for by in (["calib_level"], ["dataproduct_type", "mission_id"]):  # schema 7's dimensions
+        want = rows.group_by(by).agg(pl.len().cast(pl.Int64).alias("n"))
+        assert_frame_equal(cat.facet_counts(by), want, check_row_order=False)
+    assert cat.route(calib_level=2, product_type="image").table == S.ROLLUP_STATUSES.name
+    assert cat.count(calib_level=2, product_type="image") == rows.filter(
+        (pl.col("calib_level") >= 2) & (pl.col("dataproduct_type") == "image")).height
     q = rows["data_quality_score"]
     if not ((q < 0) | (q > 1)).any():
         assert cat.route(min_quality=0.8).rollups
@@ -235,6 +244,42 @@ def test_an_older_catalog_answers_from_rows_then_gets_rollups_on_open(tmp_path):
         assert "migrate" in cat.events().collect()["action"].to_list()
 
 
+def test_a_schema_6_catalog_gets_level_and_product_type_dimensions_on_open(tmp_path):
+    """Schema 6's rollup_statuses had no calib_level nor dataproduct_type: read-only, reads count
+    the rows; writable, the columns are added and every rollup counted again, in one go."""
+    import sqlite3
+
+    path = tmp_path / "six.sqlite"
+    records = [{"file_path": f"/s/{i}", "mission_id": ["A", "B"][i % 2], "file_size": i, "calib_level": i % 4,
+                "dataproduct_type": ["image", "spectrum", None][i % 3], "data_quality_score": i / 60,
+                "observation_timestamp": dt.datetime(2026, 1, 1 + i % 3, tzinfo=UTC)} for i in range(60)]
+    with cosmoscope.open_catalog(path) as cat:
+        cat.add_records(records)
+        want = cat.facet_counts(["calib_level", "dataproduct_type"], mission="A")
+    six = pa.schema([f for f in S.ROLLUP_STATUSES.schema if f.name not in ("calib_level", "dataproduct_type")])
+    con = sqlite3.connect(path)  # as schema 6 left it
+    for column in ("calib_level", "dataproduct_type"):
+        con.execute(f"ALTER TABLE rollup_statuses DROP COLUMN {column}")
+    con.execute("UPDATE _cosmoscope_tables SET arrow_schema = ? WHERE name = 'rollup_statuses'",
+                (six.serialize().to_pybytes(),))
+    con.execute("UPDATE cosmoscope_meta SET value = '6' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with cosmoscope.open_catalog(path, readonly=True) as old:
+        assert old.schema_version == 6
+        assert not old.route(calib_level=1).rollups and "no rollups yet" in str(old.route())
+        assert_frame_equal(old.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
+    with cosmoscope.open_catalog(path) as cat:  # writable: migrated, rollups rebuilt
+        assert cat.schema_version == S.SCHEMA_VERSION == 7
+        assert cat.route(calib_level=1, mission="A").table == S.ROLLUP_STATUSES.name
+        assert_frame_equal(cat.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
+        assert_rollups_exact(cat)
+        cat.add_records([dict(records[0], file_path="/s/new", calib_level=4)])  # kept from now on
+        assert cat.count(calib_level=4) == 1
+        assert_rollups_exact(cat)
+        assert "migrate" in cat.events().collect()["action"].to_list()
+
+
 def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     with cosmoscope.open_catalog(store_url) as cat:
         cat.add_records([{"file_path": f"/d/{i}", "mission_id": "LYRA", "file_size": 1} for i in range(5)])
@@ -264,12 +309,16 @@ def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     ({"start": "2026-01-02T06:00"}, None),
     ({"min_quality": 0.81}, None),
     ({"target": "M31"}, None),
-    ({"calib_level": 2}, None),
+    ({"calib_level": 2}, "rollup_statuses"),  # schema 7
+    ({"calib_level": 3, "product_type": ["image", "cube"], "mission": "A"}, "rollup_statuses"),
+    ({"product_type": "spectrum", "min_quality": 0.5}, "rollup_statuses"),
+    ({"calib_level": 2, "start": "2026-01-02"}, None),  # no rollup has both
 ])
 def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, table):
     catalog.add_records([{"file_path": f"/r/{i}", "mission_id": ["A", "LYRA"][i % 2], "instrument_type": "WFI",
                           "satellite_name": "X", "calibration_status": "calibrated", "data_quality_score": i / 40,
-                          "target_object": "M31", "calib_level": 2,
+                          "target_object": "M31", "calib_level": 2 + i % 2,
+                          "dataproduct_type": ["image", "spectrum", None][i % 3],
                           "observation_timestamp": dt.datetime(2026, 1, 1, 6 * i, tzinfo=UTC)} for i in range(4 * 4)
                          if 6 * i < 24] + [{"file_path": f"/r/x{i}", "mission_id": "A", "instrument_type": "WFI",
                                             "satellite_name": "X", "data_quality_score": 0.9,
@@ -282,3 +331,4 @@ def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, ta
     expr = search_filter(**filters)
     rows = catalog.observations().collect()
     assert catalog.count(**filters) == (rows.filter(expr) if expr is not None else rows).height
+

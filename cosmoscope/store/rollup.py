@@ -8,8 +8,9 @@ rollups are kept:
   processing status: observations, bytes (an exact integer, summed as two 32-bit halves so no
   sum overflows), earliest and latest start, latest end, and the quality scores' count, exact
   fixed-point sum, minimum and a 21-bin histogram;
-- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument and the
-  processing, calibration, extraction, file and validation statuses: the same sums, no minima or
+- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument, the
+  processing, calibration, extraction, file and validation statuses, the ObsCore calibration
+  level and the product type (schema 7): the same sums, no minima or
   maxima (a group whose extreme leaves is counted again from its rows: a day's group is a
   bounded read, a mission's whole history per status is not). Two tables rather than one with
   every dimension: a day times every status combination gives nearly a group per handful of rows;
@@ -202,10 +203,12 @@ READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
 
 def maintained(tables: dict[str, pa.Schema]) -> bool:
     """Whether a store holding ``tables`` (name -> schema) keeps rollups (a catalog from before
-    schema 6 has none; a migration adds the columns they read before it builds them)."""
+    schema 6 has none, one from schema 6 lacks dimensions of schema 7; a migration adds the
+    columns they read and group by before it builds them)."""
     source = tables.get(SOURCE)
     return (source is not None and all(r.name in tables for r in ROLLUPS)
-            and all(source.get_field_index(c) >= 0 for c in READS))
+            and all(source.get_field_index(c) >= 0 for c in READS)
+            and all(tables[r.name].get_field_index(d) >= 0 for r in ROLLUPS for d in r.dims))
 
 
 def frame(rows, extra: Sequence[str] = ()) -> pl.DataFrame:
