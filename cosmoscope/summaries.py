@@ -68,11 +68,11 @@ def route_of(cat: Catalog, expr: pl.Expr | None, by: Sequence[str] = (), *, extr
 def grouped(cat: Catalog, expr: pl.Expr | None, by: Sequence[str], *, counts_only: bool = False) -> pl.DataFrame:
     """The group summary (see the module docstring) of the matching observations per group of
     ``by`` (rollup dimensions: mission_id, satellite_name, instrument_type, day (UTC date),
-    processing_status, calibration_status, extraction_status, file_status, validation_status).
+    processing_status, calibration_status, extraction_status, file_status, validation_status,
+    calib_level, dataproduct_type).
 
-    ``counts_only``: only ``n`` is needed, so more filters and groups can be answered from the
-    rollups (a quality bound at a histogram edge; calibration, extraction, file and validation
-    statuses together with days); the other measures are then null.
+    ``counts_only``: only ``n`` is needed, so more filters can be answered from the rollups
+    (quality bounds at histogram edges); the other measures are then null.
     """
     raw, _ = raw_grouped(cat, expr, by, sums_only=counts_only, counts_only=counts_only)
     return finish(raw, list(by))
@@ -110,8 +110,10 @@ def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
     if df.height and (df["q_odd"].sum() or 0) > 0:
         return None  # a histogram bound or a fixed-point mean would leave those scores out
     if r.counts_only:
-        bins = list(S.QUALITY_BINS[r.min_bin:])
-        df = df.with_columns(pl.sum_horizontal(bins).alias("n"))
+        n = pl.sum_horizontal([pl.col(S.QUALITY_BINS[k]) for k in r.bins]) if r.bins else pl.lit(0, pl.Int64)
+        if r.no_score:
+            n = n + pl.col("n") - pl.col("q_n")
+        df = df.with_columns(n.alias("n"))
         df = df.with_columns([pl.lit(None, dtype).alias(c) for c, dtype in df.schema.items()
                               if c not in (*by, "n")])
     return df.filter(pl.col("n") > 0)

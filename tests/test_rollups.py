@@ -332,3 +332,19 @@ def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, ta
     rows = catalog.observations().collect()
     assert catalog.count(**filters) == (rows.filter(expr) if expr is not None else rows).height
 
+
+@pytest.mark.parametrize("bands", [("high",), ("good",), ("fair", "poor"), ("none",), ("good", "none"),
+                                   ("high", "good", "fair", "poor", "none")])
+def test_the_dashboards_quality_bands_are_counted_from_the_histogram(catalog, bands):
+    """Every quality band the dashboard offers lies between histogram edges (or is 'no score'),
+    so its counts come from the rollups, alone or with other filters, and equal the rows'."""
+    from cosmoscope.routing import route
+    from cosmoscope.ui.query import Filters, count
+
+    catalog.add_records([{"file_path": f"/q/{i}", "mission_id": ["A", "B"][i % 2], "calib_level": i % 3,
+                          "data_quality_score": QUALITY[i % len(QUALITY)]} for i in range(40)])
+    rows = catalog.observations().collect()
+    for filters in (Filters(quality_bands=bands), Filters(quality_bands=bands, levels=(1, 2), min_quality=0.5)):
+        r = route(filters.expr())
+        assert r.rollups and r.counts_only, str(r)
+        assert count(catalog, filters) == rows.filter(filters.expr()).height
