@@ -567,7 +567,9 @@ def check(ops: Ops, *, missions: Sequence[str] | None = None, progress: bool = F
         joined = stored.join(fresh[r.name], on="group_key", how="full", suffix="__recount", coalesce=True)
         result.groups += joined.height
         for row in joined.iter_rows(named=True):
-            for m in r.measures:
+            # a group's dimensions are stored beside its key, and filters read them: they must agree too
+            dims = r.dims if row["n"] is not None and row["n__recount"] is not None else ()
+            for m in (*dims, *r.measures):
                 a, b = row[m], row[f"{m}__recount"]
                 if a != b and not (a in (None, 0) and b in (None, 0) and m in r.sums):
                     result.mismatches.append({"rollup": r.name, "group": row["group_key"], "measure": m,
