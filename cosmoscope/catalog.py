@@ -451,10 +451,9 @@ class Catalog:
         """Per group of ``by`` (rollup dimensions: ``mission_id``, ``satellite_name``,
         ``instrument_type``, ``day`` (UTC date), ``processing_status``, ``calibration_status``,
         ``extraction_status``, ``file_status``, ``validation_status``, ``calib_level``,
-        ``dataproduct_type``) of the observations
-        matching the search ``filters``: ``n``, ``total_bytes``, ``first_observation``,
-        ``last_start``, ``last_observation``, ``n_quality``, ``mean_quality``, ``min_quality``
-        and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
+        ``dataproduct_type``) of the observations matching the search ``filters``: ``n``,
+        ``total_bytes``, ``first_observation``, ``last_start``, ``last_observation``,
+        ``n_quality``, ``mean_quality``, ``min_quality`` and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
 
         >>> cat.summarize(["day", "mission_id"], start="2026-11-01", end="2026-12-01")  # doctest: +SKIP
         """

@@ -8,8 +8,8 @@ level and product type), every time bound on ``observation_timestamp`` is a whol
 bounds, if any, fall on the histogram's edges (0, 0.05, ..., 1: ``>=``, ``<`` or a band
 between two, or no score at all, as the dashboard's quality bands are), which then answer
 counts only. Anything else (a target, a quality of 0.83, a time of 14:00) is counted from the
-rows. :class:`Route` says which, and why; the
-catalog logs it at DEBUG and ``Catalog.route(...)`` shows it.
+rows. :class:`Route` says which, and why; the catalog logs it at DEBUG and
+``Catalog.route(...)`` shows it.
 
 Examples
 --------
