@@ -280,6 +280,29 @@ def test_a_schema_6_catalog_gets_level_and_product_type_dimensions_on_open(tmp_p
         assert "migrate" in cat.events().collect()["action"].to_list()
 
 
+def test_a_count_of_many_chunks_folds_them_as_it_goes(store_url, monkeypatch):
+    """A rebuild or check reads the rows in chunks and folds its partial counts every few chunks
+    (at 10M rows: after 4.5M): the folded parts and the next chunk's must add up."""
+    class SmallBatches:  # the store's own reads, in batches of 10 rows as a big store gives many
+        def __init__(self, ops):
+            self.ops = ops
+
+        def scan(self, table, columns, predicate):
+            for batch in self.ops.scan(table, columns, predicate):
+                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=10)
+
+    with cosmoscope.open_catalog(store_url) as cat:
+        cat.add_records([{"file_path": f"/c/{i}", "mission_id": ["A", "B", "C"][i % 3], "calib_level": i % 5,
+                          "data_quality_score": i / 200, "file_size": i,
+                          "observation_timestamp": dt.datetime(2026, 1, 1 + i % 20, tzinfo=UTC)} for i in range(200)])
+        monkeypatch.setattr(rollup, "BUILD_CHUNK", 10)  # 20 chunks: folded twice on the way
+        chunked = cat.store.atomically(lambda ops: rollup.source_contributions(SmallBatches(ops)), write=False)
+        whole = cat.store.atomically(lambda ops: rollup.source_contributions(ops), write=False)
+        for r in rollup.ROLLUPS:
+            assert_frame_equal(chunked[r.name].select(whole[r.name].columns), whole[r.name],
+                               check_row_order=False)
+
+
 def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     with cosmoscope.open_catalog(store_url) as cat:
         cat.add_records([{"file_path": f"/d/{i}", "mission_id": "LYRA", "file_size": 1} for i in range(5)])

@@ -496,7 +496,8 @@ def source_contributions(ops: Ops, predicate: Predicate | None = None, *, progre
     def add(batches):
         rows = frame(pa.Table.from_batches(batches, schema=schema))
         for r in ROLLUPS:
-            parts[r.name].append(r.contributions(rows))
+            # the rollup's own columns only, so folded parts and new ones concatenate
+            parts[r.name].append(r.contributions(rows).select("group_key", *r.dims, *r.measures))
             if len(parts[r.name]) > 8:
                 parts[r.name] = [fold(r, pl.concat(parts[r.name]))]
         bar.update(rows.height)
