@@ -91,21 +91,25 @@ def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = Fals
         raise UnknownNameError("rollup dimension", bad[0], S.ROLLUP_DIMENSIONS)
     r = route_of(cat, expr, by, extremes=not sums_only)
     if r.rollups and (counts_only or not r.counts_only):
-        df = _from_rollups(cat, r, by)
+        df = _from_rollups(cat, r, by, counts_only=counts_only)
         if df is not None:
             return df, r
         r = Route.rows("some quality scores lie outside 0-1")
     return grouped_rows(cat.observations(), expr, by), r
 
 
-def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
+def _from_rollups(cat: Catalog, r: Route, by: list[str], *, counts_only: bool = False) -> pl.DataFrame | None:
     import polars as pl
 
     from cosmoscope.store.base import Agg, aggregate
 
     g = next(level for level in rollup.LEVELS if level.name == r.table)
-    aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
-            + [Agg(x, "max", x) for x in g.maxs])
+    if counts_only:  # only what a count needs: a fraction of the sums to add up (facets read many groups)
+        sums = ["n", "q_odd", *(["q_n"] if r.no_score else []), *(S.QUALITY_BINS[k] for k in r.bins or ())]
+        aggs = [Agg(s, "isum", s) for s in sums]
+    else:
+        aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
+                + [Agg(x, "max", x) for x in g.maxs])
     df = pl.from_arrow(aggregate(cat.store, r.table, by, aggs, r.predicate))
     if df.height and (df["q_odd"].sum() or 0) > 0:
         return None  # a histogram bound or a fixed-point mean would leave those scores out
