@@ -164,7 +164,7 @@ class Catalog:
             if "sky_index" in {f.name for f in plan.new_columns.get("observations", ())}:
                 self._backfill_sky_index()
             if set(S.DERIVED_TABLES) & {*plan.new_tables, *(n for n, f in plan.new_columns.items() if f)}:
-                # new rollups, or new dimensions of one (schema 7): its groups are all counted again
+                # new rollups, or new dimensions of one: every group is counted again
                 self._build_rollups(progress=True)
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))

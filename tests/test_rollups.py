@@ -120,7 +120,7 @@ def assert_rollups_exact(cat) -> None:
     for by in (["calib_level"], ["dataproduct_type", "mission_id"]):  # schema 7's dimensions
         want = rows.group_by(by).agg(pl.len().cast(pl.Int64).alias("n"))
         assert_frame_equal(cat.facet_counts(by), want, check_row_order=False)
-    assert cat.route(calib_level=2, product_type="image").table == S.ROLLUP_STATUSES.name
+    assert cat.route(calib_level=2, product_type="image").table == S.ROLLUP_PRODUCTS.name
     assert cat.count(calib_level=2, product_type="image") == rows.filter(
         (pl.col("calib_level") >= 2) & (pl.col("dataproduct_type") == "image")).height
     q = rows["data_quality_score"]
@@ -244,9 +244,9 @@ def test_an_older_catalog_answers_from_rows_then_gets_rollups_on_open(tmp_path):
         assert "migrate" in cat.events().collect()["action"].to_list()
 
 
-def test_a_schema_6_catalog_gets_level_and_product_type_dimensions_on_open(tmp_path):
-    """Schema 6's rollup_statuses had no calib_level nor dataproduct_type: read-only, reads count
-    the rows; writable, the columns are added and every rollup counted again, in one go."""
+def test_a_schema_6_catalog_gets_the_level_and_product_type_rollup_on_open(tmp_path):
+    """Schema 7 added rollup_products (per calibration level and product type): read-only, a
+    schema-6 catalog reads the rows; writable, the table is made and every rollup counted again."""
     import sqlite3
 
     path = tmp_path / "six.sqlite"
@@ -256,12 +256,9 @@ def test_a_schema_6_catalog_gets_level_and_product_type_dimensions_on_open(tmp_p
     with cosmoscope.open_catalog(path) as cat:
         cat.add_records(records)
         want = cat.facet_counts(["calib_level", "dataproduct_type"], mission="A")
-    six = pa.schema([f for f in S.ROLLUP_STATUSES.schema if f.name not in ("calib_level", "dataproduct_type")])
     con = sqlite3.connect(path)  # as schema 6 left it
-    for column in ("calib_level", "dataproduct_type"):
-        con.execute(f"ALTER TABLE rollup_statuses DROP COLUMN {column}")
-    con.execute("UPDATE _cosmoscope_tables SET arrow_schema = ? WHERE name = 'rollup_statuses'",
-                (six.serialize().to_pybytes(),))
+    con.execute(f"DROP TABLE {S.ROLLUP_PRODUCTS.name}")
+    con.execute("DELETE FROM _cosmoscope_tables WHERE name = ?", (S.ROLLUP_PRODUCTS.name,))
     con.execute("UPDATE cosmoscope_meta SET value = '6' WHERE key = 'schema_version'")
     con.commit()
     con.close()
@@ -271,7 +268,8 @@ def test_a_schema_6_catalog_gets_level_and_product_type_dimensions_on_open(tmp_p
         assert_frame_equal(old.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
     with cosmoscope.open_catalog(path) as cat:  # writable: migrated, rollups rebuilt
         assert cat.schema_version == S.SCHEMA_VERSION == 7
-        assert cat.route(calib_level=1, mission="A").table == S.ROLLUP_STATUSES.name
+        assert cat.route(calib_level=1, mission="A").table == S.ROLLUP_PRODUCTS.name
+        assert cat.route(mission="A", status="raw").table == S.ROLLUP_STATUSES.name  # the smaller table still
         assert_frame_equal(cat.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
         assert_rollups_exact(cat)
         cat.add_records([dict(records[0], file_path="/s/new", calib_level=4)])  # kept from now on
@@ -332,9 +330,9 @@ def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     ({"start": "2026-01-02T06:00"}, None),
     ({"min_quality": 0.81}, None),
     ({"target": "M31"}, None),
-    ({"calib_level": 2}, "rollup_statuses"),  # schema 7
-    ({"calib_level": 3, "product_type": ["image", "cube"], "mission": "A"}, "rollup_statuses"),
-    ({"product_type": "spectrum", "min_quality": 0.5}, "rollup_statuses"),
+    ({"calib_level": 2}, "rollup_products"),  # schema 7
+    ({"calib_level": 3, "product_type": ["image", "cube"], "mission": "A"}, "rollup_products"),
+    ({"product_type": "spectrum", "min_quality": 0.5, "status": "raw"}, "rollup_products"),
     ({"calib_level": 2, "start": "2026-01-02"}, None),  # no rollup has both
 ])
 def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, table):

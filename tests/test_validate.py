@@ -230,10 +230,10 @@ def test_validate_finds_a_rollup_dimension_that_disagrees_with_its_group(tree, c
     root, cat = tree
     args = ["--catalog", cat.url, "-q", "validate"]
     want = cat.count(calib_level=4)
-    entries = pa.Table.from_batches(list(cat.store.scan(S.ROLLUP_STATUSES.name)))
+    entries = pa.Table.from_batches(list(cat.store.scan(S.ROLLUP_PRODUCTS.name)))
     column = entries.schema.get_field_index("calib_level")
     moved = entries.slice(0, 1).set_column(column, entries.schema.field(column), pa.array([4], pa.int32()))
-    cat.store.upsert(S.ROLLUP_STATUSES.name, moved, ["entry_id"])
+    cat.store.upsert(S.ROLLUP_PRODUCTS.name, moved, ["entry_id"])
     assert cat.count(calib_level=4) > want  # read before anything looked
     capsys.readouterr()
     assert main(args) == 1 and "calib_level" in capsys.readouterr().out

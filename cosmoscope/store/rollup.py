@@ -1,19 +1,20 @@
 """Rollups: the observations counted per group, kept by the stores' own writes.
 
 Summaries, counts, facet counts and charts of millions of rows read a rollup table of a few
-thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Three
+thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Four
 rollups are kept:
 
 - :data:`~cosmoscope.schema.ROLLUP_DAYS`, per mission, satellite, instrument, UTC day and
   processing status: observations, bytes (an exact integer, summed as two 32-bit halves so no
   sum overflows), earliest and latest start, latest end, and the quality scores' count, exact
   fixed-point sum, minimum and a 21-bin histogram;
-- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument, the
-  processing, calibration, extraction, file and validation statuses, the ObsCore calibration
-  level and the product type (schema 7): the same sums, no minima or
+- :data:`~cosmoscope.schema.ROLLUP_STATUSES`, per mission, satellite, instrument and the
+  processing, calibration, extraction, file and validation statuses: the same sums, no minima or
   maxima (a group whose extreme leaves is counted again from its rows: a day's group is a
   bounded read, a mission's whole history per status is not). Two tables rather than one with
   every dimension: a day times every status combination gives nearly a group per handful of rows;
+- :data:`~cosmoscope.schema.ROLLUP_PRODUCTS` (schema 7), the same per ObsCore calibration level
+  and product type too: apart, so that reads needing neither keep the smaller table;
 - :data:`~cosmoscope.schema.ROLLUP_SKY`, per mission and 3-degree sky cell: observations with a
   position.
 
@@ -193,18 +194,19 @@ def _grouping(spec: S.TableSpec, *, extremes: bool) -> Rollup:
 #: per status (moving the newest files from raw to processed would do it every time) is not.
 DAYS = _grouping(S.ROLLUP_DAYS, extremes=True)
 STATUSES = _grouping(S.ROLLUP_STATUSES, extremes=False)
+PRODUCTS = _grouping(S.ROLLUP_PRODUCTS, extremes=False)
 SKY = Rollup(S.ROLLUP_SKY, dims=("mission_id", "ra_cell", "dec_cell"), sums=("n",), reads=("mission_id", "ra", "dec"))
-ROLLUPS = (STATUSES, DAYS, SKY)
+ROLLUPS = (STATUSES, PRODUCTS, DAYS, SKY)
 #: The rollups that group by rollup dimensions, smallest first (a read takes the first that can).
-LEVELS = (STATUSES, DAYS)
+LEVELS = (STATUSES, PRODUCTS, DAYS)
 #: Every observation column a rollup reads.
 READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
 
 
 def maintained(tables: dict[str, pa.Schema]) -> bool:
     """Whether a store holding ``tables`` (name -> schema) keeps rollups (a catalog from before
-    schema 6 has none, one from schema 6 lacks dimensions of schema 7; a migration adds the
-    columns they read and group by before it builds them)."""
+    schema 6 has none, one of schema 6 lacks rollup_products; a migration adds the tables and
+    the columns they read and group by before it builds them)."""
     source = tables.get(SOURCE)
     return (source is not None and all(r.name in tables for r in ROLLUPS)
             and all(source.get_field_index(c) >= 0 for c in READS)
