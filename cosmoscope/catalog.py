@@ -141,9 +141,8 @@ class Catalog:
         if plan.empty and version == S.SCHEMA_VERSION:
             return
         if self.readonly:
-            if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(
-                    fields for name, fields in plan.new_columns.items() if name not in S.DERIVED_TABLES):
-                # Only derived tables or their columns are missing: every read counts the rows meanwhile.
+            if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(plan.new_columns.values()):
+                # Only derived tables are missing: every read falls back to the rows meanwhile.
                 log.info("%s has no rollups of this release yet (schema version %s); reads count the rows until "
                          "it is opened writable once", self.url, version)
                 return
@@ -163,8 +162,7 @@ class Catalog:
                     create_indexes(spec.name, spec.indexes)
             if "sky_index" in {f.name for f in plan.new_columns.get("observations", ())}:
                 self._backfill_sky_index()
-            if set(S.DERIVED_TABLES) & {*plan.new_tables, *(n for n, f in plan.new_columns.items() if f)}:
-                # new rollups, or new dimensions of one: every group is counted again
+            if set(S.DERIVED_TABLES) & set(plan.new_tables):
                 self._build_rollups(progress=True)
             self._set_meta(schema_version=str(S.SCHEMA_VERSION))
             self._event("migrate", from_value=str(version), to_value=str(S.SCHEMA_VERSION))
@@ -453,7 +451,8 @@ class Catalog:
         ``extraction_status``, ``file_status``, ``validation_status``, ``calib_level``,
         ``dataproduct_type``) of the observations matching the search ``filters``: ``n``,
         ``total_bytes``, ``first_observation``, ``last_start``, ``last_observation``,
-        ``n_quality``, ``mean_quality``, ``min_quality`` and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
+        ``n_quality``, ``mean_quality``, ``min_quality`` and the quality histogram
+        ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
 
         >>> cat.summarize(["day", "mission_id"], start="2026-11-01", end="2026-12-01")  # doctest: +SKIP
         """

@@ -205,12 +205,11 @@ READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
 
 def maintained(tables: dict[str, pa.Schema]) -> bool:
     """Whether a store holding ``tables`` (name -> schema) keeps rollups (a catalog from before
-    schema 6 has none, one of schema 6 lacks rollup_products; a migration adds the tables and
-    the columns they read and group by before it builds them)."""
+    schema 6 has none, one of schema 6 lacks rollup_products; a migration adds the columns they
+    read before it builds them)."""
     source = tables.get(SOURCE)
     return (source is not None and all(r.name in tables for r in ROLLUPS)
-            and all(source.get_field_index(c) >= 0 for c in READS)
-            and all(tables[r.name].get_field_index(d) >= 0 for r in ROLLUPS for d in r.dims))
+            and all(source.get_field_index(c) >= 0 for c in READS))
 
 
 def frame(rows, extra: Sequence[str] = ()) -> pl.DataFrame:
