@@ -143,8 +143,8 @@ class Catalog:
         if self.readonly:
             if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(plan.new_columns.values()):
                 # Only derived tables are missing: every read falls back to the rows meanwhile.
-                log.info("%s has no rollups yet (schema version %s); reads count the rows until it is opened "
-                         "writable once", self.url, version)
+                log.info("%s has no rollups of this release yet (schema version %s); reads count the rows until "
+                         "it is opened writable once", self.url, version)
                 return
             raise SchemaError(f"the catalog at {self.url} uses schema version {version} and needs "
                               f"upgrading to {S.SCHEMA_VERSION}; open it once without readonly")
@@ -489,10 +489,11 @@ class Catalog:
     def summarize(self, by: str | Sequence[str] = "mission_id", **filters) -> pl.DataFrame:
         """Per group of ``by`` (rollup dimensions: ``mission_id``, ``satellite_name``,
         ``instrument_type``, ``day`` (UTC date), ``processing_status``, ``calibration_status``,
-        ``extraction_status``, ``file_status``, ``validation_status``) of the observations
-        matching the search ``filters``: ``n``, ``total_bytes``, ``first_observation``,
-        ``last_start``, ``last_observation``, ``n_quality``, ``mean_quality``, ``min_quality``
-        and the quality histogram ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
+        ``extraction_status``, ``file_status``, ``validation_status``, ``calib_level``,
+        ``dataproduct_type``) of the observations matching the search ``filters``: ``n``,
+        ``total_bytes``, ``first_observation``, ``last_start``, ``last_observation``,
+        ``n_quality``, ``mean_quality``, ``min_quality`` and the quality histogram
+        ``q00``-``q20`` (bin k counts scores from k/20; ``q20`` is 1.0).
 
         >>> cat.summarize(["day", "mission_id"], start="2026-11-01", end="2026-12-01")  # doctest: +SKIP
         """
@@ -534,7 +535,7 @@ class Catalog:
         from cosmoscope.summaries import rollups_state
 
         missions = None if mission is None else ([mission] if isinstance(mission, str) else list(mission))
-        if not rollup.maintained(self.store.tables()):  # a catalog from before schema 6, opened read-only
+        if not rollup.maintained(self.store.tables()):  # a catalog from before schema 7, opened read-only
             return rollup.RollupCheck(mismatches=[{"rollup": "(all)", "group": "(all)", "measure": "tables",
                                                    "stored": None, "recount": "built when opened writable"}])
         result = self.store.atomically(

@@ -2,12 +2,14 @@
 
 A count, summary, facet count or chart is answered from the rollups
 (:mod:`cosmoscope.store.rollup`) only when the rollups answer it *exactly*: every filter falls
-on a rollup dimension (mission, satellite, instrument, the statuses), every time bound on
-``observation_timestamp`` is a whole UTC day (``>=`` or ``<`` a midnight, as the search and
-the explorers' date pickers give), and a quality bound, if any, is ``>=`` one of the histogram
-edges (0, 0.05, ..., 1), which then answers counts only. Anything else (a target, a quality of
-0.83, a time of 14:00) is counted from the rows. :class:`Route` says which, and why; the
-catalog logs it at DEBUG and ``Catalog.route(...)`` shows it.
+on a rollup dimension (mission, satellite, instrument, the statuses, the ObsCore calibration
+level and product type), every time bound on ``observation_timestamp`` is a whole UTC day
+(``>=`` or ``<`` a midnight, as the search and the explorers' date pickers give), and quality
+bounds, if any, fall on the histogram's edges (0, 0.05, ..., 1: ``>=``, ``<`` or a band
+between two, or no score at all, as the dashboard's quality bands are), which then answer
+counts only. Anything else (a target, a quality of 0.83, a time of 14:00) is counted from the
+rows. :class:`Route` says which, and why; the catalog logs it at DEBUG and
+``Catalog.route(...)`` shows it.
 
 Examples
 --------
@@ -44,25 +46,29 @@ class Route:
     """How a read is answered.
 
     ``rollups`` True: from the rollup table, filtered by ``predicate`` (on its columns); with
-    ``min_bin`` set, only counts are known: those of quality histogram bins ``min_bin`` and up.
-    ``rollups`` False: from the rows, for the ``reason`` given.
+    ``bins`` set, only counts are known: those of these quality histogram bins (and, with
+    ``no_score``, of the observations without a score). ``rollups`` False: from the rows, for
+    the ``reason`` given.
     """
 
     rollups: bool
     predicate: Predicate = Predicate()
-    min_bin: int | None = None
+    bins: tuple[int, ...] | None = None
+    no_score: bool = False
     reason: str = ""
     #: The rollup table that answers.
     table: str | None = None
+    #: The quality filters the histogram answers (for :meth:`__str__`).
+    quality: tuple[Clause, ...] = ()
 
     @property
     def counts_only(self) -> bool:
-        return self.min_bin is not None
+        return self.bins is not None
 
     def __str__(self) -> str:
         if not self.rollups:
             return f"rows: {self.reason}"
-        quality = (f" (counts of quality >= {S.QUALITY_EDGES[self.min_bin]:g} from the histogram)"
+        quality = (f" (counts of {' AND '.join(map(str, self.quality))} from the histogram)"
                    if self.counts_only else "")
         return f"rollups ({self.table}): {self.predicate}{quality}"
 
@@ -88,7 +94,7 @@ def route(expr: pl.Expr | None, schema=None, by: Sequence[str] = (), *, extremes
     pushed, residual = split_predicate(expr, schema)
     if residual is not None:
         return Route.rows(f"a filter the rollups cannot evaluate ({residual})")
-    clauses, min_bin = [], None
+    clauses, quality = [], []
     for clause in pushed.clauses:
         column = clause.column
         if column in DIMENSION_COLUMNS:
@@ -98,16 +104,21 @@ def route(expr: pl.Expr | None, schema=None, by: Sequence[str] = (), *, extremes
             if None in tests:
                 return Route.rows(f"the time bound {clause} is not a whole UTC day")
             clauses.append(Clause(tuple(tests)))
-        elif column == _QUALITY and min_bin is None and _edge(clause) is not None:
-            min_bin = _edge(clause)
+        elif column == _QUALITY and _bins(clause) is not None:
+            quality.append(clause)
         else:
             return Route.rows(f"{column} is not a rollup dimension" if column != _QUALITY else
-                              f"the quality bound {clause} is not a histogram edge")
+                              f"the quality bound {clause} is not at histogram edges")
+    bins, no_score = None, False
+    if quality:  # each clause keeps the bins (and rows without a score) it selects: their intersection
+        chosen = [_bins(c) for c in quality]
+        bins = tuple(sorted(set.intersection(*(set(b) for b, _ in chosen))))
+        no_score = all(n for _, n in chosen)
     need = {c.column for c in clauses} | set(by)
     for level in LEVELS:
-        if need <= set(level.dims) and (level.mins or not (extremes and min_bin is None)):
-            return Route(True, Predicate(tuple(clauses)), min_bin, table=level.name)
-    also = " with minima and maxima" if extremes and min_bin is None else ""
+        if need <= set(level.dims) and (level.mins or not (extremes and bins is None)):
+            return Route(True, Predicate(tuple(clauses)), bins, no_score, table=level.name, quality=tuple(quality))
+    also = " with minima and maxima" if extremes and bins is None else ""
     return Route.rows(f"no rollup{also} has all of {', '.join(sorted(need))}")
 
 
@@ -131,11 +142,22 @@ def _day_test(t: Test) -> Test | None:
     return None
 
 
-def _edge(clause: Clause) -> int | None:
-    """The histogram bin a ``quality >= edge`` clause starts at, or None."""
-    if len(clause.tests) != 1:
-        return None
-    t = clause.tests[0]
-    if t.op == ">=" and t.value in S.QUALITY_EDGES:
-        return S.QUALITY_EDGES.index(t.value)
-    return None
+def _bins(clause: Clause) -> tuple[tuple[int, ...], bool] | None:
+    """The histogram bins a quality clause selects and whether it selects rows without a score,
+    when each of its tests is ``>=`` or ``<`` an edge, ``between`` two edges (closed on the
+    left) or ``is_null``; else None. (Scores outside 0-1 are in no bin: a read that meets one
+    counts the rows instead.)"""
+    edges, top = S.QUALITY_EDGES, len(S.QUALITY_BINS)  # the last bin holds 1.0 exactly
+    bins, no_score = set(), False
+    for t in clause.tests:
+        if t.op == "is_null":
+            no_score = True
+        elif t.op == ">=" and t.value in edges:
+            bins.update(range(edges.index(t.value), top))
+        elif t.op == "<" and t.value in edges:
+            bins.update(range(edges.index(t.value)))
+        elif t.op == "between" and t.value[2] == "left" and t.value[0] in edges and t.value[1] in edges:
+            bins.update(range(edges.index(t.value[0]), edges.index(t.value[1])))
+        else:
+            return None
+    return tuple(sorted(bins)), no_score

@@ -68,11 +68,11 @@ def route_of(cat: Catalog, expr: pl.Expr | None, by: Sequence[str] = (), *, extr
 def grouped(cat: Catalog, expr: pl.Expr | None, by: Sequence[str], *, counts_only: bool = False) -> pl.DataFrame:
     """The group summary (see the module docstring) of the matching observations per group of
     ``by`` (rollup dimensions: mission_id, satellite_name, instrument_type, day (UTC date),
-    processing_status, calibration_status, extraction_status, file_status, validation_status).
+    processing_status, calibration_status, extraction_status, file_status, validation_status,
+    calib_level, dataproduct_type).
 
-    ``counts_only``: only ``n`` is needed, so more filters and groups can be answered from the
-    rollups (a quality bound at a histogram edge; calibration, extraction, file and validation
-    statuses together with days); the other measures are then null.
+    ``counts_only``: only ``n`` is needed, so more filters can be answered from the rollups
+    (quality bounds at histogram edges); the other measures are then null.
     """
     raw, _ = raw_grouped(cat, expr, by, sums_only=counts_only, counts_only=counts_only)
     return finish(raw, list(by))
@@ -91,27 +91,33 @@ def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = Fals
         raise UnknownNameError("rollup dimension", bad[0], S.ROLLUP_DIMENSIONS)
     r = route_of(cat, expr, by, extremes=not sums_only)
     if r.rollups and (counts_only or not r.counts_only):
-        df = _from_rollups(cat, r, by)
+        df = _from_rollups(cat, r, by, counts_only=counts_only)
         if df is not None:
             return df, r
         r = Route.rows("some quality scores lie outside 0-1")
     return grouped_rows(cat.observations(), expr, by), r
 
 
-def _from_rollups(cat: Catalog, r: Route, by: list[str]) -> pl.DataFrame | None:
+def _from_rollups(cat: Catalog, r: Route, by: list[str], *, counts_only: bool = False) -> pl.DataFrame | None:
     import polars as pl
 
     from cosmoscope.store.base import Agg, aggregate
 
     g = next(level for level in rollup.LEVELS if level.name == r.table)
-    aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
-            + [Agg(x, "max", x) for x in g.maxs])
+    if counts_only:  # only what a count needs: a fraction of the sums to add up (facets read many groups)
+        sums = ["n", "q_odd", *(["q_n"] if r.no_score else []), *(S.QUALITY_BINS[k] for k in r.bins or ())]
+        aggs = [Agg(s, "isum", s) for s in sums]
+    else:
+        aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
+                + [Agg(x, "max", x) for x in g.maxs])
     df = pl.from_arrow(aggregate(cat.store, r.table, by, aggs, r.predicate))
     if df.height and (df["q_odd"].sum() or 0) > 0:
         return None  # a histogram bound or a fixed-point mean would leave those scores out
     if r.counts_only:
-        bins = list(S.QUALITY_BINS[r.min_bin:])
-        df = df.with_columns(pl.sum_horizontal(bins).alias("n"))
+        n = pl.sum_horizontal([pl.col(S.QUALITY_BINS[k]) for k in r.bins]) if r.bins else pl.lit(0, pl.Int64)
+        if r.no_score:
+            n = n + pl.col("n") - pl.col("q_n")
+        df = df.with_columns(n.alias("n"))
         df = df.with_columns([pl.lit(None, dtype).alias(c) for c, dtype in df.schema.items()
                               if c not in (*by, "n")])
     return df.filter(pl.col("n") > 0)

@@ -54,6 +54,8 @@ def _rows(draw_values) -> st.SearchStrategy:
         "extraction_status": st.sampled_from([s.value for s in S.ExtractionStatus] + [None]),
         "file_status": st.sampled_from([s.value for s in S.FileStatus] + [None]),
         "validation_status": st.sampled_from([None, "passed", "problems"]),
+        "calib_level": st.sampled_from([None, 0, 2, 3, 4]),
+        "dataproduct_type": st.sampled_from([None, "image", "spectrum", ""]),
         "ra": st.sampled_from([None, 0.0, -0.0, 359.99999999999994, 180.5, -1e-20]),
         "dec": st.sampled_from([None, -90.0, 0.0, 89.99999999, 90.0]),
     })
@@ -93,7 +95,8 @@ def write(cat, verb: str, arg) -> None:
             cat.set_status(ids, "processed")
     elif verb == "store_update":
         store.update("observations", table_of(arg, ["dataset_id", "data_quality_score", "observation_timestamp",
-                                                    "calibration_status"]), ["dataset_id"])
+                                                    "calibration_status", "calib_level", "dataproduct_type"]),
+                     ["dataset_id"])
     elif verb == "delete":
         store.delete("observations", pa.table({"dataset_id": pa.array(arg, pa.string())}))
     elif verb == "transaction":
@@ -114,6 +117,12 @@ def assert_rollups_exact(cat) -> None:
         assert cat.count(mission=mission) == want
     counts = cat.facet_counts(["validation_status", "file_status"])
     assert counts["n"].sum() == rows.height
+    for by in (["calib_level"], ["dataproduct_type", "mission_id"]):  # schema 7's dimensions
+        want = rows.group_by(by).agg(pl.len().cast(pl.Int64).alias("n"))
+        assert_frame_equal(cat.facet_counts(by), want, check_row_order=False)
+    assert cat.route(calib_level=2, product_type="image").table == S.ROLLUP_PRODUCTS.name
+    assert cat.count(calib_level=2, product_type="image") == rows.filter(
+        (pl.col("calib_level") >= 2) & (pl.col("dataproduct_type") == "image")).height
     q = rows["data_quality_score"]
     if not ((q < 0) | (q > 1)).any():
         assert cat.route(min_quality=0.8).rollups
@@ -235,6 +244,63 @@ def test_an_older_catalog_answers_from_rows_then_gets_rollups_on_open(tmp_path):
         assert "migrate" in cat.events().collect()["action"].to_list()
 
 
+def test_a_schema_6_catalog_gets_the_level_and_product_type_rollup_on_open(tmp_path):
+    """Schema 7 added rollup_products (per calibration level and product type): read-only, a
+    schema-6 catalog reads the rows; writable, the table is made and every rollup counted again."""
+    import sqlite3
+
+    path = tmp_path / "six.sqlite"
+    records = [{"file_path": f"/s/{i}", "mission_id": ["A", "B"][i % 2], "file_size": i, "calib_level": i % 4,
+                "dataproduct_type": ["image", "spectrum", None][i % 3], "data_quality_score": i / 60,
+                "observation_timestamp": dt.datetime(2026, 1, 1 + i % 3, tzinfo=UTC)} for i in range(60)]
+    with cosmoscope.open_catalog(path) as cat:
+        cat.add_records(records)
+        want = cat.facet_counts(["calib_level", "dataproduct_type"], mission="A")
+    con = sqlite3.connect(path)  # as schema 6 left it
+    con.execute(f"DROP TABLE {S.ROLLUP_PRODUCTS.name}")
+    con.execute("DELETE FROM _cosmoscope_tables WHERE name = ?", (S.ROLLUP_PRODUCTS.name,))
+    con.execute("UPDATE cosmoscope_meta SET value = '6' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with cosmoscope.open_catalog(path, readonly=True) as old:
+        assert old.schema_version == 6
+        assert not old.route(calib_level=1).rollups and "no rollups yet" in str(old.route())
+        assert_frame_equal(old.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
+    with cosmoscope.open_catalog(path) as cat:  # writable: migrated, rollups rebuilt
+        assert cat.schema_version == S.SCHEMA_VERSION == 7
+        assert cat.route(calib_level=1, mission="A").table == S.ROLLUP_PRODUCTS.name
+        assert cat.route(mission="A", status="raw").table == S.ROLLUP_STATUSES.name  # the smaller table still
+        assert_frame_equal(cat.facet_counts(["calib_level", "dataproduct_type"], mission="A"), want)
+        assert_rollups_exact(cat)
+        cat.add_records([dict(records[0], file_path="/s/new", calib_level=4)])  # kept from now on
+        assert cat.count(calib_level=4) == 1
+        assert_rollups_exact(cat)
+        assert "migrate" in cat.events().collect()["action"].to_list()
+
+
+def test_a_count_of_many_chunks_folds_them_as_it_goes(store_url, monkeypatch):
+    """A rebuild or check reads the rows in chunks and folds its partial counts every few chunks
+    (at 10M rows: after 4.5M): the folded parts and the next chunk's must add up."""
+    class SmallBatches:  # the store's own reads, in batches of 10 rows as a big store gives many
+        def __init__(self, ops):
+            self.ops = ops
+
+        def scan(self, table, columns, predicate):
+            for batch in self.ops.scan(table, columns, predicate):
+                yield from pa.Table.from_batches([batch]).to_batches(max_chunksize=10)
+
+    with cosmoscope.open_catalog(store_url) as cat:
+        cat.add_records([{"file_path": f"/c/{i}", "mission_id": ["A", "B", "C"][i % 3], "calib_level": i % 5,
+                          "data_quality_score": i / 200, "file_size": i,
+                          "observation_timestamp": dt.datetime(2026, 1, 1 + i % 20, tzinfo=UTC)} for i in range(200)])
+        monkeypatch.setattr(rollup, "BUILD_CHUNK", 10)  # 20 chunks: folded twice on the way
+        chunked = cat.store.atomically(lambda ops: rollup.source_contributions(SmallBatches(ops)), write=False)
+        whole = cat.store.atomically(lambda ops: rollup.source_contributions(ops), write=False)
+        for r in rollup.ROLLUPS:
+            assert_frame_equal(chunked[r.name].select(whole[r.name].columns), whole[r.name],
+                               check_row_order=False)
+
+
 def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     with cosmoscope.open_catalog(store_url) as cat:
         cat.add_records([{"file_path": f"/d/{i}", "mission_id": "LYRA", "file_size": 1} for i in range(5)])
@@ -264,12 +330,16 @@ def test_rollups_that_disagree_are_not_read_until_rebuilt(store_url):
     ({"start": "2026-01-02T06:00"}, None),
     ({"min_quality": 0.81}, None),
     ({"target": "M31"}, None),
-    ({"calib_level": 2}, None),
+    ({"calib_level": 2}, "rollup_products"),  # schema 7
+    ({"calib_level": 3, "product_type": ["image", "cube"], "mission": "A"}, "rollup_products"),
+    ({"product_type": "spectrum", "min_quality": 0.5, "status": "raw"}, "rollup_products"),
+    ({"calib_level": 2, "start": "2026-01-02"}, None),  # no rollup has both
 ])
 def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, table):
     catalog.add_records([{"file_path": f"/r/{i}", "mission_id": ["A", "LYRA"][i % 2], "instrument_type": "WFI",
                           "satellite_name": "X", "calibration_status": "calibrated", "data_quality_score": i / 40,
-                          "target_object": "M31", "calib_level": 2,
+                          "target_object": "M31", "calib_level": 2 + i % 2,
+                          "dataproduct_type": ["image", "spectrum", None][i % 3],
                           "observation_timestamp": dt.datetime(2026, 1, 1, 6 * i, tzinfo=UTC)} for i in range(4 * 4)
                          if 6 * i < 24] + [{"file_path": f"/r/x{i}", "mission_id": "A", "instrument_type": "WFI",
                                             "satellite_name": "X", "data_quality_score": 0.9,
@@ -282,3 +352,20 @@ def test_counts_are_routed_only_where_the_rollups_are_exact(catalog, filters, ta
     expr = search_filter(**filters)
     rows = catalog.observations().collect()
     assert catalog.count(**filters) == (rows.filter(expr) if expr is not None else rows).height
+
+
+@pytest.mark.parametrize("bands", [("high",), ("good",), ("fair", "poor"), ("none",), ("good", "none"),
+                                   ("high", "good", "fair", "poor", "none")])
+def test_the_dashboards_quality_bands_are_counted_from_the_histogram(catalog, bands):
+    """Every quality band the dashboard offers lies between histogram edges (or is 'no score'),
+    so its counts come from the rollups, alone or with other filters, and equal the rows'."""
+    from cosmoscope.routing import route
+    from cosmoscope.ui.query import Filters, count
+
+    catalog.add_records([{"file_path": f"/q/{i}", "mission_id": ["A", "B"][i % 2], "calib_level": i % 3,
+                          "data_quality_score": QUALITY[i % len(QUALITY)]} for i in range(40)])
+    rows = catalog.observations().collect()
+    for filters in (Filters(quality_bands=bands), Filters(quality_bands=bands, levels=(1, 2), min_quality=0.5)):
+        r = route(filters.expr())
+        assert r.rollups and r.counts_only, str(r)
+        assert count(catalog, filters) == rows.filter(filters.expr()).height

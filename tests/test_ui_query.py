@@ -224,7 +224,9 @@ def band_counts_of(df: pl.DataFrame) -> dict[str, int]:
             for key, (_, low, high) in Q.QUALITY_BANDS.items()}
 
 
-def test_quality_band_counts_come_from_the_histogram_and_equal_the_rows(tmp_path):
+def test_quality_band_counts_come_from_the_histogram_and_equal_the_rows(tmp_path, caplog):
+    import logging
+
     import pyarrow as pa
 
     from cosmoscope import schema as S
@@ -232,9 +234,13 @@ def test_quality_band_counts_come_from_the_histogram_and_equal_the_rows(tmp_path
 
     cat, _ = build_catalog(f"sqlite://{tmp_path}/own.sqlite")  # this test writes to its catalog
     df = everything(cat)
-    for f in (Q.Filters(), Q.Filters(missions=("LYRA", "AURORA-2")), Q.Filters(start=dt.date(2026, 11, 8))):
-        assert cat.route(**f.search_kwargs()).rollups
-        assert quality_band_counts(cat, f) == band_counts_of(df.filter(f.expr(cat)) if f.active else df), f
+    for f in (Q.Filters(), Q.Filters(missions=("LYRA", "AURORA-2")), Q.Filters(start=dt.date(2026, 11, 8)),
+              Q.Filters(levels=(1, 2)), Q.Filters(product_types=("image",), statuses=("raw",))):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="cosmoscope.summaries"):
+            got = quality_band_counts(cat, f)
+        assert "-> rollups" in caplog.text and "-> rows" not in caplog.text, caplog.text
+        assert got == band_counts_of(df.filter(f.expr(cat)) if f.active else df), f
     # A score outside 0-1 (only a raw store write can make one) is left out of the histogram:
     # the bands are then counted from the rows, and "high" still counts 1.5.
     first = df.filter(pl.col("data_quality_score").is_not_null())["dataset_id"][0]

@@ -217,3 +217,28 @@ def test_validate_checks_the_rollups_and_fix_rebuilds_them(tree, capsys):
     assert main(args) == 0 and "agree with a recount" in capsys.readouterr().out
     cat._rollups_state = None
     assert cat.route(start="2026-01-01").rollups and cat.count() == n
+
+
+def test_validate_finds_a_rollup_dimension_that_disagrees_with_its_group(tree, capsys):
+    """A rollup entry whose calibration level (schema 7) says another value than its group would
+    make level filters count wrong: validate finds it, --fix rebuilds it."""
+    import pyarrow as pa
+
+    from cosmoscope import schema as S
+    from cosmoscope.cli import main
+
+    root, cat = tree
+    args = ["--catalog", cat.url, "-q", "validate"]
+    want = cat.count(calib_level=4)
+    entries = pa.Table.from_batches(list(cat.store.scan(S.ROLLUP_PRODUCTS.name)))
+    column = entries.schema.get_field_index("calib_level")
+    moved = entries.slice(0, 1).set_column(column, entries.schema.field(column), pa.array([4], pa.int32()))
+    cat.store.upsert(S.ROLLUP_PRODUCTS.name, moved, ["entry_id"])
+    assert cat.count(calib_level=4) > want  # read before anything looked
+    capsys.readouterr()
+    assert main(args) == 1 and "calib_level" in capsys.readouterr().out
+    assert main(args + ["--fix"]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    cat._rollups_state = None
+    assert cat.route(calib_level=4).rollups and cat.count(calib_level=4) == want

@@ -224,6 +224,31 @@ def test_an_older_catalog_is_migrated_on_open(fake_vast, creds):
         assert again.store.tables() == cat.store.tables()
 
 
+def test_a_schema_6_catalog_gets_the_level_and_product_type_rollup_on_open(fake_vast, creds):
+    """Schema 7 added rollup_products: read-only, reads count the rows; writable, the table is
+    made and the rollups counted again."""
+    from cosmoscope import schema as S
+
+    url = url_of(fake_vast)
+    store = open_store(url)
+    for spec in S.TABLES.values():
+        if spec.name != S.ROLLUP_PRODUCTS.name:
+            store.create_table(spec.name, spec.schema, spec.key)
+    store.upsert("cosmoscope_meta", pa.table({"key": ["schema_version", "rollups"], "value": ["6", "ok"]}), ["key"])
+    store.upsert("observations", pa.table({"dataset_id": [f"ds-{i}" for i in range(6)], "mission_id": ["X"] * 6,
+                                           "calib_level": pa.array([1, 2, 2, 3, None, 2], pa.int32()),
+                                           "dataproduct_type": ["image", "cube", "image", None, "image", "image"]}),
+                 ["dataset_id"])
+    store.close()
+    with cosmoscope.open_catalog(url, readonly=True) as old:
+        assert not old.route(calib_level=2).rollups and old.count(calib_level=2) == 4
+    with cosmoscope.open_catalog(url) as cat:
+        assert cat.schema_version == S.SCHEMA_VERSION
+        assert cat.route(calib_level=2).table == S.ROLLUP_PRODUCTS.name
+        assert cat.count(calib_level=2) == 4 and cat.count(calib_level=2, product_type="image") == 2
+        assert cat.check_rollups().ok
+
+
 def test_a_cell_over_the_limit_is_refused_before_writing(fresh):
     server, store = fresh
     big = pa.table({"id": ["a", "b"], "n": pa.array([1, 2], pa.int32())}).append_column(

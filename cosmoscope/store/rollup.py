@@ -1,7 +1,7 @@
 """Rollups: the observations counted per group, kept by the stores' own writes.
 
 Summaries, counts, facet counts and charts of millions of rows read a rollup table of a few
-thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Three
+thousand entries instead (which query may, is decided in :mod:`cosmoscope.routing`). Four
 rollups are kept:
 
 - :data:`~cosmoscope.schema.ROLLUP_DAYS`, per mission, satellite, instrument, UTC day and
@@ -13,6 +13,8 @@ rollups are kept:
   maxima (a group whose extreme leaves is counted again from its rows: a day's group is a
   bounded read, a mission's whole history per status is not). Two tables rather than one with
   every dimension: a day times every status combination gives nearly a group per handful of rows;
+- :data:`~cosmoscope.schema.ROLLUP_PRODUCTS` (schema 7), the same per ObsCore calibration level
+  and product type too: apart, so that reads needing neither keep the smaller table;
 - :data:`~cosmoscope.schema.ROLLUP_SKY`, per mission and 3-degree sky cell: observations with a
   position.
 
@@ -192,17 +194,19 @@ def _grouping(spec: S.TableSpec, *, extremes: bool) -> Rollup:
 #: per status (moving the newest files from raw to processed would do it every time) is not.
 DAYS = _grouping(S.ROLLUP_DAYS, extremes=True)
 STATUSES = _grouping(S.ROLLUP_STATUSES, extremes=False)
+PRODUCTS = _grouping(S.ROLLUP_PRODUCTS, extremes=False)
 SKY = Rollup(S.ROLLUP_SKY, dims=("mission_id", "ra_cell", "dec_cell"), sums=("n",), reads=("mission_id", "ra", "dec"))
-ROLLUPS = (STATUSES, DAYS, SKY)
+ROLLUPS = (STATUSES, PRODUCTS, DAYS, SKY)
 #: The rollups that group by rollup dimensions, smallest first (a read takes the first that can).
-LEVELS = (STATUSES, DAYS)
+LEVELS = (STATUSES, PRODUCTS, DAYS)
 #: Every observation column a rollup reads.
 READS = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.reads))
 
 
 def maintained(tables: dict[str, pa.Schema]) -> bool:
     """Whether a store holding ``tables`` (name -> schema) keeps rollups (a catalog from before
-    schema 6 has none; a migration adds the columns they read before it builds them)."""
+    schema 6 has none, one of schema 6 lacks rollup_products; a migration adds the columns they
+    read before it builds them)."""
     source = tables.get(SOURCE)
     return (source is not None and all(r.name in tables for r in ROLLUPS)
             and all(source.get_field_index(c) >= 0 for c in READS))
@@ -493,7 +497,8 @@ def source_contributions(ops: Ops, predicate: Predicate | None = None, *, progre
     def add(batches):
         rows = frame(pa.Table.from_batches(batches, schema=schema))
         for r in ROLLUPS:
-            parts[r.name].append(r.contributions(rows))
+            # the rollup's own columns only, so folded parts and new ones concatenate
+            parts[r.name].append(r.contributions(rows).select("group_key", *r.dims, *r.measures))
             if len(parts[r.name]) > 8:
                 parts[r.name] = [fold(r, pl.concat(parts[r.name]))]
         bar.update(rows.height)
@@ -564,7 +569,9 @@ def check(ops: Ops, *, missions: Sequence[str] | None = None, progress: bool = F
         joined = stored.join(fresh[r.name], on="group_key", how="full", suffix="__recount", coalesce=True)
         result.groups += joined.height
         for row in joined.iter_rows(named=True):
-            for m in r.measures:
+            # a group's dimensions are stored beside its key, and filters read them: they must agree too
+            dims = r.dims if row["n"] is not None and row["n__recount"] is not None else ()
+            for m in (*dims, *r.measures):
                 a, b = row[m], row[f"{m}__recount"]
                 if a != b and not (a in (None, 0) and b in (None, 0) and m in r.sums):
                     result.mismatches.append({"rollup": r.name, "group": row["group_key"], "measure": m,

@@ -82,7 +82,8 @@ def quality_band_counts(cat: Catalog, filters: Filters) -> dict[str, int]:
     from cosmoscope.summaries import raw_grouped
     from cosmoscope.ui.query import count, filter_expr
 
-    raw, _ = raw_grouped(cat, filter_expr(cat, filters), [])
+    # sums only: the histogram needs no minima, so filters outside rollup_days (a level) still route
+    raw, _ = raw_grouped(cat, filter_expr(cat, filters), [], sums_only=True)
     if raw.height and int(raw["q_odd"].sum() or 0) > 0:
         return {k: count(cat, filters.but(quality_bands=(k,))) for k in QUALITY_BANDS}
 

@@ -411,9 +411,9 @@ def _aggregate(cat: Catalog, table: str, group_by: list[str], aggs, filters: Fil
 def facet_counts(cat: Catalog, column: str, filters: Filters | None = None) -> pl.DataFrame:
     """How many matching observations have each value of ``column``: columns ``column`` and
     ``n``, most first. A rollup dimension (mission_id, satellite_name, instrument_type,
-    processing_status, calibration_status, extraction_status, file_status, validation_status)
-    is counted from the rollups when the filters allow (see :mod:`cosmoscope.routing`), any
-    other column in the store."""
+    processing_status, calibration_status, extraction_status, file_status, validation_status,
+    calib_level, dataproduct_type) is counted from the rollups when the filters allow (see
+    :mod:`cosmoscope.routing`), any other column in the store."""
     import polars as pl
 
     from cosmoscope.summaries import facet_counts as from_rollups
