@@ -366,7 +366,9 @@ class Dashboard:
         self._jobs[key] = job
 
         def finish(result):
-            if self._jobs.get(key) is not job or self._closed:  # overtaken, or the page closed
+            # Overtaken, or the page closed; or the browser left it (its session is closed only
+            # a while later, and drawing for it meanwhile would hold up the pages still open).
+            if self._jobs.get(key) is not job or self._closed or _left(doc):
                 return
             with self._one_message():
                 apply(result)
@@ -478,6 +480,12 @@ class Dashboard:
         for w in (self.side.target, self.side.start, self.side.end, self.side.clear, self.results.prev_button,
                   self.results.next_button):
             w.disabled = True
+
+
+def _left(doc) -> bool:
+    """Whether the browser of a served page has gone: no connection to its session any more."""
+    session = getattr(getattr(doc, "session_context", None), "session", None)
+    return session is not None and session.connection_count == 0
 
 
 #: How much lower a background read's CPU priority is than the server's (Linux nice steps).
