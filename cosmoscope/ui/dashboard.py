@@ -13,7 +13,9 @@ catalog is opened read-only; nothing on the page writes.
 The whole view (filters, order, page, tab, columns, the dataset in focus) is a
 :class:`~cosmoscope.ui.state.ViewState` kept in the page's URL, so a link reproduces it. Each
 session asks the catalog for one page of results at a time; facet counts, charts and problems
-are computed off the page's thread, and only for what is on show. A periodic check of a cheap
+are computed off the page's thread (once the page is drawn, at a lower CPU priority), and only
+for what is on show; each change reaches the browser as one message, and only the open tab is
+visible, so the browser lays out no hidden charts. A periodic check of a cheap
 freshness token (row count and newest audit event) refreshes what is on show when new data arrive.
 All JavaScript and CSS come from the server itself: the page needs no internet.
 """
@@ -419,8 +421,8 @@ class Dashboard:
         def apply(result):
             if isinstance(result, Exception):
                 log.warning("facet counts: %s", result)
-            else:
-                self.side.show_counts(result, self.colors)
+                return
+            self.side.show_counts(result, self.colors)
 
         self._later("facets", lambda: self.side.count_all(filters), apply)
 
