@@ -217,6 +217,27 @@ def test_dashboard_of_a_missing_catalog_says_what_is_wrong(tmp_path):
     assert d.side.target.disabled
 
 
+def test_only_the_open_tab_is_visible_and_charts_reuse_the_catalogs_colours(tmp_path, monkeypatch):
+    from cosmoscope.ui import plots
+
+    reads = []
+    real = plots.catalog_colors
+    monkeypatch.setattr(plots, "catalog_colors", lambda cat: reads.append(cat) or real(cat))
+    cat, _ = build_catalog(f"sqlite://{tmp_path}/ui.sqlite")
+    d = Dashboard(catalog=cat, refresh_seconds=0)
+    d.servable()  # (not served: the charts and problems are read at once)
+    assert len(reads) == 1  # once for the page: the charts take the dashboard's colours
+    assert d.charts.data.colors == d.colors and "COSMOS-7" in d.charts.legend.object
+    # Hidden tabs' figures would otherwise be laid out and repainted by the browser after every change.
+    assert [c.visible for c in d.tabs.objects] == [True, False, False, False, False]
+    d.update(tab="charts")
+    assert [c.visible for c in d.tabs.objects] == [False, True, False, False, False]
+    d.update(missions=("LYRA",))  # the charts are read again for the new filters, colours are not
+    assert len(reads) == 1 and d.charts.data.total == d.page.total
+    d.close()
+    cat.close()
+
+
 # -- in a browser -------------------------------------------------------------------------------
 
 def test_first_view_is_science_first_at_1440_and_1024(page, console, board, artifacts):

@@ -65,6 +65,11 @@ class ChartsView:
                               "</div>")
 
         def pane(element, **kw):
+            # Drawn on a canvas, not WebGL: a few hundred bars and at most a few thousand points
+            # gain nothing from it, and without a GPU (headless, remote desktops) WebGL's copy to
+            # the page cost ~0.3 s at every layout. Set in place: the sky map's tap stream
+            # watches this very element.
+            element.opts(backend_opts={"plot.output_backend": "canvas"}, clone=False)
             # Unlinked: the charts share dimension names ("observations") but not scales.
             return pn.pane.HoloViews(element, sizing_mode="stretch_width", linked_axes=False, **kw)
 

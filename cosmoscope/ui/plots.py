@@ -112,18 +112,19 @@ class ChartData:
         return self.colors.get(mission or NO_MISSION) or mission_colors([mission]).get(mission, NO_MISSION_COLOR)
 
 
-def chart_data(cat: Catalog, filters: Filters | None = None) -> ChartData:
+def chart_data(cat: Catalog, filters: Filters | None = None, *, colors: dict[str, str] | None = None) -> ChartData:
     """The :class:`ChartData` of the matching observations: from the rollups when the filters
     allow (a few thousand rows whatever the catalog's size, and the positions themselves when
     there are few), else from one pushed-down scan of :data:`CHART_COLUMNS` reduced by polars;
-    the two give the same frames."""
+    the two give the same frames. ``colors``: the missions' colours when the caller has them
+    (:func:`catalog_colors`, else read here)."""
     import polars as pl
 
     from cosmoscope.summaries import grouped, raw_grouped, route_of
     from cosmoscope.ui.query import Filters, filter_expr
 
     filters = filters or Filters()
-    colors = catalog_colors(cat)
+    colors = colors if colors is not None else catalog_colors(cat)
     expr = filter_expr(cat, filters)
     r = route_of(cat, expr, _CHART_BY)
     if r.rollups and not r.counts_only:
