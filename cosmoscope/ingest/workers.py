@@ -18,9 +18,9 @@ CSV, plain or gzip/bzip2-compressed, which the extractors read in Python rather 
 library that can crash or hang) are read here at once, in a run of at most :data:`SMALL_RUN`
 files; a compressed one is read under a cap of :data:`INFLATE_MAX_BYTES` decompressed bytes
 and handed to a worker if it grows past it (a compression bomb). One worker starts, while this
-process reads, for the others (HDF5, netCDF, Unix-compressed, big, a plugin's: HDF5 files were
-found that crash or hang libhdf5 where no signal reaches it, so they are never read here); a
-small folder of FITS and CSV files starts none, and the workers are let go as soon as the last
+process reads, for the others (HDF5, netCDF, Unix-compressed, big, a plugin's: real HDF5 files
+crash netCDF4, and a damaged one hangs libhdf5 where no signal reaches, so they are never read
+here); a small folder of FITS and CSV files starts none, and the workers are let go as soon as the last
 file is read, so that they exit while the rows are written. A longer run reads everything in
 workers, where two cores do twice the work (reading here as well only made the processes
 compete for them). What is read where depends on the files alone, never on a clock.
@@ -270,7 +270,8 @@ def _warm_up(slots=None, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> None:
     import cosmoscope.extract  # noqa: F401
 
     for name in preload:
-        importlib.import_module(name)
+        with contextlib.suppress(ImportError):  # then the file that needs it says so, in its row
+            importlib.import_module(name)
 
 
 def _preload_for(entries: list[FileEntry]) -> tuple[str, ...]:
