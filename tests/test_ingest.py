@@ -446,9 +446,11 @@ def test_a_small_folder_of_compressed_fits_and_csv_is_read_here_with_no_worker_s
         (tree / (os.path.basename(path) + pack[1])).write_bytes(pack[0](open(path, "rb").read()))
     entries = list(crawl([str(tree)]))
     assert all(workers.in_process_ok(e) for e in entries)
-    with workers.ExtractionPool(2, head_start=True) as pool:
+    idle = []
+    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
         records = list(pool.extract(entries))
         assert pool.started == 0, "a worker process was started for a small folder of compressed FITS and CSV"
+    assert not idle, "nothing waited for a worker, so nothing was to be done meanwhile"
     assert pool.read_here == len(entries) == sim.manifest.height
     assert all(r["extraction_status"] != "error" for r in records), [r.get("extraction_error") for r in records]
     assert {r["mission_specific"].get("compression") for r in records if r["file_format"] == "fits"} == {
@@ -481,7 +483,8 @@ def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp
     """HDF5 and netCDF stay in a worker process (real files crash libnetcdf or hang libhdf5
     where no signal reaches). A small run starts one worker, not one per CPU, which imports the
     libraries these files need rather than astropy, and is let go once the last file is read,
-    so that it exits while the rows are written."""
+    so that it exits while the rows are written; this process prepares its first write (on_idle)
+    while it waits."""
     from cosmoscope.ingest import workers
     from cosmoscope.simulate import simulate
 
@@ -490,8 +493,10 @@ def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp
     assert len(entries) > workers.CHUNK and not any(workers.in_process_ok(e) for e in entries)
     preload = workers._preload_for(entries)
     assert "h5py" in preload and not any(m.startswith("astropy") for m in preload)
-    with workers.ExtractionPool(2, head_start=True) as pool:
+    idle = []
+    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
         records = list(pool.extract(entries))
         assert pool.started == 1 and pool._pool is None and pool._closing is not None
+    assert idle == [1]
     assert pool._closing is None and pool.read_here == 0
     assert len(records) == len(entries) and all(r["extraction_status"] == "ok" for r in records)

@@ -36,7 +36,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -318,14 +318,17 @@ class ExtractionPool:
 
     ``head_start``: in a run of at most :data:`SMALL_RUN` files, read those that are safe to
     read here (:func:`in_process_ok`) in this process, and start a worker only for the others.
+    ``on_idle``: called once, in this thread, the first time this process has nothing to do but
+    wait for the workers (bulk ingest prepares its first write then).
     """
 
     def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None, *,
-                 head_start: bool = False):
+                 head_start: bool = False, on_idle: Callable[[], object] | None = None):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self.roots = roots
         self.head_start = head_start
+        self._on_idle = on_idle
         #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
@@ -435,6 +438,9 @@ class ExtractionPool:
                 continue
             if not in_flight:
                 break
+            if self._on_idle is not None and not any(fut.done() for fut in in_flight):
+                idle, self._on_idle = self._on_idle, None
+                idle()
             done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
             if not done:
                 self._kill_overdue()
