@@ -480,7 +480,7 @@ def test_a_compressed_file_inflating_past_the_cap_is_read_by_a_worker(tmp_path, 
 
 
 def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp_path):
-    """HDF5 and netCDF stay in a worker process (real files crash libnetcdf or hang libhdf5
+    """HDF5 and netCDF stay in a worker process (real HDF5 files crash netCDF4, a damaged one hangs libhdf5
     where no signal reaches). A small run starts one worker, not one per CPU, which imports the
     libraries these files need rather than astropy, and is let go once the last file is read,
     so that it exits while the rows are written; this process prepares its first write (on_idle)
