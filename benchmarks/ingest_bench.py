@@ -15,10 +15,11 @@ Measures, each step in its own process (so peak memory is its own):
   installed: ``pip install ccdproc``), (c) the raw floor: stat + read of the first 2880 bytes;
 - the real files in ../shared/corpus, when present;
 - peak memory of an ingest of a quarter of the tree, to show memory does not grow with files;
-- small folders (a few to a few hundred files), as a user starts with: ``cosmoscope ingest DIR``
-  from the shell, beside a plain astropy loop over the same FITS files and beside reading the
-  same files with cosmoscope's extractors in one process, each a fresh process, the median of
-  ``--repeat`` interleaved runs.
+- small folders (a few to a few hundred files: plain, gzip- and bzip2-compressed FITS, HDF5 and
+  netCDF, simulated and real), as a user starts with: ``cosmoscope ingest DIR`` from the shell,
+  beside a plain astropy loop over the same FITS files and beside reading the same files with
+  cosmoscope's extractors in one process, each a fresh process, the median of ``--repeat``
+  interleaved runs.
 
 Targets on a 2-core machine: >= 3x the astropy loop on small FITS files; a rescan of an
 unchanged 100k-file tree >= 50,000 files/s; memory flat in the number of files; a small folder
@@ -143,34 +144,63 @@ def small_folders(work: Path, repeat: int) -> tuple[dict, str]:
         "300 simulated HELIOS-X files (FITS, some gzip)": simulate(
             work / "helios300", missions=["HELIOS-X"], files=300, days=2, seed=2, progress=False, workers=0).root,
     }
+    folders["24 simulated COSMOS-7 files (HDF5, netCDF)"] = simulate(
+        work / "cosmos24", missions=["COSMOS-7"], files=24, days=1, seed=3, progress=False, workers=0).root
+    folders["47 simulated LYRA files, gzip- and bzip2-compressed"] = compressed_copy(
+        folders["47 simulated LYRA files (plain FITS)"], work / "lyra47z")
     if CORPUS.exists():
         folders["the real FITS files of ../shared/corpus"] = CORPUS / "fits"
+        folders["the real HDF5 and netCDF files of ../shared/corpus"] = corpus_copy(["hdf5", "netcdf"], work / "corpus_hn")
     results, rows = {}, []
     for label, root in folders.items():
         files = sorted(str(p) for p in Path(root).rglob("*") if p.is_file() and p.name != "manifest.parquet")
         fits_files = [p for p in files if _is_fits(p)]
         data_list, fits_list = listing(files, work, f"{root.name}_all"), listing(fits_files, work, f"{root.name}_fits")
-        times: dict[str, list[float]] = {"ingest": [], "extract": [], "astropy": []}
+        times: dict[str, list[float]] = {"ingest": [], "extract": [], **({"astropy": []} if fits_files else {})}
         for i in range(repeat):  # interleaved, so a busy moment of the machine hits all three alike
             catalog = work / f"{root.name}-{i}.sqlite"
             times["ingest"].append(wall([sys.executable, "-m", "cosmoscope", "--catalog", str(catalog), "-q",
                                          "ingest", str(root)]))
             times["extract"].append(wall([sys.executable, "-c", EXTRACT_LOOP, data_list]))
-            times["astropy"].append(wall([sys.executable, "-c", ASTROPY_LOOP, fits_list]))
+            if fits_files:
+                times["astropy"].append(wall([sys.executable, "-c", ASTROPY_LOOP, fits_list]))
         med = {k: statistics.median(v) for k, v in times.items()}
         results[label] = {"files": len(files), "fits_files": len(fits_files), "seconds": med, "runs": times,
                           "beyond_extraction_s": med["ingest"] - med["extract"],
-                          "vs_astropy": med["astropy"] / med["ingest"]}
+                          "vs_astropy": med["astropy"] / med["ingest"] if fits_files else None}
         rows.append([label, len(files), f"{med['ingest']:.2f} s", f"{med['extract']:.2f} s",
-                     f"{med['ingest'] - med['extract']:+.2f} s", f"{med['astropy']:.2f} s ({len(fits_files)} FITS)",
-                     f"{med['astropy'] / med['ingest']:.2f}x"])
-        print(f"{label}: ingest {med['ingest']:.2f} s, extraction {med['extract']:.2f} s, "
-              f"astropy {med['astropy']:.2f} s", flush=True)
+                     f"{med['ingest'] - med['extract']:+.2f} s",
+                     f"{med['astropy']:.2f} s ({len(fits_files)} FITS)" if fits_files else "no FITS",
+                     f"{med['astropy'] / med['ingest']:.2f}x" if fits_files else ""])
+        print(f"{label}: ingest {med['ingest']:.2f} s, extraction {med['extract']:.2f} s"
+              + (f", astropy {med['astropy']:.2f} s" if fits_files else ""), flush=True)
     table = ("Small folders, each step a fresh process as a user runs it (`cosmoscope -q ingest DIR` into a new "
              f"catalog; median of {repeat} interleaved runs):\n\n"
              + markdown_table(["folder", "files", "cosmoscope ingest", "extraction alone, one process",
                                "ingest beyond extraction", "astropy loop, same FITS", "vs astropy loop"], rows))
     return results, table
+
+
+def compressed_copy(root: Path, dest: Path) -> Path:
+    """A copy of ``root``'s files, every other one gzip-compressed and the rest bzip2-compressed."""
+    import bz2
+    import gzip
+
+    dest.mkdir(parents=True)
+    files = sorted(p for p in Path(root).rglob("*") if p.is_file() and p.name != "manifest.parquet")
+    for i, path in enumerate(files):
+        pack, suffix = (gzip.compress, ".gz") if i % 2 else (bz2.compress, ".bz2")
+        (dest / (path.name + suffix)).write_bytes(pack(path.read_bytes()))
+    return dest
+
+
+def corpus_copy(parts: list[str], dest: Path) -> Path:
+    """A copy of these folders of the corpus under one directory (ingest takes one path here)."""
+    import shutil
+
+    for part in parts:
+        shutil.copytree(CORPUS / part, dest / part)
+    return dest
 
 
 def _is_fits(path: str) -> bool:

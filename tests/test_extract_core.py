@@ -228,12 +228,14 @@ def test_listing_extractors_imports_no_format_library():
 
 
 def test_vocabularies_match_the_schema():
-    from cosmoscope.extract.base import CALIBRATION_STATUSES, DATAPRODUCT_TYPES
+    from cosmoscope.extract.base import CALIBRATION_STATUSES, DATAPRODUCT_TYPES, REQUIRED_FIELDS
     from cosmoscope.schema import DATAPRODUCT_TYPES as SCHEMA_TYPES
+    from cosmoscope.schema import REQUIRED_FIELDS as SCHEMA_REQUIRED
     from cosmoscope.schema import CalibrationStatus
 
     assert set(CALIBRATION_STATUSES) == {s.value for s in CalibrationStatus}
     assert set(DATAPRODUCT_TYPES) == set(SCHEMA_TYPES)
+    assert REQUIRED_FIELDS == tuple(SCHEMA_REQUIRED)
 
 
 def test_entry_point_group_is_read(monkeypatch):

@@ -385,7 +385,7 @@ def test_a_small_folder_of_fits_and_csv_is_read_here_with_no_worker_started(tmp_
     entries = list(crawl([str(sim.root)]))
     with workers.ExtractionPool(2, head_start=True) as pool:
         records = [r for r in pool.extract(entries) if not r.get("_skip")]
-        assert pool._pool is None, "a worker process was started for a small folder"
+        assert pool.started == 0, "a worker process was started for a small folder"
     assert pool.read_here == len(entries) and len(records) == sim.manifest.height
     assert all(r["extraction_status"] == "ok" for r in records)
     with cosmoscope.open_catalog(tmp_path / "c.sqlite") as cat:
@@ -394,8 +394,8 @@ def test_a_small_folder_of_fits_and_csv_is_read_here_with_no_worker_started(tmp_
 
 
 def test_files_unsafe_to_read_here_still_go_to_a_worker(tmp_path):
-    """HDF5 and netCDF (C libraries that can crash or hang on a damaged file), compressed files
-    (a gzip bomb needs a time budget) and big files wait for a worker."""
+    """HDF5 and netCDF (C libraries that can crash or hang on a damaged file), Unix-compressed
+    and big files wait for a worker; gzip-compressed FITS is read here."""
     import gzip
 
     from cosmoscope.ingest import workers
@@ -416,10 +416,87 @@ def test_files_unsafe_to_read_here_still_go_to_a_worker(tmp_path):
 
     for path in sim.manifest["path"]:
         assert workers.in_process_ok(entry(path)) == path.endswith((".fit", ".fits")), path
-    assert not workers.in_process_ok(entry(packed)) and not workers.in_process_ok(entry(big))
+    assert workers.in_process_ok(entry(packed)) and not workers.in_process_ok(entry(big))
+    lzw = tmp_path / "packed.fits.Z"
+    lzw.write_bytes(b"\x1f\x9d\x90" + bytes(100))
+    assert not workers.in_process_ok(entry(lzw))
     entries = [entry(p) for p in [*sim.manifest["path"], packed, big]]
     with workers.ExtractionPool(2, head_start=True) as pool:
         records = list(pool.extract(entries))
-        assert pool._pool is not None, "the HDF5, netCDF, compressed and big files need a worker"
-    assert len(records) == len(entries) and pool.read_here <= sim.manifest["path"].str.contains(r"\.fits?$").sum()
+        assert pool.started == 1, "the HDF5, netCDF and big files need a worker (one, in a small run)"
+    assert len(records) == len(entries) and pool.read_here <= sim.manifest["path"].str.contains(r"\.fits?$").sum() + 1
     assert all(r["extraction_status"] != "error" for r in records), [r.get("extraction_error") for r in records]
+
+
+def test_a_small_folder_of_compressed_fits_and_csv_is_read_here_with_no_worker_started(tmp_path):
+    """gzip and bzip2 FITS and CSV waited for a worker (0.5-2 s beyond their extraction); zlib and
+    libbz2 reject damaged streams with an error, so they are now read here, under a cap."""
+    import bz2
+    import gzip
+
+    from cosmoscope.ingest import workers
+    from cosmoscope.simulate import simulate
+
+    sim = simulate(tmp_path / "sim", missions=["LYRA", "AURORA-2"], files=12, days=2, seed=3, progress=False,
+                   workers=0)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i, path in enumerate(sim.manifest["path"]):
+        pack = (gzip.compress, ".gz") if i % 2 else (bz2.compress, ".bz2")
+        (tree / (os.path.basename(path) + pack[1])).write_bytes(pack[0](open(path, "rb").read()))
+    entries = list(crawl([str(tree)]))
+    assert all(workers.in_process_ok(e) for e in entries)
+    idle = []
+    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
+        records = list(pool.extract(entries))
+        assert pool.started == 0, "a worker process was started for a small folder of compressed FITS and CSV"
+    assert not idle, "nothing waited for a worker, so nothing was to be done meanwhile"
+    assert pool.read_here == len(entries) == sim.manifest.height
+    assert all(r["extraction_status"] != "error" for r in records), [r.get("extraction_error") for r in records]
+    assert {r["mission_specific"].get("compression") for r in records if r["file_format"] == "fits"} == {
+        "gzip", "bzip2"}
+
+
+def test_a_compressed_file_inflating_past_the_cap_is_read_by_a_worker(tmp_path, monkeypatch):
+    """A compression bomb read here would cost this process its time and memory: past
+    INFLATE_MAX_BYTES a worker reads it instead, under its time budget."""
+    from cosmoscope.ingest import workers
+
+    from tests.test_fuzz_extract import DATA, gzip_fits_bomb
+
+    monkeypatch.setattr(workers, "INFLATE_MAX_BYTES", 1 << 20)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    gzip_fits_bomb(tree / "big.fits.gz", 32 << 20)
+    (tree / "small.fits").write_bytes((DATA / "checksum_false.fits").read_bytes())
+    entries = list(crawl([str(tree)]))
+    assert all(workers.in_process_ok(e) for e in entries)
+    with workers.ExtractionPool(2, head_start=True) as pool:
+        records = {os.path.basename(r["_path"]): r for r in pool.extract(entries)}
+        assert pool.started == 1
+    assert pool.read_here == 1 and set(records) == {"big.fits.gz", "small.fits"}
+    assert records["big.fits.gz"]["extraction_status"] != "error", records["big.fits.gz"]["extraction_error"]
+    assert records["big.fits.gz"]["mission_specific"]["compression"] == "gzip"
+
+
+def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp_path):
+    """HDF5 and netCDF stay in a worker process (real HDF5 files crash netCDF4, a damaged one hangs libhdf5
+    where no signal reaches). A small run starts one worker, not one per CPU, which imports the
+    libraries these files need rather than astropy, and is let go once the last file is read,
+    so that it exits while the rows are written; this process prepares its first write (on_idle)
+    while it waits."""
+    from cosmoscope.ingest import workers
+    from cosmoscope.simulate import simulate
+
+    sim = simulate(tmp_path / "sim", missions=["COSMOS-7"], files=24, days=1, seed=3, progress=False, workers=0)
+    entries = [e for e in crawl([str(sim.root)]) if e.path.endswith((".h5", ".nc"))]
+    assert len(entries) > workers.CHUNK and not any(workers.in_process_ok(e) for e in entries)
+    preload = workers._preload_for(entries)
+    assert "h5py" in preload and not any(m.startswith("astropy") for m in preload)
+    idle = []
+    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
+        records = list(pool.extract(entries))
+        assert pool.started == 1 and pool._pool is None and pool._closing is not None
+    assert idle == [1]
+    assert pool._closing is None and pool.read_here == 0
+    assert len(records) == len(entries) and all(r["extraction_status"] == "ok" for r in records)

@@ -22,8 +22,10 @@ NULL_TOKENS = frozenset({"", "NULL", "NONE", "N/A", "NA", "UNKNOWN", "UNDEFINED"
 #: Longest text kept from a single attribute in mission_specific (cells are ~128 KiB at most).
 MAX_TEXT = 1000
 
-#: The vocabularies of :mod:`cosmoscope.schema` (``CalibrationStatus``, ``DATAPRODUCT_TYPES``),
-#: repeated here so that extraction does not import pyarrow; a test keeps them equal.
+#: The vocabularies of :mod:`cosmoscope.schema` (``CalibrationStatus``, ``DATAPRODUCT_TYPES``,
+#: ``REQUIRED_FIELDS``), repeated here so that extraction does not import pyarrow (an extraction
+#: worker process starts sooner without it); a test keeps them equal.
+REQUIRED_FIELDS = ("mission_id", "instrument_type", "observation_timestamp")
 CALIBRATION_STATUSES = ("uncalibrated", "partial", "calibrated", "unknown")
 DATAPRODUCT_TYPES = ("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event", "measurements")
 

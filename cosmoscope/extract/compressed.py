@@ -9,9 +9,12 @@ with :func:`head_of`; names are matched without their compression suffix
 from __future__ import annotations
 
 import bz2
+import contextlib
+import contextvars
 import gzip
 import os
 import zlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -25,6 +28,43 @@ TOOLS = {"gzip": "gunzip", "bzip2": "bunzip2", "compress": "uncompress"}
 BZIP2_SNIFF_BYTES = 2 << 20
 #: Errors a damaged or cut compressed stream raises while being read.
 STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, ValueError)
+#: Most decompressed bytes a reader from :func:`open_stream` may give (None: no limit).
+_CAP: contextvars.ContextVar[int | None] = contextvars.ContextVar("cosmoscope_inflation_cap", default=None)
+
+
+class InflationCapExceeded(BaseException):
+    """A compressed file decompressed to more bytes than :func:`inflation_cap` allows (a
+    BaseException, so that the extractors' ``except Exception`` cannot swallow it)."""
+
+
+@contextlib.contextmanager
+def inflation_cap(limit: int) -> Iterator[None]:
+    """Within this block, a reader of a compressed file raises :class:`InflationCapExceeded`
+    once it has given ``limit`` decompressed bytes: a compression bomb costs at most the time
+    and memory of that many bytes (bulk ingest reads small compressed files in its own process
+    this way, and hands the ones that grow past it to a worker process)."""
+    token = _CAP.set(limit)
+    try:
+        yield
+    finally:
+        _CAP.reset(token)
+
+
+class _Capped:
+    """A decompressing reader that raises :class:`InflationCapExceeded` past ``left`` bytes."""
+
+    def __init__(self, inner: BinaryIO, left: int):
+        self.inner, self.left = inner, left
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1))
+        self.left -= len(data)
+        if self.left < 0:
+            raise InflationCapExceeded()
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def compression_of(head: bytes) -> str | None:
@@ -86,20 +126,24 @@ def head_of(path: str | os.PathLike, head: bytes, n: int = 2880) -> bytes | None
 
 def open_stream(path: str | os.PathLike) -> tuple[BinaryIO, BinaryIO, str | None]:
     """``(reader, raw_file, compression)``: a reader of the decompressed bytes (the raw file
-    itself when uncompressed). Close both; the reader of a compressed file cannot seek cheaply."""
+    itself when uncompressed). Close both; the reader of a compressed file cannot seek cheaply,
+    and gives at most the bytes :func:`inflation_cap` allows."""
     fh = open(path, "rb")
     try:
         kind = compression_of(fh.read(3))
         fh.seek(0)
+        if kind is None:
+            return fh, fh, None
         if kind == "gzip":
-            return gzip.GzipFile(fileobj=fh, mode="rb"), fh, kind
-        if kind == "bzip2":
-            return bz2.BZ2File(fh, "rb"), fh, kind
-        if kind == "compress":
+            reader = gzip.GzipFile(fileobj=fh, mode="rb")
+        elif kind == "bzip2":
+            reader = bz2.BZ2File(fh, "rb")
+        else:
             import uncompresspy
 
-            return uncompresspy.LZWFile(fh, warn_truncation=False), fh, kind
-        return fh, fh, None
+            reader = uncompresspy.LZWFile(fh, warn_truncation=False)
+        cap = _CAP.get()
+        return (reader if cap is None else _Capped(reader, cap)), fh, kind
     except BaseException:
         fh.close()
         raise

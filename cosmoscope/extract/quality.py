@@ -40,8 +40,9 @@ stored path shows those bytes as backslash escapes), a sidecar that could not be
 
 from __future__ import annotations
 
-import functools
 from typing import Any
+
+from cosmoscope.extract.base import REQUIRED_FIELDS
 
 WEIGHTS = {"required": 0.40, "useful": 0.10, "time": 0.10, "integrity": 0.15, "calibration": 0.05,
            "sanity": 0.15, "agreement": 0.05}
@@ -51,12 +52,10 @@ USEFUL_FIELDS = ("satellite_name", "target_object", "observation_end", "exposure
 EXPOSURE_SLACK = 1.05
 
 
-@functools.lru_cache(maxsize=1)
 def required_fields() -> tuple[str, ...]:
-    """:data:`cosmoscope.schema.REQUIRED_FIELDS`, imported on first use (the schema loads pyarrow)."""
-    from cosmoscope.schema import REQUIRED_FIELDS
-
-    return tuple(REQUIRED_FIELDS)
+    """:data:`cosmoscope.schema.REQUIRED_FIELDS` (as repeated in :mod:`cosmoscope.extract.base`,
+    which does not load pyarrow)."""
+    return REQUIRED_FIELDS
 
 
 def score(rec: dict[str, Any], problems: dict[str, list], checks: dict[str, Any],

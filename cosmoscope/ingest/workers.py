@@ -11,15 +11,19 @@ for none): a read still going after it is interrupted and the file recorded as a
 so. A worker stuck inside a C library, where the interruption cannot reach, is killed once the
 budget is :data:`HARD_GRACE` seconds past, and the file is found as a crashing one would be.
 
-Workers take half a second or more to start (new interpreters importing astropy), longer than
-a small folder takes to read. With ``head_start`` (bulk ingest) the files that are safe to read
-in this process (:func:`in_process_ok`: small, plain FITS or CSV, which the extractors read in
-Python rather than through a C library that can crash or hang) are read here at once, in a run
-of at most :data:`SMALL_RUN` files: a worker starts only for the others (HDF5, netCDF,
-compressed, big, a plugin's) while this process reads, and a small folder of plain FITS and CSV
-files starts none. A longer run reads everything in workers, where two cores do twice the work
-(reading here as well only made the processes compete for them). What is read where depends on
-the files alone, never on a clock.
+Workers take a third of a second or more to start (new interpreters importing numpy, astropy
+and the format libraries), longer than a small folder takes to read. With ``head_start`` (bulk
+ingest) the files that are safe to read in this process (:func:`in_process_ok`: small FITS or
+CSV, plain or gzip/bzip2-compressed, which the extractors read in Python rather than through a C
+library that can crash or hang) are read here at once, in a run of at most :data:`SMALL_RUN`
+files; a compressed one is read under a cap of :data:`INFLATE_MAX_BYTES` decompressed bytes
+and handed to a worker if it grows past it (a compression bomb). One worker starts, while this
+process reads, for the others (HDF5, netCDF, Unix-compressed, big, a plugin's: real HDF5 files
+crash netCDF4, and a damaged one hangs libhdf5 where no signal reaches, so they are never read
+here); a small folder of FITS and CSV files starts none, and the workers are let go as soon as the last
+file is read, so that they exit while the rows are written. A longer run reads everything in
+workers, where two cores do twice the work (reading here as well only made the processes
+compete for them). What is read where depends on the files alone, never on a clock.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -47,6 +51,12 @@ CHUNK = 16
 SMALL_RUN = 256
 #: Largest file read in this process (a bigger one waits for a worker).
 IN_PROCESS_MAX_BYTES = 8 * 2**20
+#: Most bytes a compressed file read in this process may decompress to (past it: a worker reads it).
+INFLATE_MAX_BYTES = 64 * 2**20
+#: A small run with at most this many files for workers starts one worker, not one per CPU
+#: (each takes as long to start as one reads some hundred small files, on the cores this
+#: process reads on).
+ONE_WORKER_FILES = 4 * CHUNK
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Default seconds one file may take in a worker process (``COSMOSCOPE_FILE_TIMEOUT``).
 FILE_TIMEOUT = 60.0
@@ -147,12 +157,14 @@ def looks_like_data(path: str) -> bool:
 
 
 def in_process_ok(entry: FileEntry) -> bool:
-    """Whether a file may be read in this process rather than in a worker: small, and plain
-    FITS or CSV by its first bytes, which the extractors read in Python. HDF5 and netCDF go
-    through C libraries that can crash or hang on a damaged file; compressed files can take
-    long to inflate; plugins are unknown: those are read where a time budget and a crash cannot
-    hurt the run."""
+    """Whether a file may be read in this process rather than in a worker: small, and FITS or
+    CSV by its first bytes, plain or gzip/bzip2-compressed (zlib and libbz2 reject damaged
+    streams with an error; the extractors read what they give in Python; a bomb is stopped by
+    :data:`INFLATE_MAX_BYTES`). HDF5 and netCDF go through C libraries that can crash or hang
+    on a damaged file; Unix compress goes through a less proven decoder; plugins are unknown:
+    those are read where a time budget and a crash cannot hurt the run."""
     from cosmoscope.extract import sniff_format
+    from cosmoscope.extract.compressed import compression_of, head_of
     from cosmoscope.extract.core import HEAD_BYTES
     from cosmoscope.extract.registry import guess_by_suffix
 
@@ -163,11 +175,14 @@ def in_process_ok(entry: FileEntry) -> bool:
             head = fh.read(HEAD_BYTES)
     except OSError:
         return False  # the worker records why
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh":
+    compression = compression_of(head)
+    if compression == "compress":
         return False
     fmt = sniff_format(entry.path, head)
     if fmt is None:
         return guess_by_suffix(entry.path) is None  # not data at all: skipped without being read
+    if compression:
+        head = head_of(entry.path, head, 80) or b""
     return fmt == "csv" or (fmt == "fits" and head.startswith(b"SIMPLE  ="))
 
 
@@ -233,7 +248,16 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _warm_up(slots=None) -> None:
+#: What a worker imports before its first file, so that the import does not count against that
+#: file's time budget (astropy.time alone takes 0.3-0.6 s, paid on the first file with a TT time
+#: otherwise): the readers of every format, or of the formats a small run gives it
+#: (:data:`READER_MODULES`, where HDF5 and netCDF files need no astropy).
+DEFAULT_PRELOAD = ("astropy.time", "cosmoscope.extract.fits")
+READER_MODULES = {"hdf5": ("h5py", "cosmoscope.extract.hdf5"),
+                  "netcdf": ("h5py", "netCDF4", "cosmoscope.extract.netcdf", "cosmoscope.extract.hdf5")}
+
+
+def _warm_up(slots=None, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> None:
     global _SLOT
     _exit_with_parent()
     if slots is not None:  # claim a slot to note each file's start in, for the parent to see
@@ -241,12 +265,24 @@ def _warm_up(slots=None) -> None:
             i = next(k for k in range(len(slots) // 2) if not slots[2 * k])
             slots[2 * i] = os.getpid()
         _SLOT = (slots, i)
-    # Import the readers once per worker rather than on its first file (astropy.time alone
-    # takes 0.3-0.6 s, paid on the first file with a TT time otherwise).
-    import astropy.time  # noqa: F401
+    import importlib
 
     import cosmoscope.extract  # noqa: F401
-    import cosmoscope.extract.fits  # noqa: F401
+
+    for name in preload:
+        with contextlib.suppress(ImportError):  # then the file that needs it says so, in its row
+            importlib.import_module(name)
+
+
+def _preload_for(entries: list[FileEntry]) -> tuple[str, ...]:
+    """The modules the workers reading ``entries`` (a small run's) should import first."""
+    from cosmoscope.extract import sniff_format
+
+    modules: dict[str, None] = {}
+    for entry in entries:
+        for name in READER_MODULES.get(sniff_format(entry.path), DEFAULT_PRELOAD):
+            modules[name] = None
+    return tuple(modules)
 
 
 def _ping() -> int:
@@ -282,22 +318,28 @@ class ExtractionPool:
 
     ``head_start``: in a run of at most :data:`SMALL_RUN` files, read those that are safe to
     read here (:func:`in_process_ok`) in this process, and start a worker only for the others.
+    ``on_idle``: called once, in this thread, the first time this process has nothing to do but
+    wait for the workers (bulk ingest prepares its first write then).
     """
 
     def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None, *,
-                 head_start: bool = False):
+                 head_start: bool = False, on_idle: Callable[[], object] | None = None):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self.roots = roots
         self.head_start = head_start
+        self._on_idle = on_idle
         #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future | None = None  # done once the first worker has started
         self._slots = None
+        self._closing = None  # a thread letting the workers go (head_start, once every file is read)
         self.crashes = 0
         #: Files read in this process rather than by a worker.
         self.read_here = 0
+        #: Worker processes started (restarts after a crash included).
+        self.started = 0
 
     def __enter__(self) -> ExtractionPool:
         return self
@@ -309,6 +351,19 @@ class ExtractionPool:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._closing is not None:
+            self._closing.join()
+            self._closing = None
+
+    def _let_go(self) -> None:
+        """Shut the workers down in the background: they exit while the caller writes what they
+        read, and :meth:`close` only waits for what is left of that."""
+        import threading
+
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._closing = threading.Thread(target=pool.shutdown, name="cosmoscope-workers-exit", daemon=True)
+            self._closing.start()
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         """A started pool; raises :class:`WorkerStartError` if workers cannot start at all."""
@@ -316,15 +371,17 @@ class ExtractionPool:
         self._check_started(pool, self._ready)
         return pool
 
-    def _start_pool(self, workers: int) -> ProcessPoolExecutor:
-        """A pool whose ``workers`` are starting; ``self._ready`` is done when the first has."""
+    def _start_pool(self, workers: int, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> ProcessPoolExecutor:
+        """A pool whose ``workers`` are starting (importing ``preload``); ``self._ready`` is
+        done when the first has."""
         # spawn: workers never inherit the parent's threads, locks or open catalog connections.
         ctx = multiprocessing.get_context("spawn")
         self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
-                                   initargs=(self._slots,))
+                                   initargs=(self._slots, preload))
         deaf = not self.sigint_to_workers
         pings = [_submit(pool, _ping, deaf=deaf) for _ in range(workers)]  # each call starts a worker
+        self.started += workers
         self._ready = pings[0]
         return pool
 
@@ -367,11 +424,23 @@ class ExtractionPool:
                     suspects.extend(chunk)
                     break
             if here and not any(fut.done() for fut in in_flight):
-                self.read_here += 1
-                yield extract_entry(here.popleft(), self.profile, self.roots)
+                entry = here.popleft()
+                rec = self._read_here(entry)
+                if rec is not None:
+                    yield rec
+                    continue
+                if self._pool is None:  # a compressed file that inflates past the cap: a worker reads it
+                    self._pool = self._start_pool(1)
+                try:
+                    in_flight[_submit(self._pool, _extract_chunk, [entry], self.profile, self.roots)] = [entry]
+                except BrokenProcessPool:
+                    suspects.append(entry)
                 continue
             if not in_flight:
                 break
+            if self._on_idle is not None and not any(fut.done() for fut in in_flight):
+                idle, self._on_idle = self._on_idle, None
+                idle()
             done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
             if not done:
                 self._kill_overdue()
@@ -397,11 +466,28 @@ class ExtractionPool:
                 self._pool = self._new_pool(self.workers)
         if suspects:
             yield from self._isolate(suspects)
+        if self.head_start:
+            self._let_go()
+
+    def _read_here(self, entry: FileEntry) -> dict | None:
+        """The record of a file read in this process; None if it is compressed and decompresses
+        past :data:`INFLATE_MAX_BYTES` (it is then for a worker, with its time budget)."""
+        from cosmoscope.extract.compressed import InflationCapExceeded, inflation_cap
+
+        try:
+            with inflation_cap(INFLATE_MAX_BYTES):
+                rec = extract_entry(entry, self.profile, self.roots)
+        except InflationCapExceeded:
+            log.info("%s decompresses to more than %d MiB: read in a worker process", entry.path,
+                     INFLATE_MAX_BYTES >> 20)
+            return None
+        self.read_here += 1
+        return rec
 
     def _split_head(self, entries: Iterator[FileEntry]) -> tuple[Iterator[FileEntry], deque[FileEntry]]:
         """The files for the workers and, in a small run, the files to read here; starts the
-        workers a small run needs for the rest (one, or all for more than a chunk of files) at
-        once, so they start while this process reads."""
+        workers a small run needs for the rest (one, or all for more than
+        :data:`ONE_WORKER_FILES`) at once, so they start while this process reads."""
         head = list(itertools.islice(entries, SMALL_RUN + 1))
         if len(head) > SMALL_RUN:
             return itertools.chain(head, entries), deque()
@@ -410,7 +496,8 @@ class ExtractionPool:
         for entry in head:
             (here if in_process_ok(entry) else elsewhere).append(entry)
         if elsewhere:
-            self._pool = self._start_pool(self.workers if len(elsewhere) > CHUNK else 1)
+            self._pool = self._start_pool(self.workers if len(elsewhere) > ONE_WORKER_FILES else 1,
+                                          _preload_for(elsewhere))
         return iter(elsewhere), here
 
     def _kill_overdue(self) -> bool:
