@@ -325,14 +325,15 @@ _DIMENSION_DOCS = {"day": "UTC day of observation_timestamp (null: no start time
 _DIMENSION_TYPES = {"day": pa.date32(), "calib_level": pa.int32()}
 
 
-def _rollup_spec(name: str, dims: tuple[str, ...], doc: str, *, extremes: bool = True) -> TableSpec:
+def _rollup_spec(name: str, dims: tuple[str, ...], doc: str, *, extremes: bool = True,
+                 indexes: tuple[tuple[str, ...], ...] = ()) -> TableSpec:
     """A rollup table grouping the observations by ``dims``, with the measures each group keeps
     (sums always; minima and maxima with ``extremes``)."""
     times = [_field("first_start", UTC_TS, "Earliest observation_timestamp."),
              _field("last_start", UTC_TS, "Latest observation_timestamp."),
              _field("last_end", UTC_TS, "Latest of observation_end and observation_timestamp.")]
     return TableSpec(
-        name=name, doc=doc, key=("entry_id",),
+        name=name, doc=doc, key=("entry_id",), indexes=indexes,
         schema=pa.schema([
             _field("entry_id", pa.string(), "Id of this entry (the group key where a group has one entry).",
                nullable=False),
@@ -358,7 +359,12 @@ _KEPT = ("kept in the same transaction as every write of the observations (schem
 ROLLUP_DAYS = _rollup_spec("rollup_days", ("mission_id", "satellite_name", "instrument_type", "day",
                                            "processing_status"),
                            "Derived: counts, bytes, time coverage and quality of the observations per mission, "
-                           "satellite, instrument, UTC day and processing status, " + _KEPT)
+                           "satellite, instrument, UTC day and processing status, " + _KEPT,
+                           # A count of one mission's month reads its few hundred entries, not all
+                           # (1M synthetic rows: 257k entries; 36 ms -> 1 ms), and the first index
+                           # covers a mission summary's minima and maxima (135 ms -> 31 ms).
+                           indexes=(("mission_id", "day", "first_start", "last_start", "last_end", "q_min",
+                                     "q_odd"), ("day",)))
 _STATUS_DIMENSIONS = ("mission_id", "satellite_name", "instrument_type", "processing_status", "calibration_status",
                       "extraction_status", "file_status", "validation_status")
 #: Derived: the observations per mission, satellite, instrument and every status (no time).

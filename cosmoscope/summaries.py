@@ -60,7 +60,12 @@ def route_of(cat: Catalog, expr: pl.Expr | None, by: Sequence[str] = (), *, extr
     """Where a read of the observations filtered by ``expr`` and grouped by ``by`` is answered
     from (``extremes``: it needs the earliest and latest times and the lowest quality)."""
     why = rollups_state(cat)
-    r = Route.rows(why) if why else route(expr, cat.observations().collect_schema(), by, extremes=extremes)
+    if why:
+        r = Route.rows(why)
+    else:
+        from cosmoscope.store.lazy import polars_schema
+
+        r = route(expr, polars_schema(cat.store.tables()[S.OBSERVATIONS.name]), by, extremes=extremes)
     log.debug("%s -> %s", expr, r)
     return r
 
@@ -78,11 +83,12 @@ def grouped(cat: Catalog, expr: pl.Expr | None, by: Sequence[str], *, counts_onl
     return finish(raw, list(by))
 
 
-def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = False, counts_only: bool = False
-                ) -> tuple[pl.DataFrame, Route]:
+def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = False, counts_only: bool = False,
+                extremes_only: bool = False) -> tuple[pl.DataFrame, Route]:
     """The rollup measures of the matching observations per group of ``by``, and the route that
     answered. ``sums_only``: minima and maxima are not needed (they may be null);
-    ``counts_only``: only ``n`` is."""
+    ``counts_only``: only ``n`` is; ``extremes_only``: only minima and maxima are (the other
+    measures may be missing)."""
     by = list(by)
     bad = [b for b in by if b not in S.ROLLUP_DIMENSIONS]
     if bad:
@@ -91,14 +97,15 @@ def raw_grouped(cat: Catalog, expr, by: Sequence[str], *, sums_only: bool = Fals
         raise UnknownNameError("rollup dimension", bad[0], S.ROLLUP_DIMENSIONS)
     r = route_of(cat, expr, by, extremes=not sums_only)
     if r.rollups and (counts_only or not r.counts_only):
-        df = _from_rollups(cat, r, by, counts_only=counts_only)
+        df = _from_rollups(cat, r, by, counts_only=counts_only, extremes_only=extremes_only)
         if df is not None:
             return df, r
         r = Route.rows("some quality scores lie outside 0-1")
     return grouped_rows(cat.observations(), expr, by), r
 
 
-def _from_rollups(cat: Catalog, r: Route, by: list[str], *, counts_only: bool = False) -> pl.DataFrame | None:
+def _from_rollups(cat: Catalog, r: Route, by: list[str], *, counts_only: bool = False,
+                  extremes_only: bool = False) -> pl.DataFrame | None:
     import polars as pl
 
     from cosmoscope.store.base import Agg, aggregate
@@ -107,12 +114,17 @@ def _from_rollups(cat: Catalog, r: Route, by: list[str], *, counts_only: bool = 
     if counts_only:  # only what a count needs: a fraction of the sums to add up (facets read many groups)
         sums = ["n", "q_odd", *(["q_n"] if r.no_score else []), *(S.QUALITY_BINS[k] for k in r.bins or ())]
         aggs = [Agg(s, "isum", s) for s in sums]
+    elif extremes_only:  # what rollup_days' covering index holds: a walk of it, not of the entries
+        aggs = [Agg("q_odd", "isum", "q_odd")] + [Agg(x, "min", x) for x in g.mins] + \
+            [Agg(x, "max", x) for x in g.maxs]
     else:
         aggs = ([Agg(s, "isum", s) for s in g.sums] + [Agg(x, "min", x) for x in g.mins]
                 + [Agg(x, "max", x) for x in g.maxs])
     df = pl.from_arrow(aggregate(cat.store, r.table, by, aggs, r.predicate))
     if df.height and (df["q_odd"].sum() or 0) > 0:
         return None  # a histogram bound or a fixed-point mean would leave those scores out
+    if extremes_only:
+        return df  # without n: a group emptied by deletes meets no count (a left join drops it)
     if r.counts_only:
         n = pl.sum_horizontal([pl.col(S.QUALITY_BINS[k]) for k in r.bins]) if r.bins else pl.lit(0, pl.Int64)
         if r.no_score:
@@ -170,8 +182,8 @@ def finish(raw: pl.DataFrame, by: list[str]) -> pl.DataFrame:
 
 def count(cat: Catalog, expr: pl.Expr | None) -> int:
     """How many observations match ``expr``."""
-    df = grouped(cat, expr, [], counts_only=True)
-    return int(df["n"][0]) if df.height else 0
+    raw, _ = raw_grouped(cat, expr, [], sums_only=True, counts_only=True)  # n alone: no finish()
+    return int(raw["n"].sum()) if raw.height else 0
 
 
 def facet_counts(cat: Catalog, columns: str | Sequence[str], expr: pl.Expr | None) -> pl.DataFrame:
@@ -192,7 +204,7 @@ def mission_summary(cat: Catalog, expr: pl.Expr | None) -> pl.DataFrame:
     """Per mission: datasets, bytes, time coverage, quality, calibrated and unreadable counts and
     one count per processing status (see :meth:`Catalog.mission_summary`)."""
     counts, _ = raw_grouped(cat, expr, _SUMMARY_BY, sums_only=True)
-    extremes, _ = raw_grouped(cat, expr, ["mission_id"])
+    extremes, _ = raw_grouped(cat, expr, ["mission_id"], extremes_only=True)
     return mission_summary_of(counts, extremes)
 
 

@@ -186,7 +186,7 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return ["dataset_id", *[c for c in dict.fromkeys(columns) if c != "dataset_id"]]
 
 
-def _page_of(cat, lf, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool,
+def _page_of(cat, lf: pl.LazyFrame | None, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool,
              filters: dict | None = None) -> tuple:
     """A page ordered by dataset id: (rows, next_cursor, total). With the search ``filters``,
     one ordered, limited store read (:meth:`~cosmoscope.catalog.Catalog.search_page`) and a
@@ -264,7 +264,8 @@ def search(
     CSV, Parquet or Arrow IPC (``format=`` or the Accept header)."""
     _check_limit(request, limit)
     cat = get_catalog(request)
-    return _search_response(request, cat, cat.search(**filters, sort="dataset_id"), limit=limit, offset=offset,
+    # No lazy frame: with search filters a page is one ordered, limited store read (_page_of).
+    return _search_response(request, cat, None, limit=limit, offset=offset,
                             cursor=cursor, columns=columns, total=total, fmt=format, accept=accept, filters=filters,
                             name=filters.get("name") or filters.get("target"))
 
