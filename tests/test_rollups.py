@@ -370,39 +370,3 @@ def test_the_dashboards_quality_bands_are_counted_from_the_histogram(catalog, ba
         assert r.rollups and r.counts_only, str(r)
         assert count(catalog, filters) == rows.filter(filters.expr()).height
 
-
-def test_rollup_reads_use_an_index_and_never_walk_one_they_must_leave(tmp_path, caplog):
-    """On SQLite a mission's month is counted by an index search of rollup_days, a mission
-    summary's minima and maxima by a walk of the index that covers them, and a grouping no
-    index covers by a scan and a sort: walking a non-covering index visits every entry from it
-    (a mission summary at 1M rows: 700 ms against 140 for the scan, 31 for the covering walk).
-    The statements are taken from the store's log and planned by the stdlib's SQLite."""
-    import logging
-    import sqlite3
-
-    path = tmp_path / "plans.sqlite"
-    with cosmoscope.open_catalog(str(path)) as cat:
-        cat.add_records([{"file_path": f"/p/{i}", "mission_id": ["A", "B"][i % 2], "data_quality_score": 0.5,
-                          "observation_timestamp": dt.datetime(2026, 1, 1 + i % 28, tzinfo=UTC)} for i in range(60)])
-    cat = cosmoscope.open_catalog(str(path), readonly=True)
-
-    def plans(read) -> list[str]:
-        caplog.clear()
-        with caplog.at_level(logging.DEBUG, logger="cosmoscope.store.sqlite"):
-            read()
-        out = []
-        with sqlite3.connect(path) as con:
-            for rec in caplog.records:
-                sql, params = rec.args[1], rec.args[2]
-                if "rollup_days" in sql:
-                    out.append(" | ".join(r[3] for r in con.execute("EXPLAIN QUERY PLAN " + sql, params)))
-        assert out, "no read of rollup_days was logged"
-        return out
-
-    month = plans(lambda: cat.count(mission="A", start="2026-01-01", end="2026-02-01", min_quality=0.5))
-    assert all("SEARCH rollup_days USING" in p for p in month), month
-    summary = plans(cat.mission_summary)
-    assert any("USING COVERING INDEX" in p for p in summary), summary
-    by_day = plans(lambda: cat.summarize(["day", "instrument_type"]))
-    assert all("SCAN rollup_days USING INDEX" not in p for p in by_day), by_day
-    cat.close()
