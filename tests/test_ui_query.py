@@ -287,6 +287,17 @@ def test_problems_are_sentences_grouped_worst_first_with_the_command_that_mends_
     assert "{" not in "".join(g.sentence + g.advice for g in grouped)  # no raw JSON
 
 
+
+@pytest.mark.parametrize("filters", [None, Q.Filters(missions=("LYRA",)), Q.Filters(target="NGC*")])
+def test_problem_rows_are_capped_by_the_store(cat, filters):
+    """The rows of each kind of problem are read with their cap handed to the store: with the
+    filter above the scan polars passed none and read ahead (0.5 s a kind at 10M rows)."""
+    for column, values in Q.PROBLEM_KINDS.values():
+        assert "the limit reached the store" in cat.explain(Q.problem_frame(cat, filters, column, values).head(7))
+    got = Q.problem_frame(cat, filters, "extraction_status", ["error"]).collect()
+    rows = (filters or Q.Filters()).frame(cat).collect()
+    assert sorted(got["dataset_id"]) == sorted(rows.filter(pl.col("extraction_status") == "error")["dataset_id"])
+
 def test_a_record_says_where_each_value_came_from(chain_cat):
     cat, chain = chain_cat
     d = record_detail(cat, chain["derived"])

@@ -183,16 +183,14 @@ def problem_groups(cat: Catalog, filters: Filters | None = None, limit: int | No
     """The problems of the observations matching ``filters``, grouped (see :func:`group_problems`).
 
     Each kind of problem is its own pushed-down query, so only rows with a problem are read;
-    ``limit`` caps the rows read per kind.
+    ``limit`` caps the rows read per kind (the cap reaches the store: see
+    :func:`~cosmoscope.ui.query.problem_frame`).
     """
-    import polars as pl
+    from cosmoscope.ui.query import PROBLEM_KINDS, problem_frame
 
-    from cosmoscope.ui.query import PROBLEM_KINDS, Filters
-
-    lf = (filters or Filters()).frame(cat)
     seen: dict[str, dict] = {}
     for column, values in PROBLEM_KINDS.values():
-        q = lf.filter(pl.col(column).is_in(list(values))).select(COLUMNS)
+        q = problem_frame(cat, filters, column, values).select(COLUMNS)
         if limit is not None:
             q = q.head(limit)
         for row in q.collect().iter_rows(named=True):

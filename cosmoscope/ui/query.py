@@ -449,6 +449,19 @@ def freshness(cat: Catalog) -> tuple:
 
 # -- problems -------------------------------------------------------------------------------
 
+def problem_frame(cat: Catalog, filters: Filters | None, column: str, values) -> pl.LazyFrame:
+    """The observations matching ``filters`` whose ``column`` is one of ``values`` (one kind of
+    :data:`PROBLEM_KINDS`), filtered inside the scan: a ``.head(n)`` then reaches the store.
+    Filtered above the scan, polars reads ahead of its head: 0.5 s a kind at 10M rows, not 15 ms."""
+    import polars as pl
+
+    from cosmoscope.store.lazy import scan_table
+
+    expr = (filters or Filters()).expr(cat)
+    kind = pl.col(column).is_in(list(values))
+    return scan_table(cat.store, S.OBSERVATIONS.name, where=kind if expr is None else expr & kind)
+
+
 def problem_counts(cat: Catalog, filters: Filters | None = None) -> dict[str, int]:
     """How many observations have each kind of problem (see :data:`PROBLEM_KINDS`)."""
     import polars as pl
@@ -470,10 +483,9 @@ def problems(cat: Catalog, filters: Filters | None = None, limit: int | None = N
     """
     import polars as pl
 
-    lf = (filters or Filters()).frame(cat)
     frames = []
     for label, (column, values) in PROBLEM_KINDS.items():
-        q = lf.filter(pl.col(column).is_in(list(values))).select(PROBLEM_COLUMNS)
+        q = problem_frame(cat, filters, column, values).select(PROBLEM_COLUMNS)
         if limit is not None:
             q = q.head(limit)
         frames.append(q.collect().with_columns(pl.lit(label).alias("problem")))
