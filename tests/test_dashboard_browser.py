@@ -225,13 +225,16 @@ def test_only_the_open_tab_is_visible_and_charts_reuse_the_catalogs_colours(tmp_
     monkeypatch.setattr(plots, "catalog_colors", lambda cat: reads.append(cat) or real(cat))
     cat, _ = build_catalog(f"sqlite://{tmp_path}/ui.sqlite")
     d = Dashboard(catalog=cat, refresh_seconds=0)
-    d.servable()  # (not served: the charts and problems are read at once)
-    assert len(reads) == 1  # once for the page: the charts take the dashboard's colours
-    assert d.charts.data.colors == d.colors and "COSMOS-7" in d.charts.legend.object
+    d.servable()  # (not served: what is read is read at once)
+    # The charts are drawn when their tab opens: drawn behind the first view, their figures
+    # held up the clicks that came meanwhile.
+    assert d.charts.data is None and "Charts" in d._dirty and "Problems" not in d._dirty
     # Hidden tabs' figures would otherwise be laid out and repainted by the browser after every change.
     assert [c.visible for c in d.tabs.objects] == [True, False, False, False, False]
     d.update(tab="charts")
     assert [c.visible for c in d.tabs.objects] == [False, True, False, False, False]
+    assert len(reads) == 1  # once for the page: the charts take the dashboard's colours
+    assert d.charts.data.colors == d.colors and "COSMOS-7" in d.charts.legend.object
     d.update(missions=("LYRA",))  # the charts are read again for the new filters, colours are not
     assert len(reads) == 1 and d.charts.data.total == d.page.total
     d.close()
