@@ -350,12 +350,17 @@ class ResultSet:
     def page(self, number: int = 1, size: int = 50) -> Page:
         """Rows ``(number-1)*size`` to ``number*size`` in this order (numbers count from 1;
         past the end gives the last page)."""
+        import polars as pl
+
         if size < 1:
             raise InvalidArgumentError(f"a page needs at least one row, not {size}")
         n_pages = max(1, -(-self.total // size))
         number = min(max(1, int(number)), n_pages)
         start = (number - 1) * size
-        rows = self.ordered().select(self.columns).head(start + size).collect().slice(start, size)
+        if self.total == 0:  # nothing to read: a filter polars applies would scan every row for it
+            rows = pl.DataFrame(schema=self.ordered().select(self.columns).collect_schema())
+        else:
+            rows = self.ordered().select(self.columns).head(start + size).collect().slice(start, size)
         return Page(rows, self.total, number, size)
 
     def collect(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame:
