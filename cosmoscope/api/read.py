@@ -186,8 +186,8 @@ def _columns(columns: list[str] | None) -> list[str] | None:
     return ["dataset_id", *[c for c in dict.fromkeys(columns) if c != "dataset_id"]]
 
 
-def _page_of(cat, lf: pl.LazyFrame | None, *, limit: int, offset: int, cursor: str | None, columns, want_total: bool,
-             filters: dict | None = None) -> tuple:
+def _page_of(cat, lf: pl.LazyFrame | None, *, limit: int, offset: int, cursor: str | None, columns,
+             want_total: bool, filters: dict | None = None) -> tuple:
     """A page ordered by dataset id: (rows, next_cursor, total). With the search ``filters``,
     one ordered, limited store read (:meth:`~cosmoscope.catalog.Catalog.search_page`) and a
     total from the rollups; else a page of the lazy frame ``lf``."""

@@ -73,6 +73,7 @@ def _sql_type(t: pa.DataType) -> str:
 #: in about 0.1 s at worst.
 ORDER_WINDOW = 100_000
 
+
 def _storage_type(t: pa.DataType) -> pa.DataType:
     """The Arrow type a column has on its way in and out of SQLite."""
     if pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_integer(t) or pa.types.is_boolean(t):
