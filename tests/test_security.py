@@ -185,6 +185,10 @@ def test_the_api_answers_only_its_own_host_names_in_every_worker(small_catalog, 
             codes = list(pool.map(lambda i: get(base + "/missions", host=None if i % 2 else "evil.example")[0],
                                   range(64)))
         assert codes.count(200) == 32 and codes.count(400) == 32
+        # Each worker's polars has its share of the cores: a thread pool per process on a core
+        # of its own only fights the other processes (twice the CPU per result page).
+        share = str(max(1, (os.cpu_count() or 1) // 2))
+        assert [worker_env(pid).get("POLARS_MAX_THREADS") for pid in children(proc.pid)] == [share, share]
     finally:
         proc.terminate()
         proc.wait(30)
@@ -194,6 +198,38 @@ def test_the_api_answers_only_its_own_host_names_in_every_worker(small_catalog, 
         with serve_in_background(cat, allowed_hosts=["obs.example.org"]) as server:
             assert get(server.url + "/health", host="obs.example.org:443")[0] == 200
             assert get(server.url + "/health")[0] == 400  # 127.0.0.1 was not named
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned for ``pid`` (not multiprocessing's helpers)."""
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()
+            if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]
+
+
+def worker_env(pid: int) -> dict:
+    pairs = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if p)
+
+
+def test_a_worker_works_on_a_few_requests_at_once(small_catalog):
+    """anyio's 40 threads per process, all busy with CPU-bound requests, cost twice the CPU per
+    result page of 4 (benchmarks/api_bench.py): the server's ``threads`` bound them."""
+    import anyio.to_thread
+    from fastapi.testclient import TestClient
+
+    from cosmoscope.api import create_app
+
+    for threads in (4, 1):
+        app = create_app(small_catalog, threads=threads, allowed_hosts=["testserver"])
+        with TestClient(app) as client:
+            assert client.get("/health").status_code == 200
+            assert client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens) \
+                == threads
+    with pytest.raises(cosmoscope.errors.InvalidArgumentError, match="threads must be a whole number"):
+        create_app(small_catalog, threads=0)
+    out = subprocess.run([sys.executable, "-m", "cosmoscope", "api", "--catalog", small_catalog, "--threads", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--threads" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_the_dashboard_answers_only_its_own_host_names(small_catalog, tmp_path):

@@ -41,7 +41,9 @@ def serve_workers(options: dict, host: str = "127.0.0.1", port: int = 8000, *, w
     Each worker builds its own app from ``options`` (:func:`create_app`'s keywords, ``catalog``
     a URL; the write token travels in ``$COSMOSCOPE_API_TOKEN``) and opens the catalog itself,
     so requests are answered in parallel on every core; the catalog's own concurrency (SQLite's
-    WAL readers, VAST) keeps them consistent.
+    WAL readers, VAST) keeps them consistent. Each worker's polars gets its share of the cores
+    (``$POLARS_MAX_THREADS``, unless set): with a process per core, polars' own thread pool
+    only adds contention (10.8 ms of CPU per result page against 6.6 ms with one thread).
     """
     import json
 
@@ -50,6 +52,7 @@ def serve_workers(options: dict, host: str = "127.0.0.1", port: int = 8000, *, w
     from uvicorn.supervisors import Multiprocess
 
     os.environ[OPTIONS_ENV] = json.dumps(options)
+    os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     config = uvicorn.Config("cosmoscope.api.server:app_from_environment", factory=True, workers=workers, host=host,
                             port=port, log_level=log_level, proxy_headers=False, server_header=False)
     # Listening already: connections made while the workers start wait in the backlog instead of

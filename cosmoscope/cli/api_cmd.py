@@ -55,6 +55,10 @@ def register(sub, common) -> None:
                                                            example="4"), metavar="N",
                    help="processes answering requests, each with its own connection to the catalog (default: one "
                         "per CPU)")
+    p.add_argument("--threads", type=argtypes.number(int, low=1, what="a number of threads", example="4"),
+                   default=4, metavar="N",
+                   help="requests each worker process works on at once; more wait their turn (default: 4; "
+                        "raise it when many requests wait on a remote store rather than on the CPU)")
     p.add_argument("--allowed-host", action="append", metavar="NAME",
                    help="host name requests may address (repeatable; '*' for any); default: "
                         "$COSMOSCOPE_ALLOWED_HOSTS, else localhost names (and this machine's names when --host is "
@@ -100,7 +104,7 @@ def cmd_api(args) -> int:
     cat = open_catalog(getattr(args, "catalog", None), readonly=token is None, create=False)
     try:
         options = dict(output_roots=args.output_root, max_stream_seconds=args.max_stream_seconds,
-                       allowed_hosts=allowed_hosts(args.allowed_host, args.host))
+                       threads=args.threads, allowed_hosts=allowed_hosts(args.allowed_host, args.host))
         app = create_app(cat, token=token, **options)  # checks every option here, in this process, in words
         sock = listen_socket(args.host, args.port)  # a port in use: one sentence, before any announcement
     except BaseException:
