@@ -141,6 +141,10 @@ class Catalog:
         if plan.empty and version == S.SCHEMA_VERSION:
             return
         if self.readonly:
+            if plan.empty:  # only indexes changed: every read works, some more slowly meanwhile
+                log.info("%s has the indexes of schema version %s; open it writable once to bring them to %s",
+                         self.url, version, S.SCHEMA_VERSION)
+                return
             if set(plan.new_tables) <= set(S.DERIVED_TABLES) and not any(plan.new_columns.values()):
                 # Only derived tables are missing: every read falls back to the rows meanwhile.
                 log.info("%s has no rollups of this release yet (schema version %s); reads count the rows until "

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Version of the table layout written by this release. Stored in the catalog's ``meta`` table.
-SCHEMA_VERSION = 7  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
-                   # 5: s_region, s_fov, sky_index; 6: rollups; 7: rollup_products
+SCHEMA_VERSION = 8  # 2: runs, claims; 3: watchers; 4: pending_lineage.actor, .run_id, index on ingested_at;
+                   # 5: s_region, s_fov, sky_index; 6: rollups; 7: rollup_products;
+                   # 8: the mission/time index also holds quality and dataset_id
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -161,10 +162,14 @@ OBSERVATIONS = TableSpec(
     # inserts 3x slower than none), so there are four: mission and time for searches (and pages
     # of one mission newest first), time alone for time windows and pages of everything, the
     # time a row was cataloged, and the sky index. Until schema 6 the first also carried every
-    # column a mission summary reads; the rollups answer summaries now, so it is narrow again.
+    # column a mission summary reads; the rollups answer summaries now, and since schema 8 it
+    # carries what an API page reads (below).
     # Lookups by file go through dataset_id, which is derived from the path.
     indexes=(
-        ("mission_id", "observation_timestamp"),
+        # Quality and dataset_id ride along so that a page of a search by mission, time and
+        # quality in dataset_id order (the API's) is found in the index alone (see the SQLite
+        # store's scan): 1.7 -> 0.6 ms at 1M rows, for wider entries.
+        ("mission_id", "observation_timestamp", "data_quality_score", "dataset_id"),
         ("observation_timestamp",),
         # The API's stream of new datasets asks every second, per subscriber, for the rows
         # cataloged since its cursor: without it each poll read every row (0.23 s at 1M rows).

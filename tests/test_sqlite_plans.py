@@ -95,3 +95,53 @@ def test_the_newest_rows_of_a_filter_are_found_in_a_window_of_the_time_index(tmp
         newest = matching.sort("observation_timestamp", descending=descending, nulls_last=True).head(20)
         if filters and newest.filter(pl.col("observation_timestamp").is_not_null()).height >= 5:
             assert window, found  # the window answered
+
+
+def test_a_page_of_a_mission_month_and_quality_is_found_in_the_index_alone(tmp_path, plans):
+    """The API's page (mission, time range, lowest quality, in dataset_id order) finds its rows'
+    ids in the mission/time index, which holds quality and dataset_id too, and reads only those
+    rows: SQLite read every matching row whole to sort it (1.7 ms against 0.6 at 1M rows). A
+    catalog of schema 7 (the narrow index) reads the same rows read-only and gets the index
+    when opened writable."""
+    import sqlite3
+
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    path = tmp_path / "page.sqlite"
+    with cosmoscope.open_catalog(str(path)) as cat:
+        cat.add_records([{"file_path": f"/g/{i}", "mission_id": ["A", "B", "C"][i % 3],
+                          "data_quality_score": (i * 7 % 10) / 10,
+                          "observation_timestamp": dt.datetime(2026, 1 + i % 3, 1 + i % 28, tzinfo=UTC)}
+                         for i in range(300)])
+    query = dict(mission="A", start="2026-01-01", end="2026-02-01", min_quality=0.5)
+
+    def page(cat):
+        return cat.search_page(7, offset=2, **query)
+
+    def expected(cat):
+        return cat.search(**query).sort("dataset_id").slice(2, 7).collect()
+
+    with cosmoscope.open_catalog(str(path), readonly=True) as cat:
+        assert_frame_equal(page(cat), expected(cat))
+        assert page(cat).height == 7
+        seen = plans(path, lambda: page(cat), "observations")
+        wide = "ix_observations_mission_id_observation_timestamp_data_quality_score_dataset_id"
+        assert any(f"SEARCH observations USING COVERING INDEX {wide}" in p for p in seen), seen
+    con = sqlite3.connect(path)  # as schema 7 left it
+    con.execute(f"DROP INDEX {wide}")
+    con.execute("CREATE INDEX ix_observations_mission_id_observation_timestamp ON observations "
+                "(mission_id, observation_timestamp)")
+    con.execute("UPDATE cosmoscope_meta SET value = '7' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with cosmoscope.open_catalog(str(path), readonly=True) as old:
+        assert old.schema_version == 7
+        assert_frame_equal(page(old), expected(old))
+    with cosmoscope.open_catalog(str(path)) as cat:
+        assert cat.schema_version == 8
+        assert_frame_equal(page(cat), expected(cat))
+        indexes = {r[0] for r in sqlite3.connect(path).execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'observations'")}
+        assert wide in indexes and "ix_observations_mission_id_observation_timestamp" not in indexes
+        assert pl.Series(page(cat)["data_quality_score"]).min() >= 0.5

@@ -611,6 +611,17 @@ class SQLiteStore:
                 if window is not None:
                     yield from window
                     return
+                read = {*(predicate.columns if predicate else ()), *(c for c, _ in order_by), *self._keys[table]}
+                if any(read <= set(cols_) for _, cols_ in self._index_columns(table)):
+                    # An index holds every column the filter and the order read: find the rows
+                    # in it alone and read just those. SQLite would read each matching row whole
+                    # to sort it (an API page of 100 from a mission's month of 1,700 rows at 1M:
+                    # 1.7 ms; 0.6 ms so).
+                    ids = f"SELECT rowid FROM {_q(table)} WHERE {where}{order} LIMIT ?"
+                    yield from self._query(f"{', '.join(map(_q, columns)) or '1'} FROM {_q(table)} "
+                                           f"WHERE rowid IN ({ids}){order}", [*params, int(limit)], out_schema,
+                                           batch_size)
+                    return
             yield from self._query(f"{select}{order} LIMIT ?", [*params, int(limit)], out_schema, batch_size)
             return
         if self._in_transaction() or getattr(self._local, "con", None) is not None:
