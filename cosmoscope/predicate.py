@@ -33,6 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cosmoscope.times import EPOCH
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -351,7 +353,6 @@ def _convert(series, column_dtype, *, allow_nan: bool = False) -> list:
     raise _Untranslatable(f"no pushdown for {col_dtype} columns")
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _times(series, col_dtype) -> list:
@@ -373,7 +374,7 @@ def _times(series, col_dtype) -> list:
                 raise _Untranslatable("a time finer than the column's microseconds")
             v //= 1000
         try:
-            values.append(_EPOCH + dt.timedelta(microseconds=v))
+            values.append(EPOCH + dt.timedelta(microseconds=v))
         except OverflowError:
             raise _Untranslatable("a time outside the years 1-9999") from None
     return values

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
-from cosmoscope.times import to_time
+from cosmoscope.times import EPOCH, to_time
 
 if TYPE_CHECKING:
     import polars as pl
@@ -48,9 +48,6 @@ def target_filter(target: str) -> pl.Expr:
     return col == target
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
 def _utc(t: dt.datetime) -> pl.Expr:
     """A UTC time as a value of the observations' time type: microseconds since 1970 cast to
     it, the same value polars makes of an aware datetime in a twentieth of the time (polars
@@ -58,7 +55,7 @@ def _utc(t: dt.datetime) -> pl.Expr:
     builds two per request)."""
     import polars as pl
 
-    micros = (t.astimezone(dt.timezone.utc) - _EPOCH) // dt.timedelta(microseconds=1)
+    micros = (t.astimezone(dt.timezone.utc) - EPOCH) // dt.timedelta(microseconds=1)
     return pl.lit(micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 

@@ -8,6 +8,8 @@ import re
 from cosmoscope.errors import InvalidArgumentError
 
 UTC = dt.timezone.utc
+#: The start of Unix time, which stored times count microseconds from.
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _EXAMPLE = "use ISO 8601, e.g. 2026-11-27 or 2026-11-27T08:15:00Z, or a day of the year, e.g. 2026-331"
 #: A day of the year as missions write it: 2026-331, 2026:331, 2026.331, with an optional time of
 #: day (2026-331T08:15, 2026:331:08:15:00.5, as astropy's ``yday`` format) and offset.
@@ -57,7 +59,7 @@ def to_utc(value, *, name: str = "time") -> dt.datetime:
         import numpy as np
 
         micros = value.astype("datetime64[us]").astype(np.int64)
-        return dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=int(micros))
+        return EPOCH + dt.timedelta(microseconds=int(micros))
     if type_name.startswith("astropy.time"):
         return value.utc.to_datetime(timezone=UTC)
     raise InvalidArgumentError(f"could not read {value!r} (a {type(value).__name__}) as the {name}: {_EXAMPLE}")

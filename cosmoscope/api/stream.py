@@ -23,6 +23,7 @@ from starlette.responses import StreamingResponse
 
 from cosmoscope.api.read import get_catalog, get_settings, search_filters
 from cosmoscope.errors import InvalidArgumentError
+from cosmoscope.times import EPOCH
 
 router = APIRouter()
 
@@ -34,7 +35,6 @@ MAX_PER_POLL = 1_000
 STREAM_COLUMNS = ["dataset_id", "mission_id", "instrument_type", "target_object", "observation_timestamp",
                   "data_quality_score", "calibration_status", "calib_level", "processing_status", "file_format",
                   "file_size", "file_path", "ingested_at"]
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def parse_cursor(text: str, param: str = "since") -> tuple[int, str]:
@@ -59,7 +59,7 @@ def parse_cursor(text: str, param: str = "since") -> tuple[int, str]:
 
 
 def _us(t: dt.datetime) -> int:
-    d = t - _EPOCH
+    d = t - EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
@@ -78,7 +78,7 @@ class _Follower:
         from cosmoscope.api.formats import records
 
         after_us, after_id = self.cursor
-        lo_t = _EPOCH + dt.timedelta(microseconds=after_us - int(LATE_COMMIT_SECONDS * 1e6))
+        lo_t = EPOCH + dt.timedelta(microseconds=after_us - int(LATE_COMMIT_SECONDS * 1e6))
         lf = self.catalog.observations().filter(pl.col("ingested_at") >= lo_t)
         if self.expr is not None:
             lf = lf.filter(self.expr)

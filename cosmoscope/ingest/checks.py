@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from cosmoscope import schema as S
+from cosmoscope.times import EPOCH
 
 #: Problem kinds, with the words the summary uses.
 KINDS = {
@@ -33,7 +34,6 @@ REEXTRACT_KINDS = frozenset({"changed", "extraction_error", "required_missing", 
 #: Content hash written by ``validate --checksums`` ('algo:hex').
 HASH_ALGORITHM = "blake2b"
 _READ = 1 << 20
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 @dataclass
@@ -61,7 +61,7 @@ def stored_mtime_us(row: dict) -> int | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
-    delta = t - _EPOCH
+    delta = t - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -153,7 +153,7 @@ def row_problems(row: dict, facts: FileFacts) -> list[dict]:
         if row.get("file_size") != facts.size:
             parts.append(f"size {_n(row.get('file_size'))} -> {_n(facts.size)} bytes")
         if stored_mtime_us(row) != facts.mtime_us:
-            now_mtime = _EPOCH + dt.timedelta(microseconds=facts.mtime_us)
+            now_mtime = EPOCH + dt.timedelta(microseconds=facts.mtime_us)
             parts.append(f"modified {_t(row.get('file_mtime'))} -> {_t(now_mtime)}")
         add("changed", "; ".join(parts))
     stored = row.get("checksum")

@@ -43,6 +43,7 @@ from concurrent.futures.process import BrokenProcessPool
 from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ingest.crawl import FileEntry
 from cosmoscope.ingest.roots import Roots
+from cosmoscope.times import EPOCH
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ INFLATE_MAX_BYTES = 64 * 2**20
 #: (each takes as long to start as one reads some hundred small files, on the cores this
 #: process reads on).
 ONE_WORKER_FILES = 4 * CHUNK
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: Default seconds one file may take in a worker process (``COSMOSCOPE_FILE_TIMEOUT``).
 FILE_TIMEOUT = 60.0
 #: Seconds past its budget after which a worker that did not give the file up is killed.
@@ -104,7 +104,7 @@ def extract_entry(entry: FileEntry, profile: str | None, roots: Roots | None = N
     if rec.get("file_size") == entry.size:
         # The crawl's nanosecond mtime, exactly: a float timestamp can round differently, and
         # the next run would take an unchanged file for a changed one.
-        rec["file_mtime"] = _EPOCH + dt.timedelta(microseconds=entry.mtime_us)
+        rec["file_mtime"] = EPOCH + dt.timedelta(microseconds=entry.mtime_us)
     return rec
 
 
