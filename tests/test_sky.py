@@ -309,6 +309,49 @@ def test_sky_index_levels_follow_footprint_size():
     assert idx[4] == -1  # RA 400 is not on the sky
 
 
+def test_the_index_cells_are_cdshealpix_cells_to_the_bit_corners_and_poles_included():
+    """sky_index computes HEALPix cells in numpy (importing cdshealpix costs a small ingest
+    0.2-0.4 s); searches find cells with cdshealpix, so both must number every position alike,
+    including positions on a cell's edge or corner (RA 0, Dec 0 is a common placeholder) and
+    near the poles, or a stored index would look stale to validate."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    from cosmoscope.sky.index import LEVELS, nested_cell
+
+    rng = np.random.default_rng(20261204)
+    ra = [rng.uniform(0, 360, 200_000), rng.uniform(0, 360, 20_000), np.arange(0, 360, 0.5).repeat(361)]
+    dec = [np.degrees(np.arcsin(rng.uniform(-1, 1, 200_000))),
+           np.concatenate([90 - rng.exponential(1e-5, 10_000), rng.exponential(1e-5, 10_000) - 90]),
+           np.tile(np.arange(-90, 90.25, 0.5), 720)]
+    for depth in (2, 5):  # every corner and centre of the cells at two depths
+        cells = np.arange(12 * 4 ** depth, dtype=np.uint64)
+        lon, lat = nested.vertices(cells, depth)
+        clon, clat = nested.healpix_to_lonlat(cells, depth)
+        ra += [lon.to_value(u.deg).ravel(), clon.to_value(u.deg)]
+        dec += [lat.to_value(u.deg).ravel(), clat.to_value(u.deg)]
+    ra, dec = np.concatenate(ra), np.concatenate(dec)
+    for depth in (*LEVELS, 1, 3, 6, 29):
+        want = nested.lonlat_to_healpix(Longitude(ra % 360, u.deg), Latitude(dec, u.deg), depth).astype(np.int64)
+        got = nested_cell(ra, dec, depth)
+        bad = np.flatnonzero(got != want)
+        assert not len(bad), f"depth {depth}: {len(bad)} differ, e.g. RA {ra[bad[0]]!r} Dec {dec[bad[0]]!r}"
+
+
+def test_the_sky_index_of_new_rows_needs_no_astropy_coordinates():
+    """Writing rows computes their sky_index; the import it avoids is the point of nested_cell."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from cosmoscope.sky.search import derive; import pyarrow as pa\n"
+            "t = derive(pa.table({'ra': [10.5, 200.0], 'dec': [41.2, -30.0]}))\n"
+            "assert t.column('sky_index').null_count == 0, t\n"
+            "print('astropy.coordinates' in sys.modules, 'cdshealpix' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
 def test_command_line_cone_search_coverage_and_one_sentence_errors(sky_catalog, tmp_path, capsys):
     from mocpy import MOC
 

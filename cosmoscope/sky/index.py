@@ -1,7 +1,7 @@
 """The HEALPix index kept on every observation row, and the ranges a sky search asks the store for.
 
 ``sky_index`` is the NUNIQ number (``4 * 4**depth + cell``) of the nested HEALPix cell
-(cdshealpix) that holds the row's position, at a depth chosen by the size of its footprint:
+(cdshealpix's numbering, :func:`nested_cell`) that holds the row's position, at a depth chosen by the size of its footprint:
 rows without a footprint sit at depth :data:`POINT_DEPTH` (cells of about 3 arcsec), a
 footprint of radius ``r`` at the deepest of :data:`LEVELS` whose bound :func:`reach` is at
 least ``r``, all-sky products at depth 0. A row whose footprint reaches a region is then
@@ -59,27 +59,61 @@ def sky_index(ra, dec, radius) -> np.ndarray:
     dec = np.asarray(dec, dtype=float)
     out = np.full(len(ra), -1, dtype=np.int64)
     ok = valid_position(ra, dec)
-    if not ok.any():
-        # Rows with no position on the sky (most HDF5, netCDF and CSV files) need no astropy:
-        # importing astropy.coordinates took 0.3-0.5 s of a small folder's first write.
-        return out
-    from astropy.coordinates import Latitude, Longitude
-    import astropy.units as u
-    from cdshealpix import nested
-
     depth = depth_for(radius)
     for d in np.unique(depth[ok]):
         sel = ok & (depth == d)
-        cells = nested.lonlat_to_healpix(Longitude(ra[sel] % 360.0, u.deg), Latitude(dec[sel], u.deg), int(d))
-        out[sel] = cells.astype(np.int64) + 4 * 4 ** int(d)
+        out[sel] = nested_cell(ra[sel], dec[sel], int(d)) + 4 * 4 ** int(d)
     return out
 
 
-def prepare() -> None:
-    """Import what :func:`sky_index` needs (astropy.coordinates and cdshealpix: 0.3-0.5 s), at a
-    moment a caller would otherwise spend waiting."""
-    import astropy.coordinates  # noqa: F401
-    import cdshealpix.nested  # noqa: F401
+def nested_cell(ra, dec, depth: int) -> np.ndarray:
+    """The nested HEALPix cell at ``depth`` of each position (degrees, on the sky): the numbers
+    ``cdshealpix.nested.lonlat_to_healpix`` gives, to the bit (a test compares them, cell
+    corners included).
+
+    cdshealpix's own arithmetic (``d0h_lh_in_d0c`` and ``Layer::hash`` of cds-healpix-rust)
+    written in numpy, because importing cdshealpix imports astropy.coordinates: 0.2-0.4 s of a
+    small folder's ingest, which needs nothing else from it (searches do, and import it then).
+    """
+    lon = np.radians(np.asarray(ra, dtype=float) % 360.0)
+    lat = np.radians(np.asarray(dec, dtype=float))
+    x = lon * (4.0 / np.pi)
+    q = x.astype(np.int64) | 1  # odd: the middle of the base cell's quarter of the sky
+    x_pm1 = x - q  # in [-1, 1)
+    quarter = (q & 7) >> 1
+    # Equatorial belt: a cylindrical equal-area projection; a position on a base cell's S->E or
+    # S->W edge belongs to that cell, as in cdshealpix.
+    y_pm1 = np.sin(lat) * 1.5
+    q01 = (x_pm1 > y_pm1).astype(np.int64)
+    q12 = (x_pm1 >= -y_pm1).astype(np.int64)
+    q013 = q01 + (1 - q12)
+    base = (q013 << 2) + ((quarter + (q01 & q12)) & 3)
+    x_proj = x_pm1 - (q01 + q12 - 1)
+    y_proj = y_pm1 + q013
+    # Polar caps: Collignon projections.
+    north, south = lat > _TRANSITION_LATITUDE, lat < -_TRANSITION_LATITUDE
+    s = np.sqrt(6.0) * np.cos(0.5 * lat + np.where(north, np.pi / 4, -np.pi / 4))
+    x_proj = np.where(north | south, x_pm1 * s, x_proj)
+    y_proj = np.where(north, 2.0 - s, np.where(south, s, y_proj))
+    base = np.where(north, quarter, np.where(south, quarter + 8, base))
+    nside = 1 << depth
+    # Small negative values from rounding count as 0, as cdshealpix's cast to an unsigned integer does.
+    i = np.minimum(np.maximum((y_proj + x_proj) * (nside / 2), 0.0).astype(np.int64), nside - 1)
+    j = np.minimum(np.maximum((y_proj - x_proj) * (nside / 2), 0.0).astype(np.int64), nside - 1)
+    return (base << (2 * depth)) | _spread(i) | (_spread(j) << 1)
+
+
+#: Latitude (radians) where the polar caps begin: asin(2/3), cdshealpix's constant.
+_TRANSITION_LATITUDE = 0.7297276562269663
+
+
+def _spread(v: np.ndarray) -> np.ndarray:
+    """The bits of ``v`` (< 2**30) moved to the even positions (the nested scheme interleaves x and y)."""
+    v = v.astype(np.int64)
+    for shift, mask in ((16, 0x0000FFFF0000FFFF), (8, 0x00FF00FF00FF00FF), (4, 0x0F0F0F0F0F0F0F0F),
+                        (2, 0x3333333333333333), (1, 0x5555555555555555)):
+        v = (v | (v << shift)) & mask
+    return v
 
 
 def valid_position(ra, dec) -> np.ndarray:
