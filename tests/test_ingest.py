@@ -446,11 +446,9 @@ def test_a_small_folder_of_compressed_fits_and_csv_is_read_here_with_no_worker_s
         (tree / (os.path.basename(path) + pack[1])).write_bytes(pack[0](open(path, "rb").read()))
     entries = list(crawl([str(tree)]))
     assert all(workers.in_process_ok(e) for e in entries)
-    idle = []
-    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
+    with workers.ExtractionPool(2, head_start=True) as pool:
         records = list(pool.extract(entries))
         assert pool.started == 0, "a worker process was started for a small folder of compressed FITS and CSV"
-    assert not idle, "nothing waited for a worker, so nothing was to be done meanwhile"
     assert pool.read_here == len(entries) == sim.manifest.height
     assert all(r["extraction_status"] != "error" for r in records), [r.get("extraction_error") for r in records]
     assert {r["mission_specific"].get("compression") for r in records if r["file_format"] == "fits"} == {
@@ -483,8 +481,7 @@ def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp
     """HDF5 and netCDF stay in a worker process (real HDF5 files crash netCDF4, a damaged one hangs libhdf5
     where no signal reaches). A small run starts one worker, not one per CPU, which imports the
     libraries these files need rather than astropy, and is let go once the last file is read,
-    so that it exits while the rows are written; this process prepares its first write (on_idle)
-    while it waits."""
+    so that it exits while the rows are written."""
     from cosmoscope.ingest import workers
     from cosmoscope.simulate import simulate
 
@@ -493,10 +490,59 @@ def test_a_small_folder_of_hdf5_and_netcdf_starts_one_worker_without_astropy(tmp
     assert len(entries) > workers.CHUNK and not any(workers.in_process_ok(e) for e in entries)
     preload = workers._preload_for(entries)
     assert "h5py" in preload and not any(m.startswith("astropy") for m in preload)
-    idle = []
-    with workers.ExtractionPool(2, head_start=True, on_idle=lambda: idle.append(1)) as pool:
+    with workers.ExtractionPool(2, head_start=True) as pool:
         records = list(pool.extract(entries))
         assert pool.started == 1 and pool._pool is None and pool._closing is not None
-    assert idle == [1]
     assert pool._closing is None and pool.read_here == 0
     assert len(records) == len(entries) and all(r["extraction_status"] == "ok" for r in records)
+
+
+def test_the_worker_a_small_hdf5_folder_needs_starts_before_the_catalog_opens(tmp_path):
+    """`cosmoscope ingest` starts the workers a small run will need while it opens the catalog
+    (start_spare); the run takes those rather than starting its own after the opening."""
+    from cosmoscope.ingest import workers
+    from cosmoscope.simulate import simulate
+
+    sim = simulate(tmp_path / "sim", missions=["COSMOS-7"], files=6, days=1, seed=3, progress=False, workers=0)
+    workers.start_spare([str(sim.root)], 2)
+    try:
+        assert workers._spare is not None and workers._spare[0] == 1, "one worker, as the small run will want"
+        spare = workers._spare[1]
+        with workers.ExtractionPool(2, head_start=True) as pool:
+            read = pool.extract(crawl([str(sim.root)]))
+            first = next(read)
+            assert pool._pool is spare and workers._spare is None, "the run started a worker of its own"
+            records = [r for r in (first, *read) if not r.get("_skip")]
+        assert pool.started == 1
+        assert len(records) == sim.manifest.height and all(r["extraction_status"] == "ok" for r in records)
+    finally:
+        workers.let_spare_go()
+
+
+def test_no_worker_starts_early_for_files_read_here_and_an_unused_one_is_let_go(tmp_path):
+    """A small folder of FITS files is read in this process, so nothing starts early (a spare
+    process would only share the cores); a spare that a run does not take exits."""
+    from cosmoscope.ingest import workers
+    from cosmoscope.simulate import simulate
+
+    fits = simulate(tmp_path / "fits", missions=["LYRA"], files=4, days=1, seed=3, progress=False, workers=0)
+    workers.start_spare([str(fits.root)])
+    assert workers._spare is None
+    hdf5 = simulate(tmp_path / "hdf5", missions=["COSMOS-7"], files=4, days=1, seed=3, progress=False, workers=0)
+    workers.start_spare([str(hdf5.root)])
+    pid = workers._spare[2].result(timeout=600)  # the worker's own pid, once it has started
+    with workers.ExtractionPool(2, head_start=True) as pool:  # a run of the FITS files only
+        records = [r for r in pool.extract(crawl([str(fits.root)])) if not r.get("_skip")]
+    assert pool.started == 0 and len(records) == fits.manifest.height
+    assert workers._spare is None
+    from tests.test_watch import wait_for
+
+    wait_for(lambda: not _alive(pid), what="the unused spare worker process to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -128,7 +128,7 @@ def cmd_ingest(args) -> int:
         raise InvalidArgumentError("give the PATHs to walk, or --from-vast-catalog PATH-PREFIX, but not both"
                                    if args.paths else "give at least one PATH to walk, or --from-vast-catalog "
                                    "PATH-PREFIX")
-    with _catalog_for_ingest(args) as cat, _dask_client(args) as executor:
+    with _spare_worker(args), _catalog_for_ingest(args) as cat, _dask_client(args) as executor:
         paths, entries, problems = args.paths, None, []
         if args.from_vast_catalog:
             # The local directory the listed files lie under: the run's label, and its root (files
@@ -154,6 +154,19 @@ def cmd_ingest(args) -> int:
                   "file_path,extraction_error --format csv | grep -v ',$'",
                   file=sys.stderr if getattr(args, "quiet", False) else sys.stdout)
     return 0 if summary.ok else 1
+
+
+@contextlib.contextmanager
+def _spare_worker(args):
+    """The workers a small run needs, starting while the catalog opens."""
+    from cosmoscope.ingest import workers
+
+    if args.paths and not args.dry_run and args.workers != 0 and not (args.dask_scheduler or args.dask):
+        workers.start_spare(args.paths, args.workers)
+    try:
+        yield
+    finally:
+        workers.let_spare_go()
 
 
 def _catalog_for_ingest(args):

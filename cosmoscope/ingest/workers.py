@@ -36,7 +36,7 @@ import multiprocessing
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -66,6 +66,9 @@ HARD_GRACE = 10.0
 _TICK = 1.0
 #: In a worker process: (shared array, slot) where it notes its pid and when its file started.
 _SLOT = None
+#: Workers started before this process opened its catalog: (workers, pool, ready, slots); see
+#: :func:`start_spare`.
+_spare: tuple | None = None
 
 
 class FileTimeout(BaseException):
@@ -225,6 +228,56 @@ def _submit(pool: ProcessPoolExecutor, fn, *args, deaf: bool = False) -> Future:
             signal.signal(signal.SIGINT, old)
 
 
+def _launch(workers: int, preload: tuple[str, ...], *, deaf: bool = False) -> tuple:
+    """``(pool, ready, slots)``: a pool whose ``workers`` are starting (importing ``preload``),
+    the future done when the first has, and the array where each notes its current file."""
+    # spawn: workers never inherit the parent's threads, locks or open catalog connections.
+    ctx = multiprocessing.get_context("spawn")
+    slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up, initargs=(slots, preload))
+    pings = [_submit(pool, _ping, deaf=deaf) for _ in range(workers)]  # each call starts a worker
+    return pool, pings[0], slots
+
+
+def start_spare(paths: list[str], workers: int | None = None) -> None:
+    """Start now the workers a small run of ``paths`` will need, before this process has opened
+    the catalog.
+
+    ``cosmoscope ingest`` calls this first: opening the catalog (ADBC, pyarrow, pandas) takes as
+    long as a worker takes to start, and the two then happen at once rather than one after the
+    other (a small folder of HDF5 files cataloged 0.15 s sooner). It looks at the run's first
+    files as :meth:`ExtractionPool.extract` will, and starts nothing when they are all read in
+    this process (a spare would only slow this process down: the two share the cores), for a
+    run too long for a head start, or on one CPU. A run that does not take the spare lets it go.
+    """
+    global _spare
+    if _spare is not None or default_workers() < 2:
+        return
+    from cosmoscope.ingest.crawl import crawl
+
+    try:  # a look ahead only: problems with the paths are the run's to report
+        head = list(itertools.islice(crawl(paths), SMALL_RUN + 1))
+        elsewhere = [e for e in head if not in_process_ok(e)] if len(head) <= SMALL_RUN else []
+    except (OSError, CosmoscopeError):
+        return
+    if elsewhere:
+        n = _small_run_workers(len(elsewhere), default_workers() if workers is None else workers)
+        _spare = (n, *_launch(n, _preload_for(elsewhere)))
+
+
+def _small_run_workers(files: int, workers: int) -> int:
+    """Workers a small run starts for ``files`` files not read in this process."""
+    return workers if files > ONE_WORKER_FILES else 1
+
+
+def let_spare_go() -> None:
+    """Stop the spare worker if no run took it (it exits in the background)."""
+    global _spare
+    if _spare is not None:
+        (_, pool, _, _), _spare = _spare, None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _extract_chunk(entries: list[FileEntry], profile: str | None, roots: Roots | None) -> list[dict]:
     return [extract_entry(e, profile, roots) for e in entries]
 
@@ -318,17 +371,14 @@ class ExtractionPool:
 
     ``head_start``: in a run of at most :data:`SMALL_RUN` files, read those that are safe to
     read here (:func:`in_process_ok`) in this process, and start a worker only for the others.
-    ``on_idle``: called once, in this thread, the first time this process has nothing to do but
-    wait for the workers (bulk ingest prepares its first write then).
     """
 
     def __init__(self, workers: int | None = None, profile: str | None = None, roots: Roots | None = None, *,
-                 head_start: bool = False, on_idle: Callable[[], object] | None = None):
+                 head_start: bool = False):
         self.workers = default_workers() if workers is None else workers
         self.profile = profile
         self.roots = roots
         self.head_start = head_start
-        self._on_idle = on_idle
         #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
@@ -348,6 +398,7 @@ class ExtractionPool:
         self.close()
 
     def close(self) -> None:
+        let_spare_go()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -360,6 +411,7 @@ class ExtractionPool:
         read, and :meth:`close` only waits for what is left of that."""
         import threading
 
+        let_spare_go()
         pool, self._pool = self._pool, None
         if pool is not None:
             self._closing = threading.Thread(target=pool.shutdown, name="cosmoscope-workers-exit", daemon=True)
@@ -373,16 +425,13 @@ class ExtractionPool:
 
     def _start_pool(self, workers: int, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> ProcessPoolExecutor:
         """A pool whose ``workers`` are starting (importing ``preload``); ``self._ready`` is
-        done when the first has."""
-        # spawn: workers never inherit the parent's threads, locks or open catalog connections.
-        ctx = multiprocessing.get_context("spawn")
-        self._slots = ctx.Array("d", 2 * (workers + 1))  # per worker: pid, start of its current file
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warm_up,
-                                   initargs=(self._slots, preload))
-        deaf = not self.sigint_to_workers
-        pings = [_submit(pool, _ping, deaf=deaf) for _ in range(workers)]  # each call starts a worker
+        done when the first has. One worker is the spare, if one was started (:func:`start_spare`)."""
+        global _spare
         self.started += workers
-        self._ready = pings[0]
+        if _spare is not None and _spare[0] == workers and self.sigint_to_workers:
+            (_, pool, self._ready, self._slots), _spare = _spare, None
+            return pool
+        pool, self._ready, self._slots = _launch(workers, preload, deaf=not self.sigint_to_workers)
         return pool
 
     @staticmethod
@@ -438,9 +487,6 @@ class ExtractionPool:
                 continue
             if not in_flight:
                 break
-            if self._on_idle is not None and not any(fut.done() for fut in in_flight):
-                idle, self._on_idle = self._on_idle, None
-                idle()
             done, _ = wait(in_flight, timeout=_TICK, return_when=FIRST_COMPLETED)
             if not done:
                 self._kill_overdue()
@@ -496,8 +542,7 @@ class ExtractionPool:
         for entry in head:
             (here if in_process_ok(entry) else elsewhere).append(entry)
         if elsewhere:
-            self._pool = self._start_pool(self.workers if len(elsewhere) > ONE_WORKER_FILES else 1,
-                                          _preload_for(elsewhere))
+            self._pool = self._start_pool(_small_run_workers(len(elsewhere), self.workers), _preload_for(elsewhere))
         return iter(elsewhere), here
 
     def _kill_overdue(self) -> bool:
