@@ -114,6 +114,25 @@ def test_every_chart_renders_to_bokeh(cat):
     assert figs["sky"].xaxis[0].visible is False  # a projection, not a plain RA/Dec plane
 
 
+def test_two_years_of_weekly_bins_are_labelled_by_quarter_not_by_month():
+    """At 10M rows (two years of data) the week-binned charts had 24 month labels on 450 px,
+    printed over each other."""
+    days = [dt.datetime(2025, 3, 1, tzinfo=UTC) + dt.timedelta(days=d) for d in range(0, 700, 5)]
+    n = len(days)
+    df = pl.DataFrame({"mission_id": ["A"] * n, "observation_timestamp": days, "data_quality_score": [0.5] * n,
+                       "file_size": [10] * n, "processing_status": ["raw"] * n, "extraction_status": ["ok"] * n,
+                       "ra": [None] * n, "dec": [None] * n, "target_object": [None] * n},
+                      schema_overrides={"ra": pl.Float64, "dec": pl.Float64, "target_object": pl.String})
+    data = plots.summarize(df)
+    assert data.period == "week"
+    for chart in (plots.timeline_chart, plots.volume_chart):
+        ticker = hv.render(chart(data, width=450, height=250)).xaxis[0].ticker
+        first, last = days[0], days[-1]
+        months = [(y, m) for y in range(first.year, last.year + 1) for m in range(1, 13)
+                  if first <= dt.datetime(y, m, 1, tzinfo=UTC) <= last and (m - 1) in ticker.months]
+        assert 4 <= len(months) <= 9, months
+
+
 def test_charts_of_nothing_say_so(tmp_path, cat):
     data = plots.chart_data(cat, Filters(target="No Such Target"))
     assert data.total == 0

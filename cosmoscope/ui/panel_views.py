@@ -42,6 +42,7 @@ class ChartsView:
         self.caption.object = "Drawing charts…"
 
     def show(self, data, filters: Filters) -> None:
+        import holoviews as hv
         import panel as pn
 
         from cosmoscope.ui import plots
@@ -64,20 +65,23 @@ class ChartsView:
                               f"<b>status</b> {swatches((s, STATUS_COLORS.get(s, STATUS_COLORS[None])) for s in states)}"
                               "</div>")
 
-        def pane(element, **kw):
+        def canvas(element):
             # Drawn on a canvas, not WebGL: a few hundred bars and at most a few thousand points
             # gain nothing from it, and without a GPU (headless, remote desktops) WebGL's copy to
             # the page cost ~0.3 s at every layout. Set in place: the sky map's tap stream
             # watches this very element.
             element.opts(backend_opts={"plot.output_backend": "canvas"}, clone=False)
-            # Unlinked: the charts share dimension names ("observations") but not scales.
-            return pn.pane.HoloViews(element, sizing_mode="stretch_width", linked_axes=False, **kw)
+            return element
 
         size = {"responsive": True, "height": CHART_HEIGHT}
-        cells = [pane(plots.timeline_chart(data, legend=False, **size)), pane(plots.volume_chart(data, **size)),
-                 pane(plots.quality_chart(data, **size)), pane(plots.status_chart(data, legend=False, **size))]
-        sky = plots.sky_chart(data, responsive=True, min_height=360)
-        self.sky_pane = pane(sky, min_height=380)
+        # The plain charts are rendered here and shown as Bokeh figures: they have no streams for
+        # Panel's holoviews pane to link, which cost ~15 ms a chart.
+        cells = [pn.pane.Bokeh(hv.render(canvas(chart)), sizing_mode="stretch_width") for chart in (
+            plots.timeline_chart(data, legend=False, **size), plots.volume_chart(data, **size),
+            plots.quality_chart(data, **size), plots.status_chart(data, legend=False, **size))]
+        sky = canvas(plots.sky_chart(data, responsive=True, min_height=360))
+        # Unlinked: the charts share dimension names ("observations") but not scales.
+        self.sky_pane = pn.pane.HoloViews(sky, sizing_mode="stretch_width", linked_axes=False, min_height=380)
         self._tap(sky)
         rows = [pn.Row(*cells[i:i + 2], sizing_mode="stretch_width") for i in (0, 2)]
         self.grid.objects = [self.sky_pane, *rows]

@@ -290,8 +290,10 @@ def _time_axis(period: str, first, last) -> dict:
     if period == "day" and days <= 310:
         step = next(s for s in (1, 2, 3, 7, 14, 31) if days / s <= 10)
         ticker = DaysTicker(days=list(range(1, 32, step)) if step > 1 else list(range(1, 32)))
-    elif period in ("day", "week") and days <= 800:
-        ticker = MonthsTicker(months=list(range(12)))
+    elif period in ("day", "week", "month") and days <= 800:
+        # At most about eight labels: two years of weekly bins labelled every month overlapped.
+        step = next(s for s in (1, 2, 3, 6, 12) if days / 30.4 / s <= 8)
+        ticker = MonthsTicker(months=list(range(0, 12, step)))
     elif period == "month":
         ticker = MonthsTicker(months=list(range(0, 12, max(1, round(days / 30 / 10)))))
     else:
@@ -425,8 +427,10 @@ def status_chart(data: ChartData, *, legend: bool = True, **opts):
     statuses = [s.value for s in S.ProcessingStatus] + ["unreadable"]
     present = data.status["processing_status"].unique().to_list()
     order = [s for s in statuses if s in present] + sorted(s for s in present if s not in statuses)
-    bars = hv.Bars(data.status.rename({"processing_status": "status"}).to_pandas(), kdims=["mission_id", "status"],
-                   vdims=["n"]).redim.values(status=order)
+    # Columns as lists, not a pandas frame: holoviews deep-copies a frame at every step of its
+    # drawing (a fifth of this chart's 55 ms).
+    bars = hv.Bars({"mission_id": data.status["mission_id"].to_list(), "status": data.status["processing_status"].to_list(),
+                    "n": data.status["n"].to_list()}, kdims=["mission_id", "status"], vdims=["n"]).redim.values(status=order)
     colors = {s: STATUS_COLORS.get(s, STATUS_COLORS[None]) for s in order}
     return bars.opts(stacked=True, invert_axes=True, cmap=colors, title=title, xlabel="mission",
                      ylabel="observations", xformatter="%d", show_legend=legend, legend_position="top",
