@@ -540,6 +540,35 @@ def test_no_worker_starts_early_for_files_read_here_and_an_unused_one_is_let_go(
     wait_for(lambda: not _alive(pid), what="the unused spare worker process to exit")
 
 
+def test_a_ctrl_c_while_a_deaf_worker_starts_is_delivered_and_the_worker_stays_deaf():
+    """A watcher's workers are deaf to SIGINT (the watcher stops them). SIGINT used to be ignored
+    in the watcher for the moment of their spawn: a Ctrl-C then (`cosmoscope watch` stopped just
+    after it said "watching") was lost, and the watcher ran on. Here a SIGINT arrives in that
+    very moment."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cosmoscope.ingest import workers
+
+    class CtrlCDuringSpawn(ProcessPoolExecutor):
+        def submit(self, fn, *args):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().submit(fn, *args)
+
+    heard = []
+    previous = signal.signal(signal.SIGINT, lambda *_: heard.append("SIGINT"))
+    pool = CtrlCDuringSpawn(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        worker = workers._submit(pool, os.getpid, deaf=True).result(timeout=600)
+        assert heard == ["SIGINT"], "the Ctrl-C that came while the worker started was lost"
+        os.kill(worker, signal.SIGINT)
+        assert pool.submit(os.getpid).result(timeout=600) == worker, "the worker died of SIGINT"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        pool.shutdown(cancel_futures=True)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:

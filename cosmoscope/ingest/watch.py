@@ -520,8 +520,7 @@ class Watcher:
 def _start_workers(pool) -> None:
     """Start the extraction processes now, so the first file waits for no start-up, and deaf to
     SIGINT: Ctrl-C in a terminal reaches the whole process group, and the watcher decides when
-    its workers stop. (SIGINT used to be ignored here until they had started, half a second
-    and more: a Ctrl-C in that time was lost, and the watcher never stopped.)"""
+    its workers stop. A Ctrl-C while they start is not lost (see ``workers._submit``)."""
     pool.sigint_to_workers = False
     pool._pool = pool._new_pool(pool.workers)
 

@@ -212,20 +212,21 @@ def _main_script_not_rerun():
 
 def _submit(pool: ProcessPoolExecutor, fn, *args, deaf: bool = False) -> Future:
     """``pool.submit``, which starts a worker when none is idle, kept from re-running the
-    main script in it; ``deaf``: the worker it starts ignores SIGINT (the one disposition a
-    spawned process inherits), set only for the moment of the spawn so that a Ctrl-C meant for
-    this process is not lost."""
-    import signal
-    import threading
+    main script in it; ``deaf``: the worker it starts never receives SIGINT.
 
-    deaf = deaf and threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if deaf else None
+    For the moment of the spawn SIGINT is blocked in this thread, and a spawned process keeps
+    the blocked signals it is born with. Blocked, not ignored: a Ctrl-C meant for this process
+    that arrives in that moment waits and is delivered after it. (It used to be ignored for that
+    moment, and a watcher stopped just as it started its workers never stopped.)"""
+    import signal
+
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if deaf else None
     try:
         with _main_script_not_rerun():
             return pool.submit(fn, *args)
     finally:
         if deaf:
-            signal.signal(signal.SIGINT, old)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _launch(workers: int, preload: tuple[str, ...], *, deaf: bool = False) -> tuple:
