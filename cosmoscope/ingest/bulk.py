@@ -254,10 +254,7 @@ def ingest(catalog: Catalog, paths: Iterable[str | os.PathLike], *, profile: str
                               profile=profile, batch_rows=batch_rows, run_id=run_id, force=force,
                               roots=None if roots.everywhere else roots)
         else:
-
-            # The first write imports what the sky index needs: done while the workers read.
-            with ExtractionPool(workers, profile, None if roots.everywhere else roots, head_start=True,
-                                ) as pool:
+            with ExtractionPool(workers, profile, None if roots.everywhere else roots, head_start=True) as pool:
                 batch: list[dict] = []
                 for rec in pool.extract(to_read()):
                     bar.update(1)

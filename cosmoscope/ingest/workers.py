@@ -246,7 +246,7 @@ def start_spare(paths: list[str], workers: int | None = None) -> None:
 
     ``cosmoscope ingest`` calls this first: opening the catalog (ADBC, pyarrow, pandas) takes as
     long as a worker takes to start, and the two then happen at once rather than one after the
-    other (a small folder of HDF5 files cataloged 0.15 s sooner). It looks at the run's first
+    other (a small folder of HDF5 files cataloged about 0.1 s sooner). It looks at the run's first
     files as :meth:`ExtractionPool.extract` will, and starts nothing when they are all read in
     this process (a spare would only slow this process down: the two share the cores), for a
     run too long for a head start, or on one CPU. A run that does not take the spare lets it go.
@@ -380,7 +380,7 @@ class ExtractionPool:
         self.profile = profile
         self.roots = roots
         self.head_start = head_start
-        #: False: the workers this pool starts ignore SIGINT (a watcher stops its own).
+        #: False: the workers this pool starts never receive SIGINT (a watcher stops its own).
         self.sigint_to_workers = True
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future | None = None  # done once the first worker has started
@@ -426,7 +426,7 @@ class ExtractionPool:
 
     def _start_pool(self, workers: int, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> ProcessPoolExecutor:
         """A pool whose ``workers`` are starting (importing ``preload``); ``self._ready`` is
-        done when the first has. One worker is the spare, if one was started (:func:`start_spare`)."""
+        done when the first has. They are the spare workers, if :func:`start_spare` started as many."""
         global _spare
         self.started += workers
         if _spare is not None and _spare[0] == workers and self.sigint_to_workers:

@@ -1,10 +1,10 @@
 """The HEALPix index kept on every observation row, and the ranges a sky search asks the store for.
 
 ``sky_index`` is the NUNIQ number (``4 * 4**depth + cell``) of the nested HEALPix cell
-(cdshealpix's numbering, :func:`nested_cell`) that holds the row's position, at a depth chosen by the size of its footprint:
-rows without a footprint sit at depth :data:`POINT_DEPTH` (cells of about 3 arcsec), a
-footprint of radius ``r`` at the deepest of :data:`LEVELS` whose bound :func:`reach` is at
-least ``r``, all-sky products at depth 0. A row whose footprint reaches a region is then
+(cdshealpix's numbering, :func:`nested_cell`) that holds the row's position, at a depth chosen
+by the size of its footprint: rows without a footprint sit at depth :data:`POINT_DEPTH` (cells
+of about 3 arcsec), a footprint of radius ``r`` at the deepest of :data:`LEVELS` whose bound
+:func:`reach` is at least ``r``, all-sky products at depth 0. A row whose footprint reaches a region is then
 always found by looking, at each level, in the cells that meet the region widened by that
 level's bound: a few ranges of ``sky_index`` per level, an OR of ``between`` tests on one
 column, which every store pushes down. The exact test runs afterwards on the rows found.
