@@ -128,7 +128,10 @@ def _raster_cells(width: int, cell_deg: float) -> tuple[np.ndarray, np.ndarray, 
     on_sky = ~np.isnan(ra)
     keys = (np.floor((ra[on_sky] % 360) / cell_deg).astype(np.int64) * 1000
             + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / cell_deg).astype(np.int64))
-    return xs, ys, np.flatnonzero(on_sky), keys
+    cells = (xs, ys, np.flatnonzero(on_sky), keys)
+    for a in cells:
+        a.flags.writeable = False  # shared by every drawing
+    return cells
 
 
 def sky_map(data: ChartData, **opts):
