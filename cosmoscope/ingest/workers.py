@@ -258,12 +258,21 @@ def start_spare(paths: list[str], workers: int | None = None) -> None:
 
     try:  # a look ahead only: problems with the paths are the run's to report
         head = list(itertools.islice(crawl(paths), SMALL_RUN + 1))
-        elsewhere = [e for e in head if not in_process_ok(e)] if len(head) <= SMALL_RUN else []
+        elsewhere = _where_read(head)[1] if len(head) <= SMALL_RUN else []
     except (OSError, CosmoscopeError):
         return
     if elsewhere:
         n = _small_run_workers(len(elsewhere), default_workers() if workers is None else workers)
         _spare = (n, *_launch(n, _preload_for(elsewhere)))
+
+
+def _where_read(head: list[FileEntry]) -> tuple[list[FileEntry], list[FileEntry]]:
+    """A small run's files: ``(read here, read by workers)``, by :func:`in_process_ok`."""
+    here: list[FileEntry] = []
+    elsewhere: list[FileEntry] = []
+    for entry in head:
+        (here if in_process_ok(entry) else elsewhere).append(entry)
+    return here, elsewhere
 
 
 def _small_run_workers(files: int, workers: int) -> int:
@@ -538,13 +547,10 @@ class ExtractionPool:
         head = list(itertools.islice(entries, SMALL_RUN + 1))
         if len(head) > SMALL_RUN:
             return itertools.chain(head, entries), deque()
-        here: deque[FileEntry] = deque()
-        elsewhere: list[FileEntry] = []
-        for entry in head:
-            (here if in_process_ok(entry) else elsewhere).append(entry)
+        here, elsewhere = _where_read(head)
         if elsewhere:
             self._pool = self._start_pool(_small_run_workers(len(elsewhere), self.workers), _preload_for(elsewhere))
-        return iter(elsewhere), here
+        return iter(elsewhere), deque(here)
 
     def _kill_overdue(self) -> bool:
         """Kill the workers whose current file is :data:`HARD_GRACE` seconds past its budget

@@ -104,8 +104,7 @@ def density_raster(sky, width: int = RASTER_WIDTH) -> tuple[np.ndarray, np.ndarr
     from cosmoscope.ui.plots import SKY_BIN_DEG
 
     xs, ys, pixels, keys = _raster_cells(width, SKY_BIN_DEG)
-    known = (np.floor((sky["ra"].to_numpy() % 360) / SKY_BIN_DEG).astype(np.int64) * 1000
-             + np.floor((sky["dec"].to_numpy() + 90) / SKY_BIN_DEG).astype(np.int64))
+    known = _cell_keys(sky["ra"].to_numpy(), sky["dec"].to_numpy(), SKY_BIN_DEG)
     order = np.argsort(known)
     known, counts = known[order], sky["n"].to_numpy().astype(float)[order]
     at = np.clip(np.searchsorted(known, keys), 0, max(len(known) - 1, 0))
@@ -126,12 +125,16 @@ def _raster_cells(width: int, cell_deg: float) -> tuple[np.ndarray, np.ndarray, 
     gx, gy = np.meshgrid(xs, ys)
     ra, dec = to_sky(gx.ravel(), gy.ravel())
     on_sky = ~np.isnan(ra)
-    keys = (np.floor((ra[on_sky] % 360) / cell_deg).astype(np.int64) * 1000
-            + np.floor((np.clip(dec[on_sky], -90, 90 - 1e-9) + 90) / cell_deg).astype(np.int64))
-    cells = (xs, ys, np.flatnonzero(on_sky), keys)
+    cells = (xs, ys, np.flatnonzero(on_sky), _cell_keys(ra[on_sky], dec[on_sky], cell_deg))
     for a in cells:
         a.flags.writeable = False  # shared by every drawing
     return cells
+
+
+def _cell_keys(ra: np.ndarray, dec: np.ndarray, cell_deg: float) -> np.ndarray:
+    """A number for the RA/Dec cell of ``cell_deg`` degrees holding each position (Dec 90 in the top row)."""
+    return (np.floor((ra % 360) / cell_deg).astype(np.int64) * 1000
+            + np.floor((np.clip(dec, -90, 90 - 1e-9) + 90) / cell_deg).astype(np.int64))
 
 
 def sky_map(data: ChartData, **opts):
