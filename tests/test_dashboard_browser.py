@@ -181,9 +181,8 @@ def test_a_view_is_driven_by_its_state_and_written_to_its_url(tmp_path):
     assert titles[0] == "Not a FITS file: 1 file cannot be read.  (LYRA 1)"
     d.update(tab="charts")
     assert d.charts.data.total == df.height and "COSMOS-7" in d.charts.legend.object
-    points = [el for el in d.charts.sky_pane.object if type(el).__name__ == "Points"][0]
-    d.charts.pick(points, [0])  # a click on the first target of the sky map filters on it
-    assert d.state.target == points.dframe()["target"][0] and d.state.tab == "search"
+    d.charts.sky_dots.selected.indices = [0]  # a click on the first target of the sky map filters on it
+    assert d.state.target == d.charts.sky_dots.data["target"][0] and d.state.tab == "search"
     d.update(target="", tab="search")
     ra, dec = df.filter(pl.col("ra").is_not_null() & pl.col("dec").is_not_null()).select("ra", "dec").row(0)
     d.side.near.value = f"{ra} {dec}"  # a cone, with the default radius
@@ -414,6 +413,19 @@ def test_charts_share_colours_and_show_the_sky(page, console, board, artifacts):
     shot(page, artifacts, "charts-1440.png")
     page.set_viewport_size({"width": 1024, "height": 768})
     shot(page, artifacts, "charts-1024.png")
+    # A click on a target's dot on the sky map searches for that target. Where BokehJS drew the
+    # dot is asked of BokehJS; the click is the mouse's.
+    dot = page.evaluate("""() => {
+        const dots = Bokeh.documents[0].get_model_by_name('sky-dots');
+        const view = Bokeh.index.find_one(dots);
+        const canvas = view.parent.canvas_view.el.getBoundingClientRect();
+        return {x: canvas.left + view.glyph.sx[0], y: canvas.top + view.glyph.sy[0],
+                target: dots.data_source.data.target[0]};
+    }""")
+    page.mouse.click(dot["x"], dot["y"])
+    expect(page).to_have_url(re.compile(r"[?&]target="), timeout=WAIT)
+    assert query_of(page)["target"] == [dot["target"]] and dot["target"] in board.df["target_object"].to_list()
+    expect(caption(page)).to_be_visible(timeout=WAIT)  # the search tab, showing that target's observations
     assert console == []
 
 

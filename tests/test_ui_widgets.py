@@ -269,4 +269,5 @@ def test_charts_tab_draws_the_current_selection(cat):
     ex.mission.value = ("LYRA",)
     ex.charts_button.click()
     assert len(ex.last_charts) == 5
-    assert [el.label for el in ex.last_charts[0]] == ["LYRA"]  # one layer per mission: only LYRA
+    timeline = ex.last_charts[0].object
+    assert [item.label.value for item in timeline.legend[0].items] == ["LYRA"]  # its legend names only LYRA

@@ -1,10 +1,10 @@
-"""Explorers for people: notebook widgets (ipywidgets), hvplot charts and a Panel dashboard.
+"""Explorers for people: notebook widgets (ipywidgets), Bokeh charts and a Panel dashboard.
 
 >>> from cosmoscope.ui import SearchExplorer, LineageExplorer, charts, chart_data  # doctest: +SKIP
 >>> SearchExplorer(cat)                                                             # doctest: +SKIP
 
 The dashboard is served with ``cosmoscope serve`` (see :mod:`cosmoscope.ui.dashboard`).
-Everything here loads ipywidgets, holoviews or Panel only when first used.
+Everything here loads ipywidgets, Bokeh or Panel only when first used.
 """
 
 from __future__ import annotations

@@ -36,13 +36,14 @@ class ChartsView:
         self.legend = pn.pane.HTML("", sizing_mode="stretch_width")
         self.grid = pn.Column(sizing_mode="stretch_width")
         self.data: ChartData | None = None
+        #: The sky map's dots (a Bokeh ColumnDataSource), which clicks act on.
+        self.sky_dots = None
         self.panel = pn.Column(self.caption, self.legend, self.grid, sizing_mode="stretch_width")
 
     def drawing(self) -> None:
         self.caption.object = "Drawing charts…"
 
     def show(self, data, filters: Filters) -> None:
-        import holoviews as hv
         import panel as pn
 
         from cosmoscope.ui import plots
@@ -65,42 +66,34 @@ class ChartsView:
                               f"<b>status</b> {swatches((s, STATUS_COLORS.get(s, STATUS_COLORS[None])) for s in states)}"
                               "</div>")
 
-        def canvas(element):
-            # Drawn on a canvas, not WebGL: a few hundred bars and at most a few thousand points
-            # gain nothing from it, and without a GPU (headless, remote desktops) WebGL's copy to
-            # the page cost ~0.3 s at every layout. Set in place: the sky map's tap stream
-            # watches this very element.
-            element.opts(backend_opts={"plot.output_backend": "canvas"}, clone=False)
-            return element
-
         size = {"responsive": True, "height": CHART_HEIGHT}
-        # The plain charts are rendered here and shown as Bokeh figures: they have no streams for
-        # Panel's holoviews pane to link, which cost ~15 ms a chart.
-        cells = [pn.pane.Bokeh(hv.render(canvas(chart)), sizing_mode="stretch_width") for chart in (
+        cells = [pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in (
             plots.timeline_chart(data, legend=False, **size), plots.volume_chart(data, **size),
             plots.quality_chart(data, **size), plots.status_chart(data, legend=False, **size))]
-        sky = canvas(plots.sky_chart(data, responsive=True, min_height=360))
-        # Unlinked: the charts share dimension names ("observations") but not scales.
-        self.sky_pane = pn.pane.HoloViews(sky, sizing_mode="stretch_width", linked_axes=False, min_height=380)
-        self._tap(sky)
+        sky = plots.sky_chart(data, responsive=True, min_height=360)
+        self.sky_pane = pn.pane.Bokeh(sky, sizing_mode="stretch_width", min_height=380)
+        self.sky_dots = self._tap(sky)
         rows = [pn.Row(*cells[i:i + 2], sizing_mode="stretch_width") for i in (0, 2)]
         self.grid.objects = [self.sky_pane, *rows]
 
-    def _tap(self, sky) -> None:
+    def _tap(self, sky):
         """Clicking the map filters on what was clicked: a target's dot on that target, a density
-        cell on a cone around it (where the catalog searches cones)."""
-        import holoviews as hv
+        cell on a cone around it (where the catalog searches cones). The dots' data, or None."""
+        from cosmoscope.ui.skymap import DOTS
 
-        points = [el for el in (sky.values() if hasattr(sky, "values") else []) if isinstance(el, hv.Points)]
-        if points:
-            stream = hv.streams.Selection1D(source=points[0])
-            stream.add_subscriber(lambda index: self.pick(points[0], index))
+        dots = sky.select_one({"name": DOTS})
+        if dots is None:
+            return None
+        source = dots.data_source
+        source.selected.on_change("indices", lambda _attr, _old, index: self.pick(source, index))
+        return source
 
-    def pick(self, layer, index) -> None:
-        """Filter on the clicked target or density cell (``index``: positions in the layer's data)."""
+    def pick(self, dots, index) -> None:
+        """Filter on the clicked target or density cell (``dots``: the map's dots' data source,
+        ``index``: the clicked ones' positions in it)."""
         if not index:
             return
-        row = layer.dframe().iloc[index[0]]
+        row = {k: v[index[0]] for k, v in dots.data.items()}
         if "target" in row:
             if row["target"] and row["target"] != "(no target)":
                 self.dash.update(target=row["target"], tab="search")

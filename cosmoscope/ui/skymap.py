@@ -4,6 +4,7 @@ Astronomers' convention: right ascension grows to the left (east is left when lo
 0h in the middle, a grid every 2h of RA and 30° of Dec. Few distinct positions are drawn as one
 dot per target, sized by how many observations it has and coloured by its mission; hovering
 says target, position and count. Many are drawn as density cells coloured by count (log scale).
+Drawn with Bokeh (:func:`sky_map`).
 
 :func:`to_sky` turns a point of the map back into RA/Dec, for clicks.
 
@@ -137,79 +138,90 @@ def _cell_keys(ra: np.ndarray, dec: np.ndarray, cell_deg: float) -> np.ndarray:
             + np.floor((np.clip(dec, -90, 90 - 1e-9) + 90) / cell_deg).astype(np.int64))
 
 
+#: The name of the map's dots (targets' positions, or the density cells' centres): what
+#: hovering and clicking act on (``figure.select_one({"name": DOTS})``).
+DOTS = "sky-dots"
+
+
 def sky_map(data: ChartData, **opts):
-    """The all-sky map of :class:`~cosmoscope.ui.plots.ChartData` (a holoviews Overlay)."""
-    import holoviews as hv
+    """The all-sky map of :class:`~cosmoscope.ui.plots.ChartData` (a Bokeh figure)."""
+    from bokeh.models import ColorBar, HoverTool, LogColorMapper, LogTicker, TapTool, WheelZoomTool
 
-    from cosmoscope.ui.plots import SKY_BIN_DEG, _empty, _hv
+    from cosmoscope.ui.plots import SKY_BIN_DEG, _empty, figure
 
-    _hv()
     if data.n_positions == 0:
         return _empty("Sky positions", "No RA/Dec known for these observations", **opts)
-    grid, outline, text = _frame()
+    sky = data.sky
     if data.sky_density:
-        sky = data.sky
-        size = SKY_BIN_DEG
-        what = f"cells of {SKY_BIN_DEG:g}°"
-        title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} {what}"
-        xs, ys, image = density_raster(sky)
-        raster = hv.Image((xs, ys, image), kdims=["x", "y"], vdims=["observations"]).opts(
-            cmap="viridis", logz=True, colorbar=True, clabel="observations", clipping_colors={"NaN": "transparent"})
-        # Invisible dots at the cells' centres carry the hover text and the clicks.
-        cx, cy = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
-        centres = hv.Points({"x": cx, "y": cy, "observations": sky["n"].to_numpy(),
-                             "ra": [f"{v:.2f}" for v in sky["ra"]], "dec": [f"{v:+.2f}" for v in sky["dec"]],
-                             "size": [size] * sky.height},
-                            kdims=["x", "y"], vdims=["observations", "ra", "dec", "size"]).opts(
-            size=8, alpha=0, hover_alpha=0.6, color="white", tools=["hover", "tap"],
-            hover_tooltips=[("RA", "@ra°"), ("Dec", "@dec°"), ("observations", "@observations")],
-            nonselection_alpha=0, selection_alpha=0.8)
-        below, above = [raster], [centres]
+        title = f"Sky density: {data.n_positions:,} observations, {sky.height:,} cells of {SKY_BIN_DEG:g}°"
     else:
-        sky = data.sky
-        x, y = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
-        n = sky["n"].to_numpy()
-        rows = {"x": x, "y": y, "target": sky["target_object"].fill_null("(no target)").to_list(),
-                "mission": sky["mission_id"].to_list(), "observations": n,
-                "ra": [f"{v:.4f}" for v in sky["ra"]], "dec": [f"{v:+.4f}" for v in sky["dec"]],
-                "color": [data.color(m) for m in sky["mission_id"]],
-                "size": np.clip(5 + 3 * np.sqrt(n), 6, 34)}
         title = (f"Sky positions: {data.n_positions:,} observations of {sky.height:,} "
                  f"position{'s' if sky.height != 1 else ''}")
-        layer = hv.Points(rows, kdims=["x", "y"], vdims=["target", "mission", "observations", "ra", "dec", "color",
-                                                          "size"]).opts(
-            color="color", size="size", alpha=0.75, line_color="white", tools=["hover", "tap"],
-            hover_tooltips=[("target", "@target"), ("observations", "@observations"), ("mission", "@mission"),
-                            ("RA", "@ra°"), ("Dec", "@dec°")], nonselection_alpha=0.4)
-        below, above = [], [layer]
     if opts.get("responsive"):
-        size = {"responsive": True, "aspect": 2.0, **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
+        # Half as high as wide, the sky's shape.
+        size = {"sizing_mode": "stretch_width", "aspect_ratio": 2.0,
+                **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
     else:
         width = opts.get("width", 800)
-        # Half as high as wide (the sky's shape), with room for the title and the colour bar.
+        # Room for the title and the colour bar.
         size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
-    overlay = hv.Overlay([*(el.redim.range(**VIEW) for el in below), grid, outline, text,
-                          *(el.redim.range(**VIEW) for el in above)])
-    return overlay.opts(title=title, xaxis=None, yaxis=None, xlim=VIEW["x"], ylim=VIEW["y"], show_grid=False,
-                        toolbar="above", active_tools=["wheel_zoom"], **size)
+    fig = figure(title, tools="pan,wheel_zoom,box_zoom,save,reset", x_range=VIEW["x"], y_range=VIEW["y"],
+                 width=size.pop("width", None), height=size.pop("height", None), **size)
+    fig.toolbar_location = "above"
+    fig.axis.visible = fig.grid.visible = False
+    fig.toolbar.active_scroll = fig.select_one({"type": WheelZoomTool})
+    x, y = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
+    if data.sky_density:
+        xs, ys, image = density_raster(sky)
+        counts = sky["n"].to_numpy()
+        mapper = LogColorMapper(palette="Viridis256", low=max(float(counts.min()), 1), high=max(float(counts.max()), 2),
+                                nan_color=(0, 0, 0, 0))
+        dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+        fig.image(image=[image], x=xs[0] - dx / 2, y=ys[0] - dy / 2, dw=xs[-1] - xs[0] + dx, dh=ys[-1] - ys[0] + dy,
+                  color_mapper=mapper)
+        fig.add_layout(ColorBar(color_mapper=mapper, ticker=LogTicker(), title="observations"), "right")
+    _draw_frame(fig)
+    if data.sky_density:
+        # Invisible dots at the cells' centres carry the hover text and the clicks.
+        source = {"x": x, "y": y, "observations": sky["n"].to_numpy(), "ra": [f"{v:.2f}" for v in sky["ra"]],
+                  "dec": [f"{v:+.2f}" for v in sky["dec"]], "size": [SKY_BIN_DEG] * sky.height}
+        dots = fig.scatter("x", "y", source=source, name=DOTS, size=8, color="white", alpha=0, hover_alpha=0.6,
+                           selection_alpha=0.8, nonselection_alpha=0)
+        tips = [("RA", "@ra°"), ("Dec", "@dec°"), ("observations", "@observations")]
+    else:
+        n = sky["n"].to_numpy()
+        source = {"x": x, "y": y, "target": sky["target_object"].fill_null("(no target)").to_list(),
+                  "mission": sky["mission_id"].to_list(), "observations": n,
+                  "ra": [f"{v:.4f}" for v in sky["ra"]], "dec": [f"{v:+.4f}" for v in sky["dec"]],
+                  "color": [data.color(m) for m in sky["mission_id"]], "size": np.clip(5 + 3 * np.sqrt(n), 6, 34)}
+        dots = fig.scatter("x", "y", source=source, name=DOTS, size="size", color="color", alpha=0.75,
+                           line_color="white", nonselection_alpha=0.4)
+        tips = [("target", "@target"), ("observations", "@observations"), ("mission", "@mission"),
+                ("RA", "@ra°"), ("Dec", "@dec°")]
+    fig.add_tools(HoverTool(renderers=[dots], tooltips=tips), TapTool(renderers=[dots]))
+    return fig
 
 
 #: The map's view: the whole sky, whatever the data's extent.
 VIEW = {"x": (-X_MAX * 1.02, X_MAX * 1.02), "y": (-Y_MAX * 1.04, Y_MAX * 1.04)}
 
 
+def _draw_frame(fig) -> None:
+    """The RA/Dec grid, the sky's outline and the grid's labels."""
+    grid_x, grid_y, outline, labels = _frame()
+    fig.line(grid_x, grid_y, color="#ced4da", line_width=0.8)
+    fig.line(outline[:, 0], outline[:, 1], color="#868e96", line_width=1.2)
+    fig.text(x=[x for x, _, _ in labels], y=[y for _, y, _ in labels], text=[t for _, _, t in labels],
+             text_font_size="9pt", text_color="#495057", text_align="center", text_baseline="middle")
+
+
 @functools.cache
 def _frame():
-    """The map's unchanging layers: RA/Dec grid, outline and grid labels (built once: building
-    them was a third of the map's building time)."""
-    import holoviews as hv
-
+    """The grid as one line broken by NaNs, the outline and the labels (the same in every map)."""
     lines, labels = _graticule()
-    # One path broken by NaN rows, not a path per line: holoviews splits a multi-path into a
-    # dataset per line when it draws (17 lines: 0.1 s of each drawing of the map).
     gap = np.full((1, 2), np.nan)
-    grid = hv.Path([np.vstack([part for line in lines for part in (line, gap)][:-1])]).opts(
-        color="#ced4da", line_width=0.8)
-    outline = hv.Path([_outline()]).opts(color="#868e96", line_width=1.2)
-    text = hv.Labels(labels, kdims=["x", "y"], vdims=["text"]).opts(text_font_size="9pt", text_color="#495057")
-    return tuple(el.redim.range(**VIEW) for el in (grid, outline, text))
+    grid = np.vstack([part for line in lines for part in (line, gap)][:-1])
+    outline = _outline()
+    for a in (grid, outline):
+        a.flags.writeable = False  # shared by every drawing
+    return grid[:, 0], grid[:, 1], outline, labels

@@ -240,7 +240,7 @@ class SearchExplorer(_Shown):
         return self.lineage
 
     def charts(self):
-        """The five charts of the current matches (a holoviews Layout)."""
+        """The five charts of the current matches (see :func:`cosmoscope.ui.plots.charts`)."""
         from cosmoscope.ui.plots import chart_data, charts
 
         return charts(chart_data(self.catalog, self.filters), width=460, height=280)
