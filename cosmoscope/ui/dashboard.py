@@ -36,6 +36,7 @@ from cosmoscope.errors import CosmoscopeError
 from cosmoscope.ui import query as Q
 from cosmoscope.ui.facets import FACETS
 from cosmoscope.ui.panel_filters import FiltersPanel
+from cosmoscope.ui.panel_components import Tabs
 from cosmoscope.ui.panel_lineage import LineageView
 from cosmoscope.ui.panel_results import DetailDrawer, ResultsView
 from cosmoscope.ui.panel_views import ChartsView, ProblemsView, SummaryView
@@ -138,18 +139,13 @@ class Dashboard:
         self.banner_button.on_click(lambda _: self.refresh())
         self.banner = pn.Row(self.banner_text, self.banner_button, visible=False, sizing_mode="stretch_width",
                              styles={"background": "#e7f1ff", "border-radius": "6px"})
-        self.tabs = pn.Tabs(
+        self.tabs = Tabs(
             ("Search", self.results.panel), ("Charts", self.charts.panel), ("Summary", self.summary.panel),
             ("Lineage", self.lineage.panel), ("Problems", self.problems.panel),
             # Every tab reaches the page with the first view (charts and problems are filled behind
             # it), so a tab shows at once when opened; the ones not open are hidden (see _apply).
             dynamic=False, sizing_mode="stretch_width")
         self.tabs.param.watch(lambda e: self.update(tab=_TAB_KEYS[e.new]), "active")
-        # Only the open tab's content is visible (see _apply); the browser shows a tab's content
-        # itself when the tab is clicked, not after a round trip through a server that may be busy.
-        panes = {f"p{i}": content for i, content in enumerate(self.tabs.objects)}
-        self.tabs.jscallback(args=panes, active=f"[{', '.join(panes)}].forEach((p, i) => "
-                                                "{ p.visible = i === cb_obj.active; });")
 
     # -- layout ------------------------------------------------------------------------------
 

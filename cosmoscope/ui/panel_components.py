@@ -1,14 +1,20 @@
 """Small Panel components of the dashboard, in plain JavaScript shipped with the page (no CDN):
-a facet list (values with counts and bars, click to filter), the clickable lineage graph, and
-copy-to-clipboard buttons.
+a facet list (values with counts and bars, click to filter), the clickable lineage graph,
+copy-to-clipboard buttons, and tabs that switch in the browser.
 
-Each is a :class:`panel.custom.JSComponent`; Python sees their clicks as parameter changes or
-messages, so they can be driven without a browser too (set ``selected``; call ``on_message``).
+The facets and the graph are :class:`panel.custom.JSComponent`; Python sees their clicks as
+parameter changes or messages, so they can be driven without a browser too (set ``selected``;
+call ``on_message``). The copy buttons and the tabs act in the browser alone, through Bokeh's
+CustomJS.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import panel as pn
 import param
+from bokeh.models import CustomJS
 from panel.custom import JSComponent
 
 from cosmoscope.ui.lineage_svg import PANEL_ESM
@@ -159,16 +165,50 @@ if (navigator.clipboard && window.isSecureContext) {
 """
 
 
+class CopyButton(pn.widgets.Button):
+    """A button that copies a text field's value to the clipboard, in the browser.
+
+    The copying is Bokeh's own CustomJS on the button's model, not Panel's ``js_on_click``: a
+    Panel link on a page makes Panel look through every model of the page for links whenever
+    any part of it changes (0.1 s of each drawing of the charts at 10M rows). The field must be
+    drawn before the button (beside it, on its left)."""
+
+    def __init__(self, field, **params):
+        self._field = field
+        super().__init__(**params)
+
+    def _get_model(self, doc, root=None, parent=None, comm=None):
+        model = super()._get_model(doc, root, parent, comm)
+        field = self._field._models[(root or model).ref["id"]][0]
+        model.js_on_event("button_click", CustomJS(args={"source": field}, code=_COPY_JS))
+        return model
+
+
 def copy_field(label: str, width: int = 380):
     """A text field with a Copy button beside it (which says "Copied ✓" once used, until the
     field's value changes); returns ``(row, text_widget)``."""
-    import panel as pn
-
     text = pn.widgets.TextInput(label=label, value="", width=width, disabled=False,
                                 stylesheets=["input {font-family: ui-monospace, monospace; font-size: 12px;}"])
-    button = pn.widgets.Button(label="Copy", width=70, color="light", align="end",
-                               description=f"copy the {label.lower()} to the clipboard")
-    button.js_on_click(args={"source": text}, code=_COPY_JS)
+    button = CopyButton(text, label="Copy", width=70, color="light", align="end",
+                        description=f"copy the {label.lower()} to the clipboard")
     button.on_click(lambda _: setattr(button, "label", "Copied ✓"))
     text.param.watch(lambda _: setattr(button, "label", "Copy"), "value")
     return pn.Row(text, button, margin=(0, 0)), text
+
+
+class Tabs(pn.Tabs):
+    """Panel's Tabs, where only the open tab's content is visible, and a tab opened is acted on
+    at once.
+
+    The browser shows a tab's content itself when the tab is clicked (a CustomJS of Bokeh's, for
+    the reason given in :class:`CopyButton`), not after a round trip through a server that may be
+    busy; and the server hears of the click at once, where Panel holds a change coming from the
+    page for 50 ms to gather others with it (a tab click comes alone)."""
+
+    _priority_changes: ClassVar[list[str]] = ["active"]
+
+    def _get_model(self, doc, root=None, parent=None, comm=None):
+        model = super()._get_model(doc, root, parent, comm)
+        model.js_on_change("active", CustomJS(args={"tabs": model}, code=(
+            "tabs.tabs.forEach((tab, i) => { tab.child.visible = i === tabs.active; });")))
+        return model

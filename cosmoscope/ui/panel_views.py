@@ -81,7 +81,7 @@ class ChartsView:
         cell on a cone around it (where the catalog searches cones). The dots' data, or None."""
         from cosmoscope.ui.skymap import DOTS
 
-        dots = sky.select_one({"name": DOTS})
+        dots = next((r for r in sky.renderers if r.name == DOTS), None)
         if dots is None:
             return None
         source = dots.data_source

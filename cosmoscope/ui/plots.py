@@ -271,7 +271,7 @@ def _inline_styles(viewable, root) -> None:
         patch_inline_stylesheets(model)
 
 
-def figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None, tools: str = TOOLS, **opts):
+def figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None, tools=TOOLS, **opts):
     """A Bokeh figure of the charts' look and size: ``width`` and ``height`` in pixels, or
     ``responsive=True`` (as wide as its place, ``height`` high; ``min_height`` may be given);
     any other keyword goes to :func:`bokeh.plotting.figure` (``x_range``, ``x_axis_type``, ...)."""

@@ -139,7 +139,7 @@ def _cell_keys(ra: np.ndarray, dec: np.ndarray, cell_deg: float) -> np.ndarray:
 
 
 #: The name of the map's dots (targets' positions, or the density cells' centres): what
-#: hovering and clicking act on (``figure.select_one({"name": DOTS})``).
+#: hovering and clicking act on (the renderer of that name among ``figure.renderers``).
 DOTS = "sky-dots"
 
 
@@ -165,11 +165,12 @@ def sky_map(data: ChartData, **opts):
         width = opts.get("width", 800)
         # Room for the title and the colour bar.
         size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
-    fig = figure(title, tools="pan,wheel_zoom,box_zoom,save,reset", x_range=VIEW["x"], y_range=VIEW["y"],
+    zoom = WheelZoomTool()
+    fig = figure(title, tools=["pan", zoom, "box_zoom", "save", "reset"], x_range=VIEW["x"], y_range=VIEW["y"],
                  width=size.pop("width", None), height=size.pop("height", None), **size)
     fig.toolbar_location = "above"
+    fig.toolbar.active_scroll = zoom
     fig.axis.visible = fig.grid.visible = False
-    fig.toolbar.active_scroll = fig.select_one({"type": WheelZoomTool})
     x, y = mollweide(sky["ra"].to_numpy(), sky["dec"].to_numpy())
     if data.sky_density:
         xs, ys, image = density_raster(sky)
