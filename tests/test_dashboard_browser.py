@@ -262,6 +262,24 @@ def test_first_view_is_science_first_at_1440_and_1024(page, console, board, arti
     assert console == []
 
 
+def test_a_tab_opened_shows_alone_without_waiting_for_the_server(page, console, board):
+    """The browser itself hides every tab's content but the open one's: the callback BokehJS runs
+    when a tab opens does it (run here as BokehJS runs it, so that no answer from the server can
+    be what is seen)."""
+    page.goto(board.page)
+    expect(caption(page)).to_be_visible(timeout=WAIT)
+    shown = page.evaluate("""async () => {
+        const tabs = [...Bokeh.documents[0].all_models].find((m) => m.type === 'panel.models.tabs.Tabs');
+        const [callback] = tabs.js_property_callbacks['change:active'];
+        tabs.active = 2;
+        await callback.execute(tabs);
+        return tabs.tabs.map((tab) => tab.child.visible);
+    }""")
+    assert shown == [False, False, True, False, False]
+    expect(page).to_have_url(re.compile(r"tab=summary"), timeout=WAIT)  # and the server heard of it
+    assert console == []
+
+
 def test_facets_typed_times_sort_page_and_tab_round_trip_through_the_url(page, console, board, artifacts):
     df = board.df
     page.goto(board.page)
