@@ -100,8 +100,10 @@ class ChartsView:
             return
         from cosmoscope.ui.panel_filters import cone_search_available
 
-        if cone_search_available(self.dash.catalog):
-            self.dash.update(near=f"{row['ra']} {row['dec']}", radius=f"{float(row['size']):.2f}deg", tab="search")
+        from cosmoscope.ui.plots import SKY_BIN_DEG
+
+        if cone_search_available(self.dash.catalog):  # a cone as wide as the cell
+            self.dash.update(near=f"{row['ra']:.2f} {row['dec']:+.2f}", radius=f"{SKY_BIN_DEG:.2f}deg", tab="search")
 
 
 class SummaryView:

@@ -184,21 +184,22 @@ def sky_map(data: ChartData, **opts):
     _draw_frame(fig)
     if data.sky_density:
         # Invisible dots at the cells' centres carry the hover text and the clicks.
-        source = {"x": x, "y": y, "observations": sky["n"].to_numpy(), "ra": [f"{v:.2f}" for v in sky["ra"]],
-                  "dec": [f"{v:+.2f}" for v in sky["dec"]], "size": [SKY_BIN_DEG] * sky.height}
+        # Numbers, not text: the page gets them as binary arrays, and formats them when hovered.
+        source = {"x": x, "y": y, "observations": sky["n"].to_numpy(), "ra": sky["ra"].to_numpy(),
+                  "dec": sky["dec"].to_numpy()}
         dots = fig.scatter("x", "y", source=source, name=DOTS, size=8, color="white", alpha=0, hover_alpha=0.6,
                            selection_alpha=0.8, nonselection_alpha=0)
-        tips = [("RA", "@ra°"), ("Dec", "@dec°"), ("observations", "@observations")]
+        tips = [("RA", "@ra{0.00}°"), ("Dec", "@dec{+0.00}°"), ("observations", "@observations{0,0}")]
     else:
         n = sky["n"].to_numpy()
         source = {"x": x, "y": y, "target": sky["target_object"].fill_null("(no target)").to_list(),
                   "mission": sky["mission_id"].to_list(), "observations": n,
-                  "ra": [f"{v:.4f}" for v in sky["ra"]], "dec": [f"{v:+.4f}" for v in sky["dec"]],
+                  "ra": sky["ra"].to_numpy(), "dec": sky["dec"].to_numpy(),
                   "color": [data.color(m) for m in sky["mission_id"]], "size": np.clip(5 + 3 * np.sqrt(n), 6, 34)}
         dots = fig.scatter("x", "y", source=source, name=DOTS, size="size", color="color", alpha=0.75,
                            line_color="white", nonselection_alpha=0.4)
-        tips = [("target", "@target"), ("observations", "@observations"), ("mission", "@mission"),
-                ("RA", "@ra°"), ("Dec", "@dec°")]
+        tips = [("target", "@target"), ("observations", "@observations{0,0}"), ("mission", "@mission"),
+                ("RA", "@ra{0.0000}°"), ("Dec", "@dec{+0.0000}°")]
     fig.add_tools(HoverTool(renderers=[dots], tooltips=tips), TapTool(renderers=[dots]))
     return fig
 
