@@ -240,6 +240,29 @@ def test_only_the_open_tab_is_visible_and_charts_reuse_the_catalogs_colours(tmp_
     cat.close()
 
 
+def test_a_click_on_a_density_cell_searches_a_cone_as_wide_as_the_cell(tmp_path, monkeypatch):
+    from cosmoscope.ui import plots
+
+    monkeypatch.setattr(plots, "SKY_POINTS_MAX", 3)  # too many positions to draw: density cells
+    cat, _ = build_catalog(f"sqlite://{tmp_path}/ui.sqlite")
+    d = Dashboard(catalog=cat, refresh_seconds=0)
+    d.servable()
+    d.update(tab="charts")
+    assert d.charts.data.sky_density
+    cells = d.charts.sky_dots.data
+    d.charts.sky_dots.selected.indices = [0]
+    assert d.state.tab == "search" and d.state.radius == f"{plots.SKY_BIN_DEG:.2f}deg"
+    assert d.state.near == f"{cells['ra'][0]:.2f} {cells['dec'][0]:+.2f}"
+    # The cone holds the cell's observations (its centre is at most half a diagonal, 2.1°, away).
+    ra, dec = cells["ra"][0], cells["dec"][0]
+    half = plots.SKY_BIN_DEG / 2
+    inside = d.catalog.observations().filter(pl.col("ra").is_between(ra - half, ra + half)
+                                             & pl.col("dec").is_between(dec - half, dec + half)).collect()
+    assert 0 < inside.height == int(cells["observations"][0]) <= d.page.total
+    d.close()
+    cat.close()
+
+
 # -- in a browser -------------------------------------------------------------------------------
 
 def test_first_view_is_science_first_at_1440_and_1024(page, console, board, artifacts):
