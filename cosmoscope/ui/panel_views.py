@@ -99,7 +99,6 @@ class ChartsView:
                 self.dash.update(target=row["target"], tab="search")
             return
         from cosmoscope.ui.panel_filters import cone_search_available
-
         from cosmoscope.ui.plots import SKY_BIN_DEG
 
         if cone_search_available(self.dash.catalog):  # a cone as wide as the cell

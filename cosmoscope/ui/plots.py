@@ -241,7 +241,8 @@ def _chart_data(groups: pl.DataFrame, states: pl.DataFrame, sky: pl.DataFrame, p
 # dashboard's Charts tab, which has to open in under 0.8 s), and nothing here needs what it
 # adds: the bars are stacked and binned above, in polars.
 
-#: The tools of every chart but the sky map; none takes the mouse wheel, which scrolls the page.
+#: The tools of every chart but the sky map. The wheel zoom is there but not on: the mouse wheel
+#: scrolls the page.
 TOOLS = "pan,wheel_zoom,box_zoom,save,reset"
 #: Counts on an axis: 1,600,000, not 1600000 or 1.6e+6.
 _COUNT_FORMAT = "0,0"
@@ -277,7 +278,7 @@ def figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None, 
     any other keyword goes to :func:`bokeh.plotting.figure` (``x_range``, ``x_axis_type``, ...)."""
     from bokeh.plotting import figure as bokeh_figure
 
-    size = {k: v for k, v in _size(opts).items() if v is not None}
+    size = {k: v for k, v in opts.items() if k in _SIZES and v is not None}
     rest = {k: v for k, v in opts.items() if k not in _SIZES}
     if size.pop("responsive", False):
         size["sizing_mode"] = "stretch_width"
@@ -293,10 +294,6 @@ def figure(title: str, *, xlabel: str | None = None, ylabel: str | None = None, 
 
 
 _SIZES = ("width", "height", "responsive", "min_height", "min_width")
-
-
-def _size(opts: dict) -> dict:
-    return {k: v for k, v in opts.items() if k in _SIZES}
 
 
 def _hover(fig, renderer, tooltips) -> None:

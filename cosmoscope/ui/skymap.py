@@ -157,17 +157,14 @@ def sky_map(data: ChartData, **opts):
     else:
         title = (f"Sky positions: {data.n_positions:,} observations of {sky.height:,} "
                  f"position{'s' if sky.height != 1 else ''}")
-    if opts.get("responsive"):
-        # Half as high as wide, the sky's shape.
-        size = {"sizing_mode": "stretch_width", "aspect_ratio": 2.0,
-                **({"min_height": opts["min_height"]} if "min_height" in opts else {})}
-    else:
+    if opts.get("responsive"):  # half as high as wide, the sky's shape
+        size = {"sizing_mode": "stretch_width", "aspect_ratio": 2.0, "min_height": opts.get("min_height")}
+    else:  # with room for the title and the colour bar
         width = opts.get("width", 800)
-        # Room for the title and the colour bar.
         size = {"width": width, "height": round((width - (80 if data.sky_density else 0)) / 2) + 40}
     zoom = WheelZoomTool()
     fig = figure(title, tools=["pan", zoom, "box_zoom", "save", "reset"], x_range=VIEW["x"], y_range=VIEW["y"],
-                 width=size.pop("width", None), height=size.pop("height", None), **size)
+                 **size)
     fig.toolbar_location = "above"
     fig.toolbar.active_scroll = zoom
     fig.axis.visible = fig.grid.visible = False
