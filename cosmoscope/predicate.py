@@ -353,8 +353,6 @@ def _convert(series, column_dtype, *, allow_nan: bool = False) -> list:
     raise _Untranslatable(f"no pushdown for {col_dtype} columns")
 
 
-
-
 def _times(series, col_dtype) -> list:
     """Datetimes as polars compares them with a UTC timestamp column."""
     import polars as pl

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
-from cosmoscope.times import EPOCH, to_time
+from cosmoscope.times import epoch_us, to_time
 
 if TYPE_CHECKING:
     import polars as pl
@@ -55,7 +55,7 @@ def _utc(t: dt.datetime) -> pl.Expr:
     builds two per request)."""
     import polars as pl
 
-    micros = (t.astimezone(dt.timezone.utc) - EPOCH) // dt.timedelta(microseconds=1)
+    micros = epoch_us(t.astimezone(dt.timezone.utc))
     return pl.lit(micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 

@@ -134,3 +134,14 @@ def has_time_of_day(text: str) -> bool:
     if m is not None:
         return m.group(3) is not None
     return bool(re.search(r"\d[T ]\d", text))
+
+
+def epoch_us(t: dt.datetime) -> int:
+    """Microseconds from :data:`EPOCH` to ``t``, exactly (a time without a zone is taken as UTC).
+
+    >>> epoch_us(dt.datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC))
+    1000005
+    """
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - EPOCH) // dt.timedelta(microseconds=1)

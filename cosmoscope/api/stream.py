@@ -23,7 +23,7 @@ from starlette.responses import StreamingResponse
 
 from cosmoscope.api.read import get_catalog, get_settings, search_filters
 from cosmoscope.errors import InvalidArgumentError
-from cosmoscope.times import EPOCH
+from cosmoscope.times import EPOCH, epoch_us
 
 router = APIRouter()
 
@@ -55,12 +55,7 @@ def parse_cursor(text: str, param: str = "since") -> tuple[int, str]:
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"parameter {param!r}: {exc}; or give a cursor such as "
                                    "'1795737600000000:ds-1a2b...' from an event id") from None
-    return _us(t), ""
-
-
-def _us(t: dt.datetime) -> int:
-    d = t - EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    return epoch_us(t), ""
 
 
 class _Follower:
@@ -137,7 +132,7 @@ async def stream(
     shape = shape_of(cat, sky["near"], sky["radius"], sky["box"], None, sky["footprints"] is not False)
     expr = search_filter(**filters, sky=shape)
     start = since or last_event_id
-    after = parse_cursor(start, "since" if since else "Last-Event-ID") if start else (_us(now()), "")
+    after = parse_cursor(start, "since" if since else "Last-Event-ID") if start else (epoch_us(now()), "")
     follower = _Follower(cat, expr, cols, after)
     limit = min(timeout or settings.max_stream_seconds, settings.max_stream_seconds)
 

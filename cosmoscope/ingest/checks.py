@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from cosmoscope import schema as S
-from cosmoscope.times import EPOCH
+from cosmoscope.times import EPOCH, epoch_us
 
 #: Problem kinds, with the words the summary uses.
 KINDS = {
@@ -59,10 +59,7 @@ def stored_mtime_us(row: dict) -> int | None:
     t = row.get("file_mtime")
     if t is None:
         return None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    delta = t - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return epoch_us(t)
 
 
 def stat_matches(row: dict, facts: FileFacts) -> bool:

@@ -22,7 +22,7 @@ from cosmoscope import schema as S
 from cosmoscope.errors import InvalidArgumentError
 from cosmoscope.pipeline._store import claim_holders, dataset_ids_from, is_live, lease_expiry
 from cosmoscope.records import fs_path
-from cosmoscope.times import now, to_utc
+from cosmoscope.times import epoch_us, now, to_utc
 
 if TYPE_CHECKING:
     import polars as pl
@@ -331,7 +331,7 @@ def _check_file(v: DatasetVerdict, row: dict, st) -> None:
     if row["file_size"] is not None and st.st_size != row["file_size"]:
         changes.append(f"size {row['file_size']:,} -> {st.st_size:,} bytes")
     if row["file_mtime"] is not None:
-        stored = _epoch_us(row["file_mtime"])
+        stored = epoch_us(row["file_mtime"])
         if abs(st.st_mtime_ns // 1000 - stored) > MTIME_TOLERANCE_US:
             seen = dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=dt.timezone.utc)
             changes.append(f"modified {seen:%Y-%m-%d %H:%M:%S} UTC, cataloged as of "
@@ -366,11 +366,6 @@ def _space(output_dir: str, needed: int, factor: float) -> SpaceVerdict:
         checked = parent
     free = shutil.disk_usage(checked).free
     return SpaceVerdict(target, checked, int(free), needed, factor)
-
-
-def _epoch_us(t: dt.datetime) -> int:
-    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _human(n: int) -> str:

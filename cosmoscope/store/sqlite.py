@@ -41,6 +41,7 @@ from cosmoscope.errors import (CatalogNotFoundError, CatalogOpenError, Cosmoscop
 from cosmoscope.predicate import Predicate, Test, successor
 from cosmoscope.store import rollup, sqlite_rollup
 from cosmoscope.store.base import WRITE_BATCH_ROWS, Agg, canonical_floats
+from cosmoscope.times import epoch_us
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,7 @@ def _to_sql_value(v):
     import datetime as dt
 
     if isinstance(v, dt.datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.timezone.utc)
-        delta = v - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return epoch_us(v)
     if isinstance(v, dt.date):
         return (v - dt.date(1970, 1, 1)).days
     return v
